@@ -1,0 +1,9 @@
+"""titans_seq: the Titans neural long-term memory for time series and DNA sequences."""
+
+from .memory import (MemoryState, NeuralMemory, NeuralMemoryState, memory_scan,
+                     memory_scan_reference)
+
+__version__ = "0.1.0"
+
+__all__ = ["MemoryState", "NeuralMemory", "NeuralMemoryState", "memory_scan",
+           "memory_scan_reference", "__version__"]

@@ -1,0 +1,280 @@
+"""The fast chunked memory scan: exact per-token semantics, no per-token weights.
+
+The sequence is cut into chunks of ``chunk_size`` tokens counted from the first token the state
+has seen. Per chunk (``W_c`` the weights at its start, the only sequential dependence):
+
+1. one forward and backward pass of the chunk's keys through ``W_c`` gives every token's
+   gradient as rank-1 factors ``a_iᵀ δ_i`` per layer (:func:`memory_loss_backward`);
+2. retrieval of every token at its *own* weights ``W_t`` is a causal, attention-like product:
+   for a layer input ``h_t``,
+   ``h_t W_t = B[t,0] h_t W_0 + G[t,0] h_t S_0 − Σ_{i≤t} G[t,i] θ_i (h_t · a_i) δ_i``;
+3. the weights and momentum at the chunk's end are one batched matmul ``aᵀ (w ⊙ δ)`` each.
+
+The gate coefficients ``B, G, E`` of all chunks come from :mod:`.coefficients` in one batched
+pass before the loop, as do the first layer's query-key scores.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .coefficients import ChunkCoefficients, chunk_coefficients
+from .state import MemoryState
+from .validation import check_scan_inputs, compute_dtype
+
+
+def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Tensor,
+                weights: Sequence[Tensor], chunk_size: int = 16,
+                state: MemoryState | None = None, mask: Tensor | None = None
+                ) -> tuple[Tensor, MemoryState]:
+    """Run the Titans long-term memory over a sequence (the paper's Eqs. 12-18).
+
+    Parameters
+    ----------
+    q, k : Tensor
+        Queries and keys, ``(B, H, T, D_k)``.
+    v : Tensor
+        Values, ``(B, H, T, D_v)``.
+    theta, eta, alpha : Tensor
+        Per-token learning rate ``θ ≥ 0``, momentum decay ``η ∈ [0, 1]`` and forgetting gate
+        ``α ∈ [0, 1]``, each ``(B, H, T)``.
+    weights : sequence of Tensor
+        The memory MLP's initial weights, one ``(H, D_in, D_out)`` per layer; first
+        ``D_in = D_k``, last ``D_out = D_v``. One layer is a linear memory. Used only when
+        ``state`` is None.
+    chunk_size : int
+        Tokens per chunk ``b``; all gradients of a chunk are taken at its start weights
+        (Eq. 16). ``chunk_size=1`` is plain online gradient descent with momentum and decay.
+    state : MemoryState, optional
+        The state returned by an earlier call; the call continues that sequence exactly, also
+        from the middle of a chunk.
+    mask : Tensor, optional
+        ``(B, T)`` bool, True = valid, padding only at the end of a row. Padding leaves the state
+        untouched and gives zero outputs.
+
+    Returns
+    -------
+    y : Tensor
+        ``(B, H, T, D_v)``, ``y_t = M_{W_t}(q_t)`` read after token t's update (Eq. 15).
+    state : MemoryState
+        The state after each row's last valid token.
+    """
+    check_scan_inputs(q, k, v, theta, eta, alpha, weights, chunk_size, state, mask)
+    return chunked_memory_scan(q, k, v, theta, eta, alpha, weights, chunk_size, state, mask)
+
+
+def _to_grid(x: Tensor, offsets: Tensor | None, grid_length: int) -> Tensor:
+    """Place row b's tokens at grid positions ``offsets[b] + j``; ``x`` is (B, H, T, ...)."""
+    length = x.shape[2]
+    if offsets is None:  # every row starts at a chunk boundary: pad the tail only
+        padding = [0, 0] * (x.dim() - 3) + [0, grid_length - length]
+        return F.pad(x, padding)
+    source = torch.arange(grid_length, device=x.device)[None, :] - offsets[:, None]  # (B, T_grid)
+    index = source.clamp(0, length - 1)[:, None, :].expand(x.shape[0], x.shape[1], -1)
+    index = index.reshape(*index.shape, *([1] * (x.dim() - 3))).expand(
+        *index.shape, *x.shape[3:])  # (B, H, T_grid, ...)
+    return x.gather(2, index)
+
+
+def _from_grid(y: Tensor, offsets: Tensor | None, length: int) -> Tensor:
+    """Inverse of :func:`_to_grid` for ``y`` (B, H, T_grid, D)."""
+    if offsets is None:
+        return y[:, :, :length]
+    index = (torch.arange(length, device=y.device)[None, :] + offsets[:, None])  # (B, T)
+    index = index[:, None, :, None].expand(y.shape[0], y.shape[1], length, y.shape[3])
+    return y.gather(2, index)
+
+
+def chunked_memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor,
+                        alpha: Tensor, weights: Sequence[Tensor], chunk_size: int = 16,
+                        state: MemoryState | None = None, mask: Tensor | None = None
+                        ) -> tuple[Tensor, MemoryState]:
+    """:func:`memory_scan` without input checks (the caller has done them)."""
+    dtype = compute_dtype(q, k, v, theta, eta, alpha, *weights)
+    with torch.autocast(q.device.type, enabled=False):  # the recurrence stays in fp32 or fp64
+        return _scan(*(t.to(dtype) for t in (q, k, v, theta, eta, alpha)),
+                     weights, chunk_size, state, mask, dtype)
+
+
+def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Tensor,
+          weights: Sequence[Tensor], chunk_size: int, state: MemoryState | None,
+          mask: Tensor | None, dtype: torch.dtype) -> tuple[Tensor, MemoryState]:
+    batch, heads, length, _ = k.shape
+    if state is None:
+        state = MemoryState.initial(weights, batch, chunk_size, dtype)
+    # The memory of each layer as one tensor [W; S]: (B, H, 2, D_in, D_out)
+    memory = [torch.stack([w.to(dtype), s.to(dtype)], dim=2)
+              for w, s in zip(state.weights, state.momentum)]
+
+    # ---- align every row's chunk boundaries on one grid of N chunks of C tokens
+    offsets = state.tokens_seen % chunk_size  # (B,) tokens already in the open chunk
+    valid_counts = mask.sum(1) if mask is not None else torch.full_like(offsets, length)
+    max_offset = int(offsets.max())
+    grid_offsets = offsets if max_offset > 0 else None
+    num_chunks = -(-(max_offset + length) // chunk_size)
+    grid_length = num_chunks * chunk_size
+    positions = torch.arange(grid_length, device=k.device)[None, :] - offsets[:, None]
+    valid = (positions >= 0) & (positions < valid_counts[:, None])  # (B, T_grid)
+
+    def chunks(x: Tensor) -> Tensor:  # (B, H, T, ...) -> (B, H, N, C, ...)
+        x = _to_grid(x, grid_offsets, grid_length)
+        return x.reshape(batch, heads, num_chunks, chunk_size, *x.shape[3:])
+    q_chunks, k_chunks, v_chunks = chunks(q), chunks(k), chunks(v)  # (B, H, N, C, D)
+    coefficients = chunk_coefficients(
+        chunks(theta), chunks(eta), chunks(alpha),
+        valid.reshape(batch, 1, num_chunks, chunk_size))
+
+    # A row at a chunk boundary takes its first chunk's gradients at the current weights.
+    at_boundary = (offsets == 0)[:, None, None, None]
+    first_gradient_point = [torch.where(at_boundary, w.to(dtype), c.to(dtype))
+                            for w, c in zip(state.weights, state.chunk_start_weights)]
+
+    outputs, chunk_starts = [], []
+    for block_start in range(0, num_chunks, _CHUNKS_PER_BLOCK):
+        block = slice(block_start, min(block_start + _CHUNKS_PER_BLOCK, num_chunks))
+        gradient_point = first_gradient_point if block_start == 0 else None
+        memory, factors, starts = _advance(k_chunks[:, :, block], v_chunks[:, :, block],
+                                           coefficients, block, memory, gradient_point)
+        outputs.append(_retrieve(q_chunks[:, :, block], coefficients, block, factors, starts))
+        chunk_starts.append([start[:, :, :, 0] for start in starts])  # W at each chunk start
+
+    y = torch.cat(outputs, dim=2).reshape(batch, heads, grid_length, -1)  # (B, H, T_grid, D_v)
+    y = _from_grid(y, grid_offsets, length)  # (B, H, T, D_v)
+    if mask is not None:
+        y = y * mask[:, None, :, None]
+
+    current = tuple(m[:, :, 0] for m in memory)
+    momentum = tuple(m[:, :, 1] for m in memory)
+    # Each row's next token falls into the chunk of its last valid token, unless that token
+    # closed its chunk: then the next chunk starts at the current weights.
+    final_offsets = (offsets + valid_counts) % chunk_size  # (B,)
+    last_chunk = torch.div(offsets + valid_counts - 1, chunk_size, rounding_mode="floor")
+    chunk_start = _open_chunk_start(chunk_starts, first_gradient_point, last_chunk.clamp_min(0))
+    ends_chunk = (final_offsets == 0)[:, None, None, None]
+    chunk_start = tuple(torch.where(ends_chunk, w, c) for w, c in zip(current, chunk_start))
+    tokens_seen = state.tokens_seen + valid_counts
+    return y, MemoryState(current, momentum, chunk_start, tokens_seen, chunk_size)
+
+
+# The sequential pass keeps each chunk's start memory for the batched retrieval pass; blocks of
+# this many chunks keep that working set small (cache-resident) and bounded on long inputs.
+_CHUNKS_PER_BLOCK = 8
+
+
+def _silu_and_derivative(pre_activation: Tensor) -> tuple[Tensor, Tensor]:
+    sigmoid = torch.sigmoid(pre_activation)
+    activation = pre_activation * sigmoid
+    return activation, sigmoid + activation * (1 - sigmoid)
+
+
+def _advance(keys: Tensor, values: Tensor, coefficients: ChunkCoefficients, block: slice,
+             memory: list[Tensor], first_gradient_point: list[Tensor] | None
+             ) -> tuple[list[Tensor], list[tuple[Tensor, Tensor]], list[Tensor]]:
+    """The sequential part: per chunk, gradients at its start weights, then the state update.
+
+    ``keys, values (B, H, N_block, C, D)``; ``memory[l]`` is ``[W; S]`` (B, H, 2, D_in, D_out).
+    Returns the memory after the block, each layer's gradient factors ``(a, δ)`` stacked over
+    the block ``(B, H, N_block, C, D_in / D_out)`` and each layer's memory at every chunk start
+    ``(B, H, N_block, 2, D_in, D_out)``.
+    """
+    depth = len(memory)
+    differentiable = torch.is_grad_enabled()
+    inputs_per_chunk: list[list[Tensor]] = [[] for _ in range(depth)]
+    grads_per_chunk: list[list[Tensor]] = [[] for _ in range(depth)]
+    starts_per_chunk: list[list[Tensor]] = [[] for _ in range(depth)]
+    transition = coefficients.transition[:, :, block]  # (B, H, N, 2, 2)
+    update_weights = coefficients.update_weights[:, :, block]  # (B, H, N, 2, C, 1)
+
+    for n in range(keys.shape[2]):
+        gradient_point = first_gradient_point if (n == 0 and first_gradient_point) \
+            else [m[:, :, 0] for m in memory]
+        # 1. every token's gradient at the chunk-start weights, factored as a_iᵀ δ_i (Eq. 16)
+        layer_inputs = [keys[:, :, n]]  # (B, H, C, D_k)
+        derivatives = []
+        hidden = layer_inputs[0]
+        for layer in range(depth):
+            hidden = hidden @ gradient_point[layer]  # (B, H, C, D_out)
+            if layer < depth - 1:
+                if differentiable:
+                    activation, derivative = _silu_and_derivative(hidden)
+                    derivatives.append(derivative)
+                else:
+                    derivatives.append(hidden)  # the fused silu_backward below takes the input
+                    activation = F.silu(hidden)
+                layer_inputs.append(activation)
+                hidden = activation
+        output_grad = 2 * (hidden - values[:, :, n])  # ∂‖ŷ − v‖²/∂ŷ (Eq. 12, no ½)
+        output_grads = [output_grad]
+        for layer in range(depth - 1, 0, -1):
+            back = output_grad @ gradient_point[layer].transpose(-1, -2)
+            output_grad = back * derivatives[layer - 1] if differentiable else \
+                torch.ops.aten.silu_backward(back, derivatives[layer - 1])
+            output_grads.append(output_grad)
+        output_grads.reverse()
+
+        # 2. [W; S] after the chunk's last token (Eqs. 13 and 18), one fused matmul per layer:
+        #    [W_C; S_C] = transition · [W_0; S_0] − [aᵀ diag(G[C]θ); aᵀ diag(E[C]θ)] · δ
+        for layer in range(depth):
+            starts_per_chunk[layer].append(memory[layer])
+            shape = memory[layer].shape  # (B, H, 2, D_in, D_out)
+            rows = shape[0] * shape[1]
+            weighted_inputs = update_weights[:, :, n] \
+                * layer_inputs[layer].transpose(-1, -2).unsqueeze(2)  # (B, H, 2, D_in, C)
+            carried = torch.bmm(transition[:, :, n].reshape(rows, 2, 2),
+                                memory[layer].view(rows, 2, -1))  # (B·H, 2, D_in·D_out)
+            memory[layer] = torch.baddbmm(
+                carried.view(rows, 2 * shape[3], shape[4]),
+                weighted_inputs.reshape(rows, 2 * shape[3], -1),
+                output_grads[layer].reshape(rows, -1, shape[4])).view(shape)
+            inputs_per_chunk[layer].append(layer_inputs[layer])
+            grads_per_chunk[layer].append(output_grads[layer])
+
+    factors = [(torch.stack(inputs_per_chunk[layer], 2), torch.stack(grads_per_chunk[layer], 2))
+               for layer in range(depth)]
+    starts = [torch.stack(starts_per_chunk[layer], 2) for layer in range(depth)]
+    return memory, factors, starts
+
+
+def _retrieve(queries: Tensor, coefficients: ChunkCoefficients, block: slice,
+              factors: list[tuple[Tensor, Tensor]], starts: list[Tensor]) -> Tensor:
+    """The parallel part: every token read at its own weights ``W_t`` (Eq. 15), all chunks at once.
+
+    For a layer input ``h_t``:
+    ``h_t W_t = B[t,0] h_t W_0 + G[t,0] h_t S_0 − Σ_{i≤t} G[t,i] θ_i (h_t · a_i) δ_i``.
+    ``queries (B, H, N_block, C, D_k)`` → ``(B, H, N_block, C, D_v)``.
+    """
+    token_weights = coefficients.token_weights[:, :, block]  # (B, H, N, C, C)
+    read_weights = coefficients.read_weights[:, :, block]  # (B, H, N, C, 2, 1)
+    batch, heads, num_chunks, chunk_size, _ = queries.shape
+    rows = batch * heads * num_chunks
+    hidden = queries
+    for layer, (layer_inputs, output_grads) in enumerate(factors):
+        scores = (hidden @ layer_inputs.transpose(-1, -2)) * token_weights  # (B, H, N, C, C)
+        # [B[t,0] h_t, G[t,0] h_t] · [W_0; S_0] as one matmul over 2·D_in
+        weighted_hidden = (read_weights * hidden.unsqueeze(-2)).reshape(rows, chunk_size, -1)
+        start = starts[layer]  # (B, H, N, 2, D_in, D_out)
+        start = start.reshape(rows, -1, start.shape[-1])  # (B·H·N, 2·D_in, D_out)
+        hidden_out = torch.baddbmm(torch.bmm(weighted_hidden, start),
+                                   scores.view(rows, chunk_size, chunk_size),
+                                   output_grads.reshape(rows, chunk_size, -1), alpha=-1)
+        hidden_out = hidden_out.view(batch, heads, num_chunks, chunk_size, -1)
+        hidden = F.silu(hidden_out) if layer < len(factors) - 1 else hidden_out
+    return hidden
+
+
+def _open_chunk_start(chunk_starts: list[list[Tensor]], first_gradient_point: list[Tensor],
+                      last_chunk: Tensor) -> tuple[Tensor, ...]:
+    """Per row, the gradient point of chunk ``last_chunk[b]`` (B,)."""
+    result = []
+    for layer, first in enumerate(first_gradient_point):
+        stacked = torch.cat([block[layer] for block in chunk_starts], dim=2)  # (B, H, N, Di, Do)
+        index = last_chunk[:, None, None, None, None].expand(
+            -1, stacked.shape[1], 1, *stacked.shape[3:])
+        chosen = stacked.gather(2, index).squeeze(2)  # (B, H, D_in, D_out)
+        # Chunk 0's gradient point is the incoming state's chunk start, not its weights.
+        result.append(torch.where((last_chunk == 0)[:, None, None, None], first, chosen))
+    return tuple(result)

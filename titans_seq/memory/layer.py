@@ -1,0 +1,189 @@
+"""``NeuralMemory``: the long-term memory as a sequence layer (the paper's §3.1 and §4.4)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .chunked import chunked_memory_scan
+from .conv import CausalDepthwiseConv1d
+from .state import MemoryState
+from .validation import check_scan_inputs
+
+
+@dataclass
+class NeuralMemoryState:
+    """Streaming state of :class:`NeuralMemory`: the memory and the convolution's input tail."""
+
+    memory: MemoryState
+    conv_tail: Tensor | None  # (B, kernel − 1, 3 · heads · head_dim), None without convolution
+
+    def detach(self) -> "NeuralMemoryState":
+        tail = self.conv_tail.detach() if self.conv_tail is not None else None
+        return NeuralMemoryState(self.memory.detach(), tail)
+
+    @property
+    def tokens_seen(self) -> Tensor:
+        return self.memory.tokens_seen
+
+
+class NeuralMemory(nn.Module):
+    """The Titans long-term memory (LMM) as a layer: ``forward(x, state, mask) -> (y, state)``.
+
+    Per token (§4.4): ``q, k, v = SiLU(conv(x W_Q)), SiLU(conv(x W_K)), SiLU(conv(x W_V))``
+    with causal depthwise convolutions, ℓ2-normalised q and k; data-dependent gates
+    ``θ_t = max_lr · σ(x W_θ)``, ``η_t = σ(x W_η)``, ``α_t = σ(x W_α)`` per head; the memory
+    MLP is written with ``(k_t, v_t)`` and read with ``q_t`` (Eqs. 12-18, see
+    :func:`~titans_seq.memory.memory_scan`); the read is normalised per head (RMSNorm), gated by
+    ``SiLU(x W_G)`` and projected back to ``dim``.
+
+    Parameters
+    ----------
+    dim : int
+        Model width of the input and output.
+    heads : int
+        Number of independent memories.
+    head_dim : int, optional
+        Key/value width per head (default ``dim // heads``).
+    memory_depth : int
+        Layers of the memory MLP; 1 is a linear (matrix) memory (Table 5's "Linear Memory").
+    memory_hidden : int, optional
+        Hidden width of a deep memory (default ``4 * head_dim``).
+    chunk_size : int
+        Tokens whose gradients share one weight point (Eq. 16's ``b``).
+    max_lr : float
+        Upper bound of the inner learning rate θ.
+    momentum : bool
+        Keep the surprise momentum (Eq. 10); False sets η = 0 (Table 5's "w/o Momentum").
+    forgetting : bool
+        Keep the forgetting gate (Eq. 13); False sets α = 0 (Table 5's "w/o Weight Decay").
+    convolution : bool
+        Causal depthwise convolution after the q/k/v projections (Table 5's "w/o Convolution").
+    conv_kernel : int
+        Width of that convolution.
+    """
+
+    def __init__(self, dim: int, heads: int = 4, head_dim: int | None = None,
+                 memory_depth: int = 2, memory_hidden: int | None = None, chunk_size: int = 16,
+                 max_lr: float = 0.1, momentum: bool = True, forgetting: bool = True,
+                 convolution: bool = True, conv_kernel: int = 4) -> None:
+        super().__init__()
+        for name, value in (("dim", dim), ("heads", heads), ("memory_depth", memory_depth),
+                            ("chunk_size", chunk_size), ("conv_kernel", conv_kernel)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        head_dim = head_dim if head_dim is not None else dim // heads
+        memory_hidden = memory_hidden if memory_hidden is not None else 4 * head_dim
+        if head_dim < 1 or memory_hidden < 1:
+            raise ValueError(f"head_dim ({head_dim}) and memory_hidden ({memory_hidden}) must be "
+                             f">= 1; with dim={dim} and heads={heads}, pass head_dim explicitly")
+        if not max_lr > 0 or not math.isfinite(max_lr):
+            raise ValueError(f"max_lr must be a positive finite float, got {max_lr!r}")
+        self.dim, self.heads, self.head_dim = dim, heads, head_dim
+        self.memory_depth, self.memory_hidden = memory_depth, memory_hidden
+        self.chunk_size, self.max_lr = chunk_size, max_lr
+        self.momentum, self.forgetting, self.convolution = momentum, forgetting, convolution
+        inner = heads * head_dim
+
+        self.qkv = nn.Linear(dim, 3 * inner, bias=False)  # W_Q, W_K, W_V (Eqs. 11, 15)
+        self.conv = CausalDepthwiseConv1d(3 * inner, conv_kernel) if convolution else None
+        # One projection for the gates that are on: θ always, η and α when enabled.
+        self.num_gates = 1 + int(momentum) + int(forgetting)
+        self.gates = nn.Linear(dim, self.num_gates * heads)
+        with torch.no_grad():
+            self.gates.weight.mul_(0.1)
+            biases = [torch.zeros(heads)]  # θ starts at max_lr / 2
+            if momentum:
+                biases.append(torch.full((heads,), 2.0))  # η ≈ 0.88
+            if forgetting:
+                biases.append(torch.full((heads,), -4.6))  # α ≈ 0.01
+            self.gates.bias.copy_(torch.cat(biases))
+
+        # Learned initial memory M_0: one (heads, D_in, D_out) weight per layer.
+        widths = [head_dim] + [memory_hidden] * (memory_depth - 1) + [head_dim]
+        self.initial_weights = nn.ParameterList(
+            nn.Parameter(torch.randn(heads, d_in, d_out) / math.sqrt(d_in))
+            for d_in, d_out in zip(widths[:-1], widths[1:]))
+
+        self.output_norm_weight = nn.Parameter(torch.ones(heads, head_dim))
+        self.output_gate = nn.Linear(dim, inner, bias=False)
+        self.output = nn.Linear(inner, dim, bias=False)
+
+    def initial_state(self, batch_size: int) -> NeuralMemoryState:
+        """The state before any token, for ``batch_size`` independent streams."""
+        dtype = torch.promote_types(self.initial_weights[0].dtype, torch.float32)
+        memory = MemoryState.initial(list(self.initial_weights), batch_size, self.chunk_size,
+                                     dtype)
+        tail = None
+        if self.conv is not None:
+            tail = self.initial_weights[0].new_zeros(
+                batch_size, self.conv.kernel_size - 1, 3 * self.heads * self.head_dim)
+        return NeuralMemoryState(memory, tail)
+
+    def forward(self, x: Tensor, state: NeuralMemoryState | None = None,
+                mask: Tensor | None = None) -> tuple[Tensor, NeuralMemoryState]:
+        """``x (B, T, dim)`` → ``y (B, T, dim)`` and the state after each row's last valid token.
+
+        ``mask (B, T)`` bool, True = valid, padding only at the end of a row; padded positions
+        do not touch the state and give ``y = 0``.
+        """
+        self._check_input(x, state, mask)
+        batch, length, _ = x.shape
+        if state is None:
+            state = self.initial_state(batch)
+
+        projected = self.qkv(x)  # (B, T, 3 · H · D)
+        conv_tail = None
+        if self.conv is not None:
+            projected, conv_tail = self.conv(projected, state.conv_tail, mask)
+        projected = F.silu(projected)
+        q, k, v = projected.view(batch, length, 3, self.heads, self.head_dim).permute(
+            2, 0, 3, 1, 4)  # each (B, H, T, D)
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+
+        gates = torch.sigmoid(self.gates(x).to(torch.promote_types(x.dtype, torch.float32))).view(
+            batch, length, self.num_gates, self.heads).permute(2, 0, 3, 1)  # (G, B, H, T)
+        theta = self.max_lr * gates[0]
+        eta = gates[1] if self.momentum else torch.zeros_like(theta)
+        alpha = gates[-1] if self.forgetting else torch.zeros_like(theta)
+
+        read, memory_state = chunked_memory_scan(
+            q, k, v, theta, eta, alpha, list(self.initial_weights), self.chunk_size,
+            state.memory, mask)  # (B, H, T, D)
+
+        # Per-head RMSNorm, then the output gate and projection (§4.4 "Gating").
+        read = read * torch.rsqrt(read.pow(2).mean(-1, keepdim=True) + 1e-6)
+        read = read * self.output_norm_weight[None, :, None, :]
+        read = read.transpose(1, 2).reshape(batch, length, -1)  # (B, T, H · D)
+        y = self.output(read.to(x.dtype) * F.silu(self.output_gate(x)))
+        if mask is not None:
+            y = y * mask[:, :, None]
+        return y, NeuralMemoryState(memory_state, conv_tail)
+
+    def _check_input(self, x: Tensor, state: NeuralMemoryState | None,
+                     mask: Tensor | None) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor (B, T, dim), got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor, got {x.dtype}; use x.float()")
+        if x.dim() != 3 or x.shape[-1] != self.dim:
+            raise ValueError(f"x must be (B, T, dim={self.dim}); got {tuple(x.shape)}")
+        if x.shape[1] == 0:
+            raise ValueError("x has no time steps (T = 0); pass at least one token")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("x contains NaN or infinite values; clean or impute the input "
+                             "before the memory sees it")
+        if state is not None and not isinstance(state, NeuralMemoryState):
+            raise TypeError(f"state must be a NeuralMemoryState (as returned by forward), got "
+                            f"{type(state).__name__}")
+        # The scan's own checks cover mask and memory state; shapes only, values are fine.
+        batch, length, _ = x.shape
+        probe = x.new_zeros(batch, self.heads, length, 1).expand(-1, -1, -1, self.head_dim)
+        gate = probe[..., 0]
+        check_scan_inputs(probe, probe, probe, gate, gate, gate, list(self.initial_weights),
+                          self.chunk_size, state.memory if state is not None else None, mask,
+                          check_values=False)
