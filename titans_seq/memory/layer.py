@@ -65,12 +65,15 @@ class NeuralMemory(nn.Module):
         Causal depthwise convolution after the q/k/v projections (Table 5's "w/o Convolution").
     conv_kernel : int
         Width of that convolution.
+    compiled : bool
+        Run the memory's sequential chunk step through ``torch.compile`` (same results; faster
+        after a one-off compilation per input shape).
     """
 
     def __init__(self, dim: int, heads: int = 4, head_dim: int | None = None,
                  memory_depth: int = 2, memory_hidden: int | None = None, chunk_size: int = 16,
                  max_lr: float = 0.1, momentum: bool = True, forgetting: bool = True,
-                 convolution: bool = True, conv_kernel: int = 4) -> None:
+                 convolution: bool = True, conv_kernel: int = 4, compiled: bool = False) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("heads", heads), ("memory_depth", memory_depth),
                             ("chunk_size", chunk_size), ("conv_kernel", conv_kernel)):
@@ -87,6 +90,7 @@ class NeuralMemory(nn.Module):
         self.memory_depth, self.memory_hidden = memory_depth, memory_hidden
         self.chunk_size, self.max_lr = chunk_size, max_lr
         self.momentum, self.forgetting, self.convolution = momentum, forgetting, convolution
+        self.compiled = compiled
         inner = heads * head_dim
 
         self.qkv = nn.Linear(dim, 3 * inner, bias=False)  # W_Q, W_K, W_V (Eqs. 11, 15)
@@ -140,10 +144,13 @@ class NeuralMemory(nn.Module):
         conv_tail = None
         if self.conv is not None:
             projected, conv_tail = self.conv(projected, state.conv_tail, mask)
-        projected = F.silu(projected)
-        q, k, v = projected.view(batch, length, 3, self.heads, self.head_dim).permute(
-            2, 0, 3, 1, 4)  # each (B, H, T, D)
-        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        projected = F.silu(projected).view(batch, length, 3, self.heads, self.head_dim)
+        # ℓ2-normalise q and k while each head's features are contiguous.
+        # rms_norm(x) / sqrt(D) = x / sqrt(‖x‖² + D·ε): the ℓ2 normalisation, in one fused op.
+        query_key = F.rms_norm(projected[:, :, :2], (self.head_dim,), eps=1e-20) \
+            * self.head_dim ** -0.5  # (B, T, 2, H, D)
+        q, k = query_key.permute(2, 0, 3, 1, 4)  # each (B, H, T, D)
+        v = projected[:, :, 2].transpose(1, 2)  # (B, H, T, D)
 
         gates = torch.sigmoid(self.gates(x).to(torch.promote_types(x.dtype, torch.float32))).view(
             batch, length, self.num_gates, self.heads).permute(2, 0, 3, 1)  # (G, B, H, T)
@@ -153,12 +160,12 @@ class NeuralMemory(nn.Module):
 
         read, memory_state = chunked_memory_scan(
             q, k, v, theta, eta, alpha, list(self.initial_weights), self.chunk_size,
-            state.memory, mask)  # (B, H, T, D)
+            state.memory, mask, compiled=self.compiled)  # (B, H, T, D)
 
         # Per-head RMSNorm, then the output gate and projection (§4.4 "Gating").
-        read = read * torch.rsqrt(read.pow(2).mean(-1, keepdim=True) + 1e-6)
-        read = read * self.output_norm_weight[None, :, None, :]
-        read = read.transpose(1, 2).reshape(batch, length, -1)  # (B, T, H · D)
+        read = read.transpose(1, 2)  # (B, T, H, D)
+        read = F.rms_norm(read, (self.head_dim,), eps=1e-6) * self.output_norm_weight
+        read = read.reshape(batch, length, -1)  # (B, T, H · D)
         y = self.output(read.to(x.dtype) * F.silu(self.output_gate(x)))
         if mask is not None:
             y = y * mask[:, :, None]
