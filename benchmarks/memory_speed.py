@@ -78,8 +78,9 @@ def worker(task: dict) -> dict:
         return dict(gflops=2 * 1024 ** 3 / seconds / 1e9)
     layer, run = _build(task["implementation"], task["dim"], task["heads"], task["head_dim"],
                         task["chunk"])
-    batch, length = task["batch"], task["length"]
-    x = torch.randn(batch, length, task["dim"])
+    if kind in ("train", "infer"):
+        batch, length = task["batch"], task["length"]
+        x = torch.randn(batch, length, task["dim"])
     if kind == "train":
         x.requires_grad_()
 
