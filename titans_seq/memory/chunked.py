@@ -145,13 +145,16 @@ def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Te
     open_chunk_start = first_gradient_point  # right for rows whose last chunk is chunk 0
 
     outputs = []
-    for block_start in range(0, num_chunks, _CHUNKS_PER_BLOCK):
-        block = slice(block_start, min(block_start + _CHUNKS_PER_BLOCK, num_chunks))
-        gradient_point = first_gradient_point if block_start == 0 else None
-        memory, factors, starts = _advance(k_chunks[:, :, block], v_chunks[:, :, block],
-                                           coefficients, block, memory, gradient_point, compiled)
-        outputs.append(_retrieve(q_chunks[:, :, block], coefficients, block, factors, starts))
-        open_chunk_start = _select_chunk_start(open_chunk_start, starts, last_chunk, block)
+    # Blocks come from split (not indexing), so autograd's backward is one cat, not N zero-fills.
+    blocks = zip(q_chunks.split(_CHUNKS_PER_BLOCK, dim=2), k_chunks.split(_CHUNKS_PER_BLOCK, dim=2),
+                 v_chunks.split(_CHUNKS_PER_BLOCK, dim=2), coefficients.split(_CHUNKS_PER_BLOCK))
+    for index, (queries, keys, values, block_coefficients) in enumerate(blocks):
+        gradient_point = first_gradient_point if index == 0 else None
+        memory, factors, starts = _advance(keys, values, block_coefficients, memory,
+                                           gradient_point, compiled)
+        outputs.append(_retrieve(queries, block_coefficients, factors, starts))
+        open_chunk_start = _select_chunk_start(open_chunk_start, starts, last_chunk,
+                                               index * _CHUNKS_PER_BLOCK)
 
     y = torch.cat(outputs, dim=2).reshape(batch, heads, grid_length, -1)  # (B, H, T_grid, D_v)
     y = _from_grid(y, grid_offsets, length)  # (B, H, T, D_v)
@@ -243,7 +246,7 @@ def _get_compiled_chunk_step():
     return _compiled_chunk_step
 
 
-def _advance(keys: Tensor, values: Tensor, coefficients: ChunkCoefficients, block: slice,
+def _advance(keys: Tensor, values: Tensor, coefficients: ChunkCoefficients,
              memory: list[Tensor], first_gradient_point: list[Tensor] | None,
              compiled: bool = False
              ) -> tuple[list[Tensor], list[tuple[Tensor, Tensor]], list[Tensor]]:
@@ -259,17 +262,17 @@ def _advance(keys: Tensor, values: Tensor, coefficients: ChunkCoefficients, bloc
     inputs_per_chunk: list[list[Tensor]] = [[] for _ in range(depth)]
     grads_per_chunk: list[list[Tensor]] = [[] for _ in range(depth)]
     starts_per_chunk: list[list[Tensor]] = [[] for _ in range(depth)]
-    transition = coefficients.transition[:, :, block]  # (B, H, N, 2, 2)
-    update_weights = coefficients.update_weights[:, :, block]  # (B, H, N, 2, 1, C)
     state = tuple(memory)
-    for n in range(keys.shape[2]):
+    # unbind, not indexing: each per-chunk view's backward is then a single stack
+    per_chunk = zip(keys.unbind(2), values.unbind(2), coefficients.transition.unbind(2),
+                    coefficients.update_weights.unbind(2))
+    for n, (keys_n, values_n, transition, update_weights) in enumerate(per_chunk):
         gradient_point = tuple(first_gradient_point) if (n == 0 and first_gradient_point) \
             else None
         for layer in range(depth):
             starts_per_chunk[layer].append(state[layer])
-        state, layer_inputs, output_grads = step(keys[:, :, n], values[:, :, n], state,
-                                                 transition[:, :, n], update_weights[:, :, n],
-                                                 gradient_point)
+        state, layer_inputs, output_grads = step(keys_n, values_n, state, transition,
+                                                 update_weights, gradient_point)
         for layer in range(depth):
             inputs_per_chunk[layer].append(layer_inputs[layer])
             grads_per_chunk[layer].append(output_grads[layer])
@@ -280,7 +283,7 @@ def _advance(keys: Tensor, values: Tensor, coefficients: ChunkCoefficients, bloc
     return list(state), factors, starts
 
 
-def _retrieve(queries: Tensor, coefficients: ChunkCoefficients, block: slice,
+def _retrieve(queries: Tensor, coefficients: ChunkCoefficients,
               factors: list[tuple[Tensor, Tensor]], starts: list[Tensor]) -> Tensor:
     """The parallel part: every token read at its own weights ``W_t`` (Eq. 15), all chunks at once.
 
@@ -288,8 +291,8 @@ def _retrieve(queries: Tensor, coefficients: ChunkCoefficients, block: slice,
     ``h_t W_t = B[t,0] h_t W_0 + G[t,0] h_t S_0 − Σ_{i≤t} G[t,i] θ_i (h_t · a_i) δ_i``.
     ``queries (B, H, N_block, C, D_k)`` → ``(B, H, N_block, C, D_v)``.
     """
-    token_weights = coefficients.token_weights[:, :, block]  # (B, H, N, C, C)
-    read_weights = coefficients.read_weights[:, :, block]  # (B, H, N, C, 2, 1)
+    token_weights = coefficients.token_weights  # (B, H, N, C, C)
+    read_weights = coefficients.read_weights  # (B, H, N, C, 2, 1)
     batch, heads, num_chunks, chunk_size, _ = queries.shape
     rows = batch * heads * num_chunks
     hidden = queries
@@ -308,11 +311,11 @@ def _retrieve(queries: Tensor, coefficients: ChunkCoefficients, block: slice,
 
 
 def _select_chunk_start(selected: list[Tensor], starts: list[Tensor], last_chunk: Tensor,
-                        block: slice) -> list[Tensor]:
-    """Take, for rows whose last chunk (``last_chunk (B,)``) lies in ``block`` (chunk 0 aside,
-    whose gradient point is the incoming state's), that chunk's start weights from ``starts``
-    (B, H, N_block, 2, D_in, D_out)."""
-    local = last_chunk - block.start
+                        block_start: int) -> list[Tensor]:
+    """Take, for rows whose last chunk (``last_chunk (B,)``) lies in the block that begins at
+    chunk ``block_start`` (chunk 0 aside, whose gradient point is the incoming state's), that
+    chunk's start weights from ``starts`` (B, H, N_block, 2, D_in, D_out)."""
+    local = last_chunk - block_start
     here = ((local >= 0) & (local < starts[0].shape[2]) & (last_chunk > 0))[:, None, None, None]
     index = local.clamp(0, starts[0].shape[2] - 1)
     rows = torch.arange(last_chunk.shape[0], device=last_chunk.device)

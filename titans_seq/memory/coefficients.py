@@ -50,6 +50,12 @@ class ChunkCoefficients:
     transition: Tensor      # (B, H, N, 2, 2)     [[B[C,0], G[C,0]], [0, E[C,0]]]: [W_0; S_0] → [W_C; S_C]
     update_weights: Tensor  # (B, H, N, 2, 1, C)  −[G[C, i] θ_i, E[C, i] θ_i]: weights of u_i in W_C, S_C
 
+    def split(self, chunks_per_block: int) -> list["ChunkCoefficients"]:
+        """The coefficients of consecutive blocks of chunks (a split's backward is one cat)."""
+        fields = (self.token_weights, self.read_weights, self.transition, self.update_weights)
+        return [ChunkCoefficients(*parts) for parts in
+                zip(*(f.split(chunks_per_block, dim=2) for f in fields))]
+
 
 def chunk_coefficients(theta: Tensor, eta: Tensor, alpha: Tensor, valid: Tensor
                        ) -> ChunkCoefficients:
