@@ -47,8 +47,10 @@ class ChunkCoefficients:
 
     token_weights: Tensor   # (B, H, N, C, C)     G[t, i] θ_i: weight of u_i in W_t
     read_weights: Tensor    # (B, H, N, C, 2, 1)  [B[t, 0], G[t, 0]]: weights of W_0, S_0 in W_t
-    transition: Tensor      # (B, H, N, 2, 2)     [[B[C,0], G[C,0]], [0, E[C,0]]]: [W_0; S_0] → [W_C; S_C]
-    update_weights: Tensor  # (B, H, N, 2, 1, C)  −[G[C, i] θ_i, E[C, i] θ_i]: weights of u_i in W_C, S_C
+    # (B, H, N, 2, 2): [[B[C,0], G[C,0]], [0, E[C,0]]], maps [W_0; S_0] to [W_C; S_C]
+    transition: Tensor
+    # (B, H, N, 2, 1, C): −[G[C, i] θ_i, E[C, i] θ_i], the weights of u_i in W_C and S_C
+    update_weights: Tensor
 
     def split(self, chunks_per_block: int) -> list["ChunkCoefficients"]:
         """The coefficients of consecutive blocks of chunks (a split's backward is one cat)."""
