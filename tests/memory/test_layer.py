@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from titans_seq import NeuralMemory, NeuralMemoryState
-from titans_seq.memory import memory_scan_reference
+from titans_seq.memory import MemoryState, memory_scan_reference
 
 from .helpers import assert_states_close
 
@@ -86,7 +86,6 @@ def test_layer_memory_matches_reference_op():
                                       dict(memory_depth=3, memory_hidden=5)])
 def test_ablations(ablation):
     layer = make_layer(**ablation)
-    full = make_layer()
     x = sequence()
     y, state = layer(x)
     assert y.shape == x.shape and torch.isfinite(y).all()
@@ -95,20 +94,26 @@ def test_ablations(ablation):
         assert layer.gates.out_features == 2 * 2  # θ plus the one gate left, per head
     if ablation.get("convolution") is False:
         assert layer.conv is None and state.conv_tail is None
-    assert not torch.allclose(y, full(x)[0])
 
 
-def test_no_momentum_means_momentum_is_last_update():
-    """With η = 0 and chunk_size = 1, S_t = −θ_t u_t and W_t = (1 − α_t) W_{t−1} + S_t."""
-    layer = make_layer(momentum=False, chunk_size=1)
-    x = sequence(batch=1, length=6)
+@pytest.mark.parametrize("momentum", [False, True])
+def test_without_momentum_past_surprise_is_forgotten(momentum):
+    """η = 0: S_t = −θ_t u_t, so the momentum carried in the state has no effect on what follows
+    (with momentum on, it does)."""
+    layer = make_layer(momentum=momentum, chunk_size=1)
+    x = sequence(batch=1, length=8)
     _, before = layer(x[:, :5])
-    _, after = layer(x[:, 5:], before)
-    gates = torch.sigmoid(layer.gates(x[:, 5:])).view(1, 1, 2, 2).permute(2, 0, 3, 1)
-    alpha = gates[1][..., None]  # (1, H, 1, 1)
-    for w_before, w_after, s_after in zip(before.memory.weights, after.memory.weights,
-                                          after.memory.momentum):
-        torch.testing.assert_close(w_after, (1 - alpha) * w_before + s_after, **TOLERANCE)
+    memory = before.memory
+    perturbed = NeuralMemoryState(
+        MemoryState(memory.weights, tuple(s + torch.randn_like(s) for s in memory.momentum),
+                    memory.chunk_start_weights, memory.tokens_seen, memory.chunk_size),
+        before.conv_tail)
+    y, after = layer(x[:, 5:], before)
+    y_perturbed, after_perturbed = layer(x[:, 5:], perturbed)
+    same = torch.allclose(y, y_perturbed) and all(
+        torch.allclose(a, b)
+        for a, b in zip(after.memory.momentum, after_perturbed.memory.momentum))
+    assert same is (not momentum)
 
 
 def test_gradients_reach_every_parameter():

@@ -72,10 +72,9 @@ class MemoryState:
         """Move the float tensors (``tensor.to`` arguments); the token counter keeps its dtype."""
         def move(tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
             return tuple(t.to(*args, **kwargs) for t in tensors)
-        device = self.weights[0].to(*args, **kwargs).device
-        return MemoryState(move(self.weights), move(self.momentum),
-                           move(self.chunk_start_weights), self.tokens_seen.to(device),
-                           self.chunk_size)
+        weights = move(self.weights)
+        return MemoryState(weights, move(self.momentum), move(self.chunk_start_weights),
+                           self.tokens_seen.to(weights[0].device), self.chunk_size)
 
     def select(self, rows: Tensor | slice | Sequence[int]) -> "MemoryState":
         """The state of a subset of rows (e.g. to drop finished streams from a batch)."""
