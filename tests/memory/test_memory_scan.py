@@ -238,3 +238,18 @@ def test_compiled_step_matches_eager():
     assert_states_close(state_c, state, rtol=1e-5, atol=1e-5)
     for got, want in zip(grads_c, grads):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_checkpointed_blocks_give_the_same_gradients():
+    """``checkpoint_blocks=True`` recomputes each block in backward: same values and gradients."""
+    inputs = scan_inputs(length=150, requires_grad=True)  # several blocks of 8 chunks of 4
+    results = []
+    for checkpoint_blocks in (False, True):
+        y, state = memory_scan(*inputs, chunk_size=4, checkpoint_blocks=checkpoint_blocks)
+        loss = y.square().sum() + sum(w.sum() for w in state.weights + state.chunk_start_weights)
+        results.append((y, state, torch.autograd.grad(loss, [*inputs[:-1], *inputs[-1]])))
+    (y, state, grads), (y_c, state_c, grads_c) = results
+    torch.testing.assert_close(y_c, y, **TOLERANCE)
+    assert_states_close(state_c, state, **TOLERANCE)
+    for got, want in zip(grads_c, grads):
+        torch.testing.assert_close(got, want, **TOLERANCE)

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor
 
 from .coefficients import ChunkCoefficients, chunk_coefficients
@@ -31,7 +32,8 @@ from .validation import check_scan_inputs, compute_dtype
 def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Tensor,
                 weights: Sequence[Tensor], chunk_size: int = 16,
                 state: MemoryState | None = None, mask: Tensor | None = None, *,
-                compiled: bool = False) -> tuple[Tensor, MemoryState]:
+                compiled: bool = False, checkpoint_blocks: bool = False
+                ) -> tuple[Tensor, MemoryState]:
     """Run the Titans long-term memory over a sequence (the paper's Eqs. 12-18).
 
     Parameters
@@ -60,6 +62,10 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alp
         Run the sequential per-chunk step through ``torch.compile``: same results, faster once
         compiled (about 2x for the loop, 1.1-1.3x for the whole layer on a 2-core CPU); the
         first call of each shape pays the compilation.
+    checkpoint_blocks : bool
+        When training, keep only each block of chunks' inputs and recompute its forward during
+        the backward pass: memory for long calls drops to the states between blocks, for about
+        one more forward pass of compute.
 
     Returns
     -------
@@ -70,7 +76,7 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alp
     """
     check_scan_inputs(q, k, v, theta, eta, alpha, weights, chunk_size, state, mask)
     return chunked_memory_scan(q, k, v, theta, eta, alpha, weights, chunk_size, state, mask,
-                               compiled=compiled)
+                               compiled=compiled, checkpoint_blocks=checkpoint_blocks)
 
 
 def _to_grid(x: Tensor, offsets: Tensor | None, grid_length: int) -> Tensor:
@@ -98,17 +104,19 @@ def _from_grid(y: Tensor, offsets: Tensor | None, length: int) -> Tensor:
 def chunked_memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor,
                         alpha: Tensor, weights: Sequence[Tensor], chunk_size: int = 16,
                         state: MemoryState | None = None, mask: Tensor | None = None, *,
-                        compiled: bool = False) -> tuple[Tensor, MemoryState]:
+                        compiled: bool = False, checkpoint_blocks: bool = False
+                        ) -> tuple[Tensor, MemoryState]:
     """:func:`memory_scan` without input checks (the caller has done them)."""
     dtype = compute_dtype(q, k, v, theta, eta, alpha, *weights)
     with torch.autocast(q.device.type, enabled=False):  # the recurrence stays in fp32 or fp64
         return _scan(*(t.to(dtype) for t in (q, k, v, theta, eta, alpha)),
-                     weights, chunk_size, state, mask, dtype, compiled)
+                     weights, chunk_size, state, mask, dtype, compiled, checkpoint_blocks)
 
 
 def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Tensor,
           weights: Sequence[Tensor], chunk_size: int, state: MemoryState | None,
-          mask: Tensor | None, dtype: torch.dtype, compiled: bool) -> tuple[Tensor, MemoryState]:
+          mask: Tensor | None, dtype: torch.dtype, compiled: bool, checkpoint_blocks: bool
+          ) -> tuple[Tensor, MemoryState]:
     batch, heads, length, _ = k.shape
     if state is None:
         state = MemoryState.initial(weights, batch, chunk_size, dtype)
@@ -150,13 +158,17 @@ def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Te
     # Blocks come from split (not indexing), so autograd's backward is one cat, not N zero-fills.
     blocks = zip(*(x.split(_CHUNKS_PER_BLOCK, dim=2) for x in (q_chunks, k_chunks, v_chunks)),
                  coefficients.split(_CHUNKS_PER_BLOCK))
+    recompute = checkpoint_blocks and torch.is_grad_enabled()
     for index, (queries, keys, values, block_coefficients) in enumerate(blocks):
-        gradient_point = first_gradient_point if index == 0 else None
-        memory, factors, starts = _advance(keys, values, block_coefficients, memory,
-                                           gradient_point, compiled)
-        outputs.append(_retrieve(queries, block_coefficients, factors, starts))
-        open_chunk_start = _select_chunk_start(open_chunk_start, starts, last_chunk,
-                                               index * _CHUNKS_PER_BLOCK)
+        arguments = (queries, keys, values, block_coefficients, memory,
+                     first_gradient_point if index == 0 else None, open_chunk_start,
+                     last_chunk, index * _CHUNKS_PER_BLOCK, compiled)
+        if recompute:  # keep only the block's inputs; redo its forward during backward
+            memory, output, open_chunk_start = torch.utils.checkpoint.checkpoint(
+                _process_block, *arguments, use_reentrant=False)
+        else:
+            memory, output, open_chunk_start = _process_block(*arguments)
+        outputs.append(output)
 
     y = torch.cat(outputs, dim=2).reshape(batch, heads, grid_length, -1)  # (B, H, T_grid, D_v)
     y = _from_grid(y, grid_offsets, length)  # (B, H, T, D_v)
@@ -169,6 +181,18 @@ def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Te
     chunk_start = tuple(torch.where(ends_chunk, w, c) for w, c in zip(current, open_chunk_start))
     tokens_seen = state.tokens_seen + valid_counts
     return y, MemoryState(current, momentum, chunk_start, tokens_seen, chunk_size)
+
+
+def _process_block(queries: Tensor, keys: Tensor, values: Tensor,
+                   coefficients: ChunkCoefficients, memory: list[Tensor],
+                   first_gradient_point: list[Tensor] | None, open_chunk_start: list[Tensor],
+                   last_chunk: Tensor, block_start: int, compiled: bool
+                   ) -> tuple[list[Tensor], Tensor, list[Tensor]]:
+    """One block of chunks: the sequential pass, the batched reads, the open chunk's start."""
+    memory, factors, starts = _advance(keys, values, coefficients, memory, first_gradient_point,
+                                       compiled)
+    output = _retrieve(queries, coefficients, factors, starts)
+    return memory, output, _select_chunk_start(open_chunk_start, starts, last_chunk, block_start)
 
 
 # The sequential pass keeps each chunk's start memory for the batched retrieval pass; blocks of

@@ -68,12 +68,16 @@ class NeuralMemory(nn.Module):
     compiled : bool
         Run the memory's sequential chunk step through ``torch.compile`` (same results; faster
         after a one-off compilation per input shape).
+    checkpoint_blocks : bool
+        Recompute the memory's blocks of chunks during backward instead of storing them: much
+        less memory for long training sequences, for about one more forward pass.
     """
 
     def __init__(self, dim: int, heads: int = 4, head_dim: int | None = None,
                  memory_depth: int = 2, memory_hidden: int | None = None, chunk_size: int = 16,
                  max_lr: float = 0.1, momentum: bool = True, forgetting: bool = True,
-                 convolution: bool = True, conv_kernel: int = 4, compiled: bool = False) -> None:
+                 convolution: bool = True, conv_kernel: int = 4, compiled: bool = False,
+                 checkpoint_blocks: bool = False) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("heads", heads), ("memory_depth", memory_depth),
                             ("chunk_size", chunk_size), ("conv_kernel", conv_kernel)):
@@ -90,7 +94,7 @@ class NeuralMemory(nn.Module):
         self.memory_depth, self.memory_hidden = memory_depth, memory_hidden
         self.chunk_size, self.max_lr = chunk_size, max_lr
         self.momentum, self.forgetting, self.convolution = momentum, forgetting, convolution
-        self.compiled = compiled
+        self.compiled, self.checkpoint_blocks = compiled, checkpoint_blocks
         inner = heads * head_dim
 
         self.qkv = nn.Linear(dim, 3 * inner, bias=False)  # W_Q, W_K, W_V (Eqs. 11, 15)
@@ -160,7 +164,8 @@ class NeuralMemory(nn.Module):
 
         read, memory_state = chunked_memory_scan(
             q, k, v, theta, eta, alpha, list(self.initial_weights), self.chunk_size,
-            state.memory, mask, compiled=self.compiled)  # (B, H, T, D)
+            state.memory, mask, compiled=self.compiled,
+            checkpoint_blocks=self.checkpoint_blocks)  # (B, H, T, D)
 
         # Per-head RMSNorm, then the output gate and projection (§4.4 "Gating").
         read = read.transpose(1, 2)  # (B, T, H, D)
