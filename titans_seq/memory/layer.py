@@ -69,8 +69,8 @@ class NeuralMemory(nn.Module):
         Run the memory's sequential chunk step through ``torch.compile`` (same results; faster
         after a one-off compilation per input shape).
     checkpoint_blocks : bool
-        Recompute the memory's blocks of chunks during backward instead of storing them: much
-        less memory for long training sequences, for about one more forward pass.
+        Recompute the memory's blocks of chunks during backward instead of storing them: less
+        memory for long training sequences (about half in one measurement), for more compute.
     """
 
     def __init__(self, dim: int, heads: int = 4, head_dim: int | None = None,
