@@ -1,9 +1,12 @@
 """titans_seq: the Titans neural long-term memory for time series and DNA sequences."""
 
+from .attention import PersistentMemory, SlidingWindowAttention
+from .blocks import EncoderState, TitansEncoder
 from .memory import (MemoryState, NeuralMemory, NeuralMemoryState, memory_scan,
                      memory_scan_reference)
 
 __version__ = "0.1.0"
 
-__all__ = ["MemoryState", "NeuralMemory", "NeuralMemoryState", "memory_scan",
+__all__ = ["EncoderState", "PersistentMemory", "SlidingWindowAttention", "TitansEncoder",
+           "MemoryState", "NeuralMemory", "NeuralMemoryState", "memory_scan",
            "memory_scan_reference", "__version__"]

@@ -127,7 +127,8 @@ def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Te
     # ---- align every row's chunk boundaries on one grid of N chunks of C tokens
     offsets = state.tokens_seen % chunk_size  # (B,) tokens already in the open chunk
     valid_counts = mask.sum(1) if mask is not None else torch.full_like(offsets, length)
-    max_offset = int(offsets.max())
+    max_offset = (state.chunk_offset if state.chunk_offset is not None
+                  else int(offsets.max()))
     grid_offsets = offsets if max_offset > 0 else None
     num_chunks = -(-(max_offset + length) // chunk_size)
     grid_length = num_chunks * chunk_size
@@ -180,7 +181,9 @@ def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Te
     ends_chunk = (final_offsets == 0)[:, None, None, None]
     chunk_start = tuple(torch.where(ends_chunk, w, c) for w, c in zip(current, open_chunk_start))
     tokens_seen = state.tokens_seen + valid_counts
-    return y, MemoryState(current, momentum, chunk_start, tokens_seen, chunk_size)
+    chunk_offset = ((state.chunk_offset + length) % chunk_size
+                    if mask is None and state.chunk_offset is not None else None)
+    return y, MemoryState(current, momentum, chunk_start, tokens_seen, chunk_size, chunk_offset)
 
 
 def _process_block(queries: Tensor, keys: Tensor, values: Tensor,

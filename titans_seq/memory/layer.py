@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from .chunked import chunked_memory_scan
 from .conv import CausalDepthwiseConv1d
+from .mlp import memory_mlp
 from .state import MemoryState
 from .validation import check_scan_inputs
 
@@ -133,13 +134,17 @@ class NeuralMemory(nn.Module):
         return NeuralMemoryState(memory, tail)
 
     def forward(self, x: Tensor, state: NeuralMemoryState | None = None,
-                mask: Tensor | None = None) -> tuple[Tensor, NeuralMemoryState]:
+                mask: Tensor | None = None, *,
+                validate: bool = True) -> tuple[Tensor, NeuralMemoryState]:
         """``x (B, T, dim)`` → ``y (B, T, dim)`` and the state after each row's last valid token.
 
         ``mask (B, T)`` bool, True = valid, padding only at the end of a row; padded positions
-        do not touch the state and give ``y = 0``.
+        do not touch the state and give ``y = 0``. ``validate=False`` skips the input checks
+        (for callers that have made them: they read tensor values, which syncs devices and
+        breaks ``torch.compile`` graphs).
         """
-        self._check_input(x, state, mask)
+        if validate:
+            self._check_input(x, state, mask)
         batch, length, _ = x.shape
         if state is None:
             state = self.initial_state(batch)
@@ -167,14 +172,38 @@ class NeuralMemory(nn.Module):
             state.memory, mask, compiled=self.compiled,
             checkpoint_blocks=self.checkpoint_blocks)  # (B, H, T, D)
 
-        # Per-head RMSNorm, then the output gate and projection (§4.4 "Gating").
-        read = read.transpose(1, 2)  # (B, T, H, D)
-        read = F.rms_norm(read, (self.head_dim,), eps=1e-6) * self.output_norm_weight
-        read = read.reshape(batch, length, -1)  # (B, T, H · D)
-        y = self.output(read.to(x.dtype) * F.silu(self.output_gate(x)))
+        y = self._output(read, x)
         if mask is not None:
             y = y * mask[:, :, None]
         return y, NeuralMemoryState(memory_state, conv_tail)
+
+    def retrieve(self, x: Tensor, state: NeuralMemoryState) -> Tensor:
+        """Read the memory at the state's current weights without writing to it.
+
+        ``M*(q)`` of Eqs. 15 and 21: ``x (B, N, dim)`` is projected to queries (SiLU, ℓ2 norm;
+        no convolution, since ``x`` need not be a time series) and read through the weights
+        after the state's last token; the read takes the same output path as :meth:`forward`.
+        Returns ``(B, N, dim)``; the state is unchanged.
+        """
+        if not isinstance(state, NeuralMemoryState):
+            raise TypeError(f"state must be a NeuralMemoryState, got {type(state).__name__}")
+        batch, length, _ = x.shape
+        inner = self.heads * self.head_dim
+        q = F.silu(F.linear(x, self.qkv.weight[:inner])).view(
+            batch, length, self.heads, self.head_dim)
+        q = (F.rms_norm(q, (self.head_dim,), eps=1e-20) * self.head_dim ** -0.5).transpose(1, 2)
+        weights = state.memory.weights  # each (B, H, D_in, D_out)
+        with torch.autocast(x.device.type, enabled=False):
+            read = memory_mlp(q.to(weights[0].dtype), weights)  # (B, H, N, D)
+        return self._output(read, x)
+
+    def _output(self, read: Tensor, x: Tensor) -> Tensor:
+        """Per-head RMSNorm, then the output gate and projection (§4.4 "Gating")."""
+        batch, _, length, _ = read.shape
+        read = read.transpose(1, 2)  # (B, T, H, D)
+        read = F.rms_norm(read, (self.head_dim,), eps=1e-6) * self.output_norm_weight
+        read = read.reshape(batch, length, -1)  # (B, T, H · D)
+        return self.output(read.to(x.dtype) * F.silu(self.output_gate(x)))
 
     def _check_input(self, x: Tensor, state: NeuralMemoryState | None,
                      mask: Tensor | None) -> None:

@@ -29,6 +29,10 @@ class MemoryState:
         current chunk is ``tokens_seen % chunk_size``.
     chunk_size:
         The chunk size the state was built with; a call with another chunk size is refused.
+    chunk_offset:
+        ``tokens_seen % chunk_size`` when every row shares it and it is known without reading
+        the tensor (None otherwise). It spares the scan a device sync, and ``torch.compile`` a
+        graph break, on the common unmasked path.
     """
 
     weights: tuple[Tensor, ...]
@@ -36,6 +40,7 @@ class MemoryState:
     chunk_start_weights: tuple[Tensor, ...]
     tokens_seen: Tensor
     chunk_size: int
+    chunk_offset: int | None = None
 
     @classmethod
     def initial(cls, weights: Sequence[Tensor], batch_size: int, chunk_size: int,
@@ -48,7 +53,7 @@ class MemoryState:
         expanded = tuple(w.to(dtype).unsqueeze(0).expand(batch_size, *w.shape) for w in weights)
         zeros = tuple(torch.zeros_like(w) for w in expanded)
         tokens_seen = torch.zeros(batch_size, dtype=torch.long, device=weights[0].device)
-        return cls(expanded, zeros, expanded, tokens_seen, chunk_size)
+        return cls(expanded, zeros, expanded, tokens_seen, chunk_size, 0)
 
     @property
     def batch_size(self) -> int:
@@ -66,6 +71,7 @@ class MemoryState:
             tuple(w.detach() for w in self.chunk_start_weights),
             self.tokens_seen.clone(),
             self.chunk_size,
+            self.chunk_offset,
         )
 
     def to(self, *args, **kwargs) -> "MemoryState":
@@ -74,7 +80,8 @@ class MemoryState:
             return tuple(t.to(*args, **kwargs) for t in tensors)
         weights = move(self.weights)
         return MemoryState(weights, move(self.momentum), move(self.chunk_start_weights),
-                           self.tokens_seen.to(weights[0].device), self.chunk_size)
+                           self.tokens_seen.to(weights[0].device), self.chunk_size,
+                           self.chunk_offset)
 
     def select(self, rows: Tensor | slice | Sequence[int]) -> "MemoryState":
         """The state of a subset of rows (e.g. to drop finished streams from a batch)."""
@@ -84,4 +91,5 @@ class MemoryState:
             tuple(w[rows] for w in self.chunk_start_weights),
             self.tokens_seen[rows],
             self.chunk_size,
+            self.chunk_offset,
         )

@@ -107,6 +107,10 @@ def check_scan_inputs(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tenso
         if state.batch_size != batch:
             raise ValueError(f"the state holds {state.batch_size} rows but the input has {batch}; "
                              "use state.select(rows) to keep a subset of streams")
+        if state.chunk_offset is not None and bool(
+                (state.tokens_seen % chunk_size != state.chunk_offset).any()):
+            raise ValueError(f"state.chunk_offset={state.chunk_offset} disagrees with "
+                             "state.tokens_seen; set it to None (it is only a hint)")
         if state.depth != len(weights):
             raise ValueError(f"the state has {state.depth} memory layers but weights has "
                              f"{len(weights)}")

@@ -1,0 +1,233 @@
+"""``TitansEncoder``: a stack of MAC, MAG, MAL or LMM blocks, streamable and optionally
+bidirectional."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..attention.kernels import BACKENDS
+from .lmm import LMMBlock
+from .mac import MACBlock
+from .mag import MAGBlock
+from .mal import MALBlock
+from .parts import BlockConfig, BlockState, RMSNorm
+
+BLOCKS = {"mac": MACBlock, "mag": MAGBlock, "mal": MALBlock, "lmm": LMMBlock}
+Variant = Literal["mac", "mag", "mal", "lmm"]
+
+
+@dataclass
+class EncoderState:
+    """Streaming state of a :class:`TitansEncoder`: one :class:`BlockState` per block."""
+
+    blocks: tuple[BlockState, ...]
+
+    def detach(self) -> "EncoderState":
+        """The same state cut from the autograd graph (truncated back-propagation)."""
+        return EncoderState(tuple(block.detach() for block in self.blocks))
+
+    @property
+    def batch_size(self) -> int:
+        return self.blocks[0].memory.tokens_seen.shape[0]
+
+
+class TitansEncoder(nn.Module):
+    """A Titans sequence encoder (§4): ``forward(x, state=None, mask=None) -> (y, state)``.
+
+    Parameters
+    ----------
+    variant : {"mac", "mag", "mal", "lmm"}
+        Memory as a context (Eqs. 21-25), as a gate (Eqs. 26-28), as a layer (Eqs. 29-31), or
+        the memory alone.
+    dim : int
+        Model width; ``x`` and ``y`` are ``(B, T, dim)``.
+    depth : int
+        Number of blocks.
+    heads : int
+        Attention heads (MAC, MAG, MAL).
+    memory_heads : int
+        Independent memories per block.
+    memory_head_dim : int, optional
+        Key/value width per memory head (default ``dim // memory_heads``).
+    memory_depth : int
+        Layers of each memory MLP; 1 is Table 5's linear memory.
+    memory_hidden : int, optional
+        Hidden width of a deep memory (default 4 × memory head dim).
+    chunk_size : int
+        Tokens per memory chunk (Eq. 16's ``b``).
+    max_lr : float
+        Upper bound of the memory's inner learning rate θ.
+    momentum, forgetting, convolution : bool
+        Table 5's ablations of the memory: without momentum, weight decay, convolution.
+    persistent_tokens : int
+        ``N_p`` persistent tokens per block (Eq. 19); 0 is Table 5's "w/o persistent memory".
+    attention : bool
+        False removes the attention part of MAC, MAG and MAL (see each block).
+    window : int
+        Sliding-window length of MAG and MAL, including the token itself.
+    segment_len : int
+        MAC's segment length.
+    memory_tokens : int
+        MAC's ``N_l``: tokens retrieved from the memory per segment.
+    ffn_mult : float
+        Feed-forward width as a multiple of ``dim``; 0 removes the feed-forward sub-layers.
+    dropout : float
+        Dropout on every residual branch.
+    rotary : bool
+        Rotary positions in the attention.
+    bidirectional : bool
+        Also run a second stack over each row reversed (valid tokens only) and merge both
+        directions per position: for classification, where the whole sequence is known. Not
+        causal and not streamable.
+    attention_backend : {"auto", "sdpa", "flex"}
+        ``"auto"`` uses ``flex_attention`` on CUDA and ``scaled_dot_product_attention``
+        elsewhere; both compute the same masks.
+    compiled_memory : bool
+        Run the memories' sequential chunk step through ``torch.compile``.
+    """
+
+    def __init__(self, variant: Variant = "lmm", dim: int = 64, depth: int = 2, heads: int = 4,
+                 memory_heads: int = 4, memory_head_dim: int | None = None,
+                 memory_depth: int = 2, memory_hidden: int | None = None, chunk_size: int = 16,
+                 max_lr: float = 0.1, momentum: bool = True, forgetting: bool = True,
+                 convolution: bool = True, persistent_tokens: int = 4, attention: bool = True,
+                 window: int = 64, segment_len: int = 64, memory_tokens: int = 4,
+                 ffn_mult: float = 4.0, dropout: float = 0.0, rotary: bool = True,
+                 bidirectional: bool = False, attention_backend: str = "auto",
+                 compiled_memory: bool = False) -> None:
+        super().__init__()
+        if variant not in BLOCKS:
+            raise ValueError(f"variant must be one of {sorted(BLOCKS)}, got {variant!r}")
+        for name, value in (("dim", dim), ("depth", depth), ("heads", heads),
+                            ("window", window), ("segment_len", segment_len)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name, value in (("persistent_tokens", persistent_tokens),
+                            ("memory_tokens", memory_tokens)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if not (math.isfinite(ffn_mult) and ffn_mult >= 0):
+            raise ValueError(f"ffn_mult must be a finite float >= 0, got {ffn_mult!r}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if attention_backend not in BACKENDS:
+            raise ValueError(f"attention_backend must be one of {BACKENDS}, "
+                             f"got {attention_backend!r}")
+        if variant != "lmm" and attention and dim % heads:
+            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        self.variant, self.dim, self.depth = variant, dim, depth
+        self.bidirectional = bidirectional
+        config = BlockConfig(
+            dim=dim, heads=heads, memory_heads=memory_heads, memory_head_dim=memory_head_dim,
+            memory_depth=memory_depth, memory_hidden=memory_hidden, chunk_size=chunk_size,
+            max_lr=max_lr, momentum=momentum, forgetting=forgetting, convolution=convolution,
+            persistent_tokens=persistent_tokens, attention=attention, window=window,
+            segment_len=segment_len, memory_tokens=memory_tokens, ffn_mult=ffn_mult,
+            dropout=dropout, rotary=rotary, attention_backend=attention_backend,
+            compiled_memory=compiled_memory)
+        self.config = config
+        block = BLOCKS[variant]
+        self.blocks = nn.ModuleList(block(config) for _ in range(depth))
+        self.norm = RMSNorm(dim)
+        if bidirectional:
+            self.backward_blocks = nn.ModuleList(block(config) for _ in range(depth))
+            self.backward_norm = RMSNorm(dim)
+            self.merge = nn.Linear(2 * dim, dim)
+
+    def initial_state(self, batch_size: int) -> EncoderState:
+        """The state before any token (persistent tokens already written), for a batch."""
+        if self.bidirectional:
+            raise ValueError("a bidirectional encoder reads whole sequences and has no "
+                             "streaming state; build it with bidirectional=False to stream")
+        return EncoderState(tuple(block.initial_state(batch_size) for block in self.blocks))
+
+    def forward(self, x: Tensor, state: EncoderState | None = None,
+                mask: Tensor | None = None) -> tuple[Tensor, EncoderState | None]:
+        """``x (B, T, dim)`` → ``y (B, T, dim)`` and the state after each row's last valid token.
+
+        ``mask (B, T)`` bool, True = valid, padding only at the end of a row: padding changes
+        no valid output and no state, and its outputs are 0. A bidirectional encoder returns
+        ``None`` as the state.
+        """
+        self._check_input(x, state, mask)
+        return self._forward(x, state, mask)
+
+    def _forward(self, x: Tensor, state: EncoderState | None,
+                 mask: Tensor | None) -> tuple[Tensor, EncoderState | None]:
+        """:meth:`forward` after the input checks (the part ``torch.compile`` traces whole)."""
+        if self.bidirectional:
+            return self._bidirectional(x, mask), None
+        if state is None:
+            state = self.initial_state(x.shape[0])
+        return self._run(self.blocks, self.norm, x, state, mask)
+
+    @staticmethod
+    def _run(blocks: nn.ModuleList, norm: nn.Module, x: Tensor, state: EncoderState,
+             mask: Tensor | None) -> tuple[Tensor, EncoderState]:
+        block_states = []
+        for block, block_state in zip(blocks, state.blocks):
+            x, block_state = block(x, block_state, mask)
+            block_states.append(block_state)
+        y = norm(x)
+        if mask is not None:
+            y = y * mask[:, :, None]
+        return y, EncoderState(tuple(block_states))
+
+    def _bidirectional(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        batch, length, _ = x.shape
+        forward, _ = self._run(self.blocks, self.norm, x, self.initial_state_of(self.blocks,
+                                                                                 batch), mask)
+        # Reverse each row's valid part in place; padding stays at the end.
+        valid = mask.sum(1) if mask is not None else torch.full(
+            (batch,), length, device=x.device)
+        steps = torch.arange(length, device=x.device)[None, :]
+        index = torch.where(steps < valid[:, None], valid[:, None] - 1 - steps, steps)  # (B, T)
+        index = index[:, :, None].expand(-1, -1, self.dim)
+        reversed_x = x.gather(1, index)
+        backward, _ = self._run(self.backward_blocks, self.backward_norm, reversed_x,
+                                self.initial_state_of(self.backward_blocks, batch), mask)
+        backward = backward.gather(1, index)  # back to the original order
+        y = self.merge(torch.cat([forward, backward], dim=-1))
+        return y * mask[:, :, None] if mask is not None else y
+
+    @staticmethod
+    def initial_state_of(blocks: nn.ModuleList, batch_size: int) -> EncoderState:
+        return EncoderState(tuple(block.initial_state(batch_size) for block in blocks))
+
+    def _check_input(self, x: Tensor, state: EncoderState | None, mask: Tensor | None) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor (B, T, dim), got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor, got {x.dtype}; use x.float()")
+        if x.dim() != 3 or x.shape[-1] != self.dim:
+            raise ValueError(f"x must be (B, T, dim={self.dim}); got {tuple(x.shape)}")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"x is empty (shape {tuple(x.shape)}); pass at least one row and "
+                             "one time step")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("x contains NaN or infinite values; clean or impute the input first")
+        if mask is not None:
+            if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+                raise TypeError("mask must be a bool tensor (B, T), True = valid")
+            if mask.shape != x.shape[:2]:
+                raise ValueError(f"mask must be (B, T) = {tuple(x.shape[:2])}, "
+                                 f"got {tuple(mask.shape)}")
+            if x.shape[1] > 1 and bool((mask[:, 1:] & ~mask[:, :-1]).any()):
+                raise ValueError("mask has padding before a valid token; padding must be at the "
+                                 "end of each row (left-align the rows)")
+        if state is not None:
+            if self.bidirectional:
+                raise ValueError("a bidirectional encoder has no streaming state; pass "
+                                 "state=None")
+            if not isinstance(state, EncoderState):
+                raise TypeError(f"state must be an EncoderState (as returned by forward), got "
+                                f"{type(state).__name__}")
+            if len(state.blocks) != self.depth:
+                raise ValueError(f"state has {len(state.blocks)} blocks, the encoder {self.depth}")
+            if state.batch_size != x.shape[0]:
+                raise ValueError(f"state is for {state.batch_size} rows, x has {x.shape[0]}")

@@ -1,0 +1,186 @@
+"""The MAC block: memory as a context (Eqs. 21-25)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..attention import Attention, PersistentMemory
+from ..attention.kernels import ALWAYS
+from .parts import (BlockConfig, BlockState, FeedForward, MemoryGate, RMSNorm, SegmentState,
+                    build_memory)
+
+
+class MACBlock(nn.Module):
+    """Memory as a context, in the paper's order: retrieve → attend → store → gated read.
+
+    The input is cut into segments of ``segment_len`` tokens, counted from the stream's first
+    token. For segment ``s``, with ``M_{s−1}`` the memory after the segments before it:
+
+    1. retrieve ``h_s = M*_{s−1}(q)`` (Eq. 21), ``N_l`` tokens;
+    2. attend, causally inside the segment, over ``[P ‖ h_s ‖ segment]`` (Eqs. 22-23):
+       ``y = x + Attn(norm x)``;
+    3. store ``y`` in the memory (Eq. 24) and read it back, ``M*(y)``;
+    4. output ``o = y + gate(y, M*(y))`` (Eq. 25, :class:`MemoryGate`), then ``o + FFN(o)``.
+
+    **Which queries retrieve ``h_s``.** Eq. 21 takes ``q`` from the segment itself. Read
+    literally, every token of the segment would then see memory tokens computed from later
+    tokens of its own segment: not causal. We retrieve with ``N_l`` *learned query tokens*
+    instead (the ``N_l`` long-term memory tokens of the paper's Fig. 3a), so ``h_s`` depends on
+    the segments before ``s`` only, through ``M_{s−1}`` — what the memory has learnt decides
+    what it returns. Queries from what precedes the segment would also be causal, but would
+    tie ``h_s`` to a few arbitrary tokens and make streaming keep the previous segment.
+
+    **Granularity of the read in step 3.** Eq. 25 reads with ``M_t``, the memory after the
+    whole segment; that too would let a token see its segment's later tokens. Each token reads
+    the memory after its own update (the memory layer's ``y_t = M_{W_t}(q_t)``), which equals
+    ``M_t`` at the segment's last token.
+
+    ``attention=False`` drops steps 1-2 (``y = x``).
+    """
+
+    def __init__(self, config: BlockConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.segment_len = config.segment_len
+        self.persistent = (PersistentMemory(config.persistent_tokens, config.dim)
+                           if config.persistent_tokens and config.attention else None)
+        self.attention = None
+        self.memory_queries = None
+        if config.attention:
+            self.attention_norm = RMSNorm(config.dim)
+            self.attention = Attention(config.dim, config.heads, config.rotary,
+                                       config.attention_backend)
+            if config.memory_tokens:
+                self.memory_queries = nn.Parameter(
+                    torch.randn(config.memory_tokens, config.dim) * 0.02)
+                self.retrieved_norm = RMSNorm(config.dim)
+        self.memory_norm = RMSNorm(config.dim)
+        self.memory = build_memory(config)
+        self.gate = MemoryGate(config.dim)
+        self.dropout = nn.Dropout(config.dropout)
+        self.feed_forward = (FeedForward(config.dim, config.ffn_mult, config.dropout)
+                             if config.ffn_mult else None)
+
+    def initial_state(self, batch_size: int) -> BlockState:
+        memory_state = self.memory.initial_state(batch_size)
+        like = self.memory.initial_weights[0]
+        sink_keys = sink_values = None
+        if self.persistent is not None:
+            prefix = self.attention_norm(self.persistent(batch_size))  # (B, N_p, dim)
+            sink_keys, sink_values = self.attention.keys_values(prefix, None)
+        heads = self.attention.heads if self.attention is not None else 1
+        head_dim = self.attention.head_dim if self.attention is not None else 1
+        empty = like.new_zeros(batch_size, heads, 0, head_dim)
+        positions = torch.zeros(batch_size, 0, dtype=torch.long, device=like.device)
+        tokens_seen = torch.zeros(batch_size, dtype=torch.long, device=like.device)
+        segment = SegmentState(sink_keys, sink_values, None, None, empty, empty, positions,
+                               tokens_seen, phase=0)
+        return BlockState(memory_state, segment=segment)
+
+    def forward(self, x: Tensor, state: BlockState,
+                mask: Tensor | None = None) -> tuple[Tensor, BlockState]:
+        segment = state.segment
+        if segment.phase is None:
+            raise ValueError(
+                "this MAC state's rows stopped at different positions inside their segments "
+                "(a masked call ended them at different lengths); continue each row on its own "
+                "or pad the rows to equal lengths")
+        batch, length, _ = x.shape
+        memory_state = state.memory
+        phase = segment.phase
+        outputs = []
+        start = 0
+        while start < length:
+            end = min(length, start + self.segment_len - phase)
+            piece = x[:, start:end]  # (B, L', dim)
+            piece_mask = mask[:, start:end] if mask is not None else None
+            if phase == 0:  # a new segment: retrieve from the memory before it (Eq. 21)
+                segment = self._open_segment(segment, memory_state, batch)
+            y = piece
+            if self.attention is not None:
+                attended, segment = self._attend(piece, segment, start)
+                y = piece + self.dropout(attended)
+            read, memory_state = self.memory(self.memory_norm(y), memory_state, piece_mask,
+                                             validate=False)
+            outputs.append(y + self.dropout(self.gate(y, read)))
+            phase = (phase + end - start) % self.segment_len
+            start = end
+        h = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]  # (B, T, dim)
+        if self.feed_forward is not None:
+            h = self.feed_forward(h)
+        return h, BlockState(memory_state, segment=self._close(segment, state.segment, length,
+                                                                 mask))
+
+    def _open_segment(self, segment: SegmentState, memory_state, batch: int) -> SegmentState:
+        retrieved_keys = retrieved_values = None
+        if self.memory_queries is not None:
+            queries = self.memory_queries.unsqueeze(0).expand(batch, -1, -1)  # (B, N_l, dim)
+            retrieved = self.memory.retrieve(queries, memory_state)  # (B, N_l, dim)
+            retrieved_keys, retrieved_values = self.attention.keys_values(
+                self.retrieved_norm(retrieved), None)
+        return SegmentState(segment.sink_keys, segment.sink_values, retrieved_keys,
+                            retrieved_values, segment.keys[:, :, :0], segment.values[:, :, :0],
+                            segment.positions[:, :0], segment.tokens_seen, 0)
+
+    def _attend(self, piece: Tensor, segment: SegmentState,
+                start: int) -> tuple[Tensor, SegmentState]:
+        """Causal attention of the piece over ``[P ‖ h ‖ segment so far ‖ piece]``."""
+        batch, length, _ = piece.shape
+        positions = segment.tokens_seen[:, None] + start + torch.arange(
+            length, device=piece.device)  # (B, L')
+        normed = self.attention_norm(piece)
+        q = self.attention.queries(normed, positions)
+        k, v = self.attention.keys_values(normed, positions)  # (B, H, L', D)
+        keys, values, key_positions = [], [], []
+        for fixed_keys, fixed_values in ((segment.sink_keys, segment.sink_values),
+                                         (segment.retrieved_keys, segment.retrieved_values)):
+            if fixed_keys is not None:
+                keys.append(fixed_keys.to(k.dtype))
+                values.append(fixed_values.to(v.dtype))
+                key_positions.append(positions.new_full((batch, fixed_keys.shape[2]), ALWAYS))
+        segment_keys = torch.cat([segment.keys.to(k.dtype), k], dim=2)
+        segment_values = torch.cat([segment.values.to(v.dtype), v], dim=2)
+        segment_positions = torch.cat([segment.positions, positions], dim=1)
+        attended = self.attention.attend(
+            q, torch.cat(keys + [segment_keys], dim=2), torch.cat(values + [segment_values], 2),
+            positions, torch.cat(key_positions + [segment_positions], dim=1), self.segment_len)
+        segment = SegmentState(segment.sink_keys, segment.sink_values, segment.retrieved_keys,
+                               segment.retrieved_values, segment_keys, segment_values,
+                               segment_positions, segment.tokens_seen, segment.phase)
+        return attended, segment
+
+    def _close(self, segment: SegmentState, before: SegmentState, length: int,
+               mask: Tensor | None) -> SegmentState:
+        """The state after each row's last valid token.
+
+        The buffer holds the last opened segment from its start; each row keeps its tokens of
+        it up to its last valid one. Rows that end at different places, or in an earlier
+        segment than the call's last, get ``phase=None``: the next call refuses them.
+        """
+        valid = mask.sum(1) if mask is not None else None  # (B,)
+        if valid is None:
+            phase = (before.phase + length) % self.segment_len
+            tokens_seen = before.tokens_seen + length
+        else:
+            tokens_seen = before.tokens_seen + valid
+            phases = set((tokens_seen % self.segment_len).tolist())
+            phase = phases.pop() if len(phases) == 1 else None
+            last_segment = (before.phase + length - 1) // self.segment_len
+            row_segments = (before.phase + valid - 1).div(self.segment_len, rounding_mode="floor")
+            if phase and bool((row_segments != last_segment).any()):
+                phase = None
+        if phase is None or phase == 0 or self.attention is None:
+            keep = segment.keys[:, :, :0], segment.values[:, :, :0], segment.positions[:, :0]
+        else:
+            # Row b's last valid token sits `length − valid_b` places before the buffer's end.
+            buffered = segment.keys.shape[2]
+            end = (buffered - (length - valid) if valid is not None
+                   else torch.full_like(tokens_seen, buffered))  # (B,)
+            index = end[:, None] - phase + torch.arange(phase, device=end.device)  # (B, phase)
+            heads, head_dim = segment.keys.shape[1], segment.keys.shape[3]
+            gather_index = index[:, None, :, None].expand(-1, heads, -1, head_dim)
+            keep = (segment.keys.gather(2, gather_index), segment.values.gather(2, gather_index),
+                    segment.positions.gather(1, index))
+        return SegmentState(segment.sink_keys, segment.sink_values, segment.retrieved_keys,
+                            segment.retrieved_values, *keep, tokens_seen, phase)

@@ -1,0 +1,58 @@
+"""The MAG block: memory as a gate (Eqs. 26-28)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..attention import PersistentMemory, SlidingWindowAttention
+from .parts import BlockConfig, BlockState, FeedForward, MemoryGate, RMSNorm, build_memory
+
+
+class MAGBlock(nn.Module):
+    """Two branches over the same input ``x̃ = [P ‖ x]`` (Eq. 26): sliding-window attention
+    ``y = SW-Attn*(x̃)`` (Eq. 27) and the memory ``M(x̃)``, combined by ``o = y ⊗ M(x̃)``
+    (Eq. 28) — each normalised with learnable weights, the memory through a sigmoid, multiplied
+    (:class:`MemoryGate`). Pre-norm residual: ``h = x + gate(SWA(n), M(n))`` with
+    ``n = norm(x)``, then ``h + FFN(h)``.
+
+    The persistent tokens are written into the memory once per stream and stay visible to the
+    attention at every position. ``attention=False`` gates ``n`` itself by the memory.
+    """
+
+    def __init__(self, config: BlockConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.persistent = (PersistentMemory(config.persistent_tokens, config.dim)
+                           if config.persistent_tokens else None)
+        self.norm = RMSNorm(config.dim)
+        self.memory = build_memory(config)
+        self.attention = (SlidingWindowAttention(config.dim, config.heads, config.window,
+                                                 config.rotary, config.attention_backend)
+                          if config.attention else None)
+        self.gate = MemoryGate(config.dim)
+        self.dropout = nn.Dropout(config.dropout)
+        self.feed_forward = (FeedForward(config.dim, config.ffn_mult, config.dropout)
+                             if config.ffn_mult else None)
+
+    def initial_state(self, batch_size: int) -> BlockState:
+        memory_state = self.memory.initial_state(batch_size)
+        like = self.memory.initial_weights[0]
+        prefix = None
+        if self.persistent is not None:
+            prefix = self.norm(self.persistent(batch_size))  # (B, N_p, dim)
+            _, memory_state = self.memory(prefix, memory_state, validate=False)
+        cache = (self.attention.initial_cache(batch_size, prefix, like)
+                 if self.attention is not None else None)
+        return BlockState(memory_state, cache)
+
+    def forward(self, x: Tensor, state: BlockState,
+                mask: Tensor | None = None) -> tuple[Tensor, BlockState]:
+        normed = self.norm(x)
+        read, memory_state = self.memory(normed, state.memory, mask, validate=False)
+        branch, cache = normed, None
+        if self.attention is not None:
+            branch, cache = self.attention(normed, state.attention, mask)
+        h = x + self.dropout(self.gate(branch, read))
+        if self.feed_forward is not None:
+            h = self.feed_forward(h)
+        return h, BlockState(memory_state, cache)

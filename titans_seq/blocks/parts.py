@@ -1,0 +1,125 @@
+"""What the Titans blocks share: their configuration, state, feed-forward and memory gate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..attention import AttentionCache
+from ..memory import NeuralMemory, NeuralMemoryState
+
+
+@dataclass(frozen=True)
+class BlockConfig:
+    """Every block's hyper-parameters (the encoder validates and fills them in)."""
+
+    dim: int
+    heads: int = 4  # attention heads
+    memory_heads: int = 4
+    memory_head_dim: int | None = None
+    memory_depth: int = 2  # 1 = linear memory (Table 5)
+    memory_hidden: int | None = None
+    chunk_size: int = 16
+    max_lr: float = 0.1
+    momentum: bool = True  # Table 5: w/o momentum
+    forgetting: bool = True  # Table 5: w/o weight decay
+    convolution: bool = True  # Table 5: w/o convolution
+    persistent_tokens: int = 4  # N_p; 0 = Table 5's w/o persistent memory
+    attention: bool = True  # MAC/MAG/MAL without their attention part
+    window: int = 64  # sliding window (MAG, MAL), including the token itself
+    segment_len: int = 64  # MAC segment length
+    memory_tokens: int = 4  # MAC: N_l tokens retrieved from the memory per segment
+    ffn_mult: float = 4.0  # 0 = no feed-forward sub-layer
+    dropout: float = 0.0
+    rotary: bool = True
+    attention_backend: str = "auto"
+    compiled_memory: bool = False
+
+    def with_(self, **changes) -> "BlockConfig":
+        return replace(self, **changes)
+
+
+@dataclass
+class SegmentState:
+    """MAC's streaming state besides the memory: the open segment's keys and values."""
+
+    sink_keys: Tensor | None  # (B, H, N_p, D) persistent tokens, always visible
+    sink_values: Tensor | None
+    retrieved_keys: Tensor | None  # (B, H, N_l, D) the memory tokens of the open segment
+    retrieved_values: Tensor | None
+    keys: Tensor  # (B, H, n, D) the open segment's n tokens so far
+    values: Tensor
+    positions: Tensor  # (B, n) int64
+    tokens_seen: Tensor  # (B,) int64
+    phase: int | None  # n, shared by all rows; None when rows stopped at different places
+
+    def detach(self) -> "SegmentState":
+        def cut(t: Tensor | None) -> Tensor | None:
+            return t.detach() if t is not None else None
+        return SegmentState(cut(self.sink_keys), cut(self.sink_values),
+                            cut(self.retrieved_keys), cut(self.retrieved_values),
+                            self.keys.detach(), self.values.detach(), self.positions,
+                            self.tokens_seen, self.phase)
+
+
+@dataclass
+class BlockState:
+    """Streaming state of one block: its memory and, per variant, attention window or segment."""
+
+    memory: NeuralMemoryState
+    attention: AttentionCache | None = None  # MAG, MAL
+    segment: SegmentState | None = None  # MAC
+
+    def detach(self) -> "BlockState":
+        return BlockState(self.memory.detach(),
+                          self.attention.detach() if self.attention is not None else None,
+                          self.segment.detach() if self.segment is not None else None)
+
+
+class RMSNorm(nn.RMSNorm):
+    """RMSNorm computed in its weight's precision: under bf16 autocast the residual stream and
+    the attention outputs arrive in bf16, and normalising them in fp32 is both the numerically
+    sound choice (autocast does so for layer_norm) and what the fused kernel needs."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.to(self.weight.dtype))
+
+
+def build_memory(config: BlockConfig) -> NeuralMemory:
+    return NeuralMemory(
+        config.dim, heads=config.memory_heads, head_dim=config.memory_head_dim,
+        memory_depth=config.memory_depth, memory_hidden=config.memory_hidden,
+        chunk_size=config.chunk_size, max_lr=config.max_lr, momentum=config.momentum,
+        forgetting=config.forgetting, convolution=config.convolution,
+        compiled=config.compiled_memory)
+
+
+class FeedForward(nn.Module):
+    """Pre-norm position-wise MLP sub-layer with its residual: ``x + W2 GELU(W1 norm(x))``."""
+
+    def __init__(self, dim: int, mult: float, dropout: float) -> None:
+        super().__init__()
+        hidden = max(1, int(round(dim * mult)))
+        self.norm = RMSNorm(dim)
+        self.up = nn.Linear(dim, hidden)
+        self.down = nn.Linear(hidden, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.dropout(self.down(F.gelu(self.up(self.norm(x)))))
+
+
+class MemoryGate(nn.Module):
+    """``y ⊗ M(·)`` of Eqs. 25 and 28: both normalised with learnable vector-valued weights, the
+    memory branch through a non-linearity (sigmoid), multiplied element-wise, then projected."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.branch_norm = RMSNorm(dim)
+        self.memory_norm = RMSNorm(dim)
+        self.output = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, branch: Tensor, memory: Tensor) -> Tensor:
+        return self.output(self.branch_norm(branch) * self.memory_norm(memory).sigmoid())
