@@ -36,8 +36,7 @@ def test_sliding_window_matches_hand_written_softmax(window, length):
     module = SlidingWindowAttention(16, heads=2, window=window).double()
     x = torch.randn(2, length, 16, dtype=torch.float64)
     prefix = torch.randn(2, 3, 16, dtype=torch.float64)
-    cache = module.initial_cache(2, prefix, x)
-    y, _ = module(x, cache)
+    y, _ = module(x, module.initial_cache(2, x), prefix=prefix)
     torch.testing.assert_close(y, naive_window_attention(module, x, prefix, window))
 
 
@@ -46,7 +45,7 @@ def test_window_cache_keeps_each_rows_last_valid_tokens():
     module = SlidingWindowAttention(8, heads=2, window=4).double()
     x = torch.randn(2, 6, 8, dtype=torch.float64)
     mask = torch.tensor([[True] * 6, [True] * 2 + [False] * 4])
-    _, cache = module(x, module.initial_cache(2, None, x), mask)
+    _, cache = module(x, module.initial_cache(2, x), mask)
     assert cache.tokens_seen.tolist() == [6, 2]
     assert cache.positions.tolist() == [[3, 4, 5], [INVALID, 0, 1]]
     positions = torch.arange(6)[None].expand(2, -1)
@@ -76,6 +75,18 @@ def test_rotary_scores_depend_on_relative_position_only():
                 @ apply_rotary(k, torch.tensor([[key_at]])).transpose(-1, -2)).item()
     assert score(10, 7) == pytest.approx(score(103, 100), abs=1e-4)
     assert score(10, 7) != pytest.approx(score(10, 2), abs=1e-3)
+
+
+def test_attention_refuses_bad_input():
+    module = SlidingWindowAttention(8, heads=2, window=4)
+    x = torch.randn(2, 5, 8)
+    cache = module.initial_cache(2, x)
+    with pytest.raises(ValueError, match="dim=8"):
+        module(x[..., :4], cache)
+    with pytest.raises(ValueError, match="slots"):
+        module(x[:1], cache)
+    with pytest.raises(ValueError, match="end of each row"):
+        module(x, cache, torch.tensor([[True, False, True, True, True]] * 2))
 
 
 def test_attention_refuses_bad_configuration():

@@ -149,6 +149,12 @@ def test_bf16_autocast_keeps_the_memory_in_fp32(variant):
         y, state = encoder(x)
     assert all(w.dtype == torch.float32 for block in state.blocks
                for w in block.memory.memory.weights)
+    if variant in ("mag", "mal"):  # the attention did run in bf16
+        assert state.blocks[0].attention.keys.dtype == torch.bfloat16
+    # Streaming under autocast continues like one call under autocast.
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        split, _ = run_in_pieces(encoder, x, [7, 13])
+    torch.testing.assert_close(split.float(), y.float(), rtol=0.02, atol=0.02)
     assert torch.isfinite(y).all()
     relative = (y.float() - reference).norm() / reference.norm()
     assert relative < 0.05
@@ -251,3 +257,74 @@ def test_bad_configuration_is_refused(kwargs, match):
     options.update(kwargs)
     with pytest.raises(ValueError, match=match):
         TitansEncoder(**options)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_masked_continued_forward_has_no_graph_break_in_the_loop(variant):
+    encoder = tiny_encoder(variant, dtype=torch.float32)
+    x = random_input(length=20).float()
+    _, state = encoder(x[:, :7])
+    mask = torch.ones(2, 13, dtype=torch.bool)
+    mask[1, 9:] = False
+    explanation = torch._dynamo.explain(encoder._forward)(x[:, 7:], state, mask)
+    # MAC reads the rows' end positions once per block, after its loop (to keep the segment).
+    inside = [reason for reason in explanation.break_reasons
+              if not any(frame.name == "_close" for frame in reason.user_stack)]
+    assert not inside, inside
+
+
+def test_mac_without_attention_continues_rows_of_any_length():
+    encoder = tiny_encoder("mac", attention=False)
+    x = random_input(length=20)
+    mask = torch.ones(2, 20, dtype=torch.bool)
+    mask[1, 13:] = False
+    _, state = encoder(x, mask=mask)
+    _, alone_state = encoder(x[1:, :13])
+    more = random_input(length=8, seed=3)
+    torch.testing.assert_close(encoder(more, state)[0][1:], encoder(more[1:], alone_state)[0],
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_an_all_padding_call_leaves_the_stream_unchanged(variant):
+    encoder = tiny_encoder(variant)
+    x = random_input(length=9)  # mid-segment and mid-chunk
+    _, state = encoder(x)
+    y, padded_state = encoder(random_input(length=8, seed=6), state,
+                              torch.zeros(2, 8, dtype=torch.bool))
+    assert torch.equal(y, torch.zeros_like(y))
+    more = random_input(length=10, seed=7)
+    torch.testing.assert_close(encoder(more, padded_state)[0], encoder(more, state)[0],
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["mag", "mal", "mac"])
+def test_persistent_tokens_learn_after_the_state_is_detached(variant):
+    """Truncated back-propagation: the second window still trains the persistent tokens."""
+    encoder = tiny_encoder(variant, dtype=torch.float32)
+    x = random_input(length=16).float()
+    _, state = encoder(x[:, :8])
+    y, _ = encoder(x[:, 8:], state.detach())
+    y.pow(2).sum().backward()
+    for block in encoder.blocks:
+        assert block.persistent.tokens.grad is not None
+        assert block.persistent.tokens.grad.abs().sum() > 0
+
+
+def test_a_state_from_another_encoder_is_refused():
+    x = random_input(length=6)
+    _, mag_state = tiny_encoder("mag")(x)
+    with pytest.raises(ValueError, match="not a MAC state"):
+        tiny_encoder("mac")(x, mag_state)
+    with pytest.raises(ValueError, match="attention window"):
+        tiny_encoder("mag", window=9)(x, mag_state)
+    with pytest.raises(ValueError, match="chunk_size"):
+        tiny_encoder("mag", chunk_size=8)(x, mag_state)
+
+
+def test_block_configuration_is_validated():
+    from titans_seq.blocks import BlockConfig
+    with pytest.raises(ValueError, match="segment_len"):
+        BlockConfig(dim=16, segment_len=0)
+    with pytest.raises(ValueError, match="memory_tokens"):
+        BlockConfig(dim=16).with_(memory_tokens=-2)

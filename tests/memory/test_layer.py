@@ -76,7 +76,8 @@ def test_layer_memory_matches_reference_op():
     q, k = torch.nn.functional.normalize(q, dim=-1), torch.nn.functional.normalize(k, dim=-1)
     gates = torch.sigmoid(layer.gates(x)).view(3, 10, 3, 2).permute(2, 0, 3, 1)
     _, reference_state = memory_scan_reference(
-        q, k, v, layer.max_lr * gates[0], gates[1], gates[2], list(layer.initial_weights),
+        q, k, v, layer.max_lr * gates[0] * (1 - gates[1]), gates[1], gates[2],
+        list(layer.initial_weights),
         chunk_size=4)
     assert_states_close(state.memory, reference_state, **TOLERANCE)
 

@@ -17,24 +17,21 @@ from .rotary import apply_rotary
 
 @dataclass
 class AttentionCache:
-    """Streaming state of :class:`SlidingWindowAttention`.
+    """Streaming state of :class:`SlidingWindowAttention`: each row's last ``window − 1`` valid
+    tokens (the most a future query can still see) and their absolute positions.
 
-    ``keys``/``values`` hold each row's last ``window − 1`` valid tokens (the most a future query
-    can still see), ``positions`` their absolute positions (``INVALID`` for empty slots).
+    The persistent tokens' keys are not kept here: they are parameters, so every call recomputes
+    them (with current weights, and with gradients after ``detach``).
     """
 
-    sink_keys: Tensor | None  # (B, H, N_p, D), always visible; None without persistent tokens
-    sink_values: Tensor | None  # (B, H, N_p, D)
     keys: Tensor  # (B, H, window − 1, D), rotated at their positions
     values: Tensor  # (B, H, window − 1, D)
-    positions: Tensor  # (B, window − 1) int64
+    positions: Tensor  # (B, window − 1) int64, INVALID for empty slots
     tokens_seen: Tensor  # (B,) int64
 
     def detach(self) -> "AttentionCache":
-        def cut(t: Tensor | None) -> Tensor | None:
-            return t.detach() if t is not None else None
-        return AttentionCache(cut(self.sink_keys), cut(self.sink_values), self.keys.detach(),
-                              self.values.detach(), self.positions, self.tokens_seen)
+        return AttentionCache(self.keys.detach(), self.values.detach(), self.positions,
+                              self.tokens_seen)
 
 
 class Attention(nn.Module):
@@ -94,22 +91,42 @@ class SlidingWindowAttention(Attention):
             raise ValueError(f"window must be a positive int, got {window!r}")
         self.window = window
 
-    def initial_cache(self, batch_size: int, prefix: Tensor | None,
-                      like: Tensor) -> AttentionCache:
-        """An empty window; ``prefix (B, N_p, dim)`` gives the always-visible sink keys."""
-        sink_keys = sink_values = None
-        if prefix is not None:
-            sink_keys, sink_values = self.keys_values(prefix, None)
+    def initial_cache(self, batch_size: int, reference: Tensor) -> AttentionCache:
+        """An empty window for ``batch_size`` rows, on ``reference``'s device and dtype."""
         slots = self.window - 1
-        empty = like.new_zeros(batch_size, self.heads, slots, self.head_dim)
+        empty = reference.new_zeros(batch_size, self.heads, slots, self.head_dim)
         positions = torch.full((batch_size, slots), INVALID, dtype=torch.long,
-                               device=like.device)
-        tokens_seen = torch.zeros(batch_size, dtype=torch.long, device=like.device)
-        return AttentionCache(sink_keys, sink_values, empty, empty, positions, tokens_seen)
+                               device=reference.device)
+        tokens_seen = torch.zeros(batch_size, dtype=torch.long, device=reference.device)
+        return AttentionCache(empty, empty, positions, tokens_seen)
 
-    def forward(self, x: Tensor, cache: AttentionCache,
-                mask: Tensor | None = None) -> tuple[Tensor, AttentionCache]:
-        """``x (B, T, dim)`` → ``(B, T, dim)`` and the cache after each row's last valid token."""
+    def forward(self, x: Tensor, cache: AttentionCache, mask: Tensor | None = None,
+                prefix: Tensor | None = None, *,
+                validate: bool = True) -> tuple[Tensor, AttentionCache]:
+        """Attend over ``[prefix ‖ window ‖ x]``.
+
+        Parameters
+        ----------
+        x : Tensor
+            ``(B, T, dim)``, the tokens after the cache's.
+        cache : AttentionCache
+            From :meth:`initial_cache` or an earlier call.
+        mask : Tensor, optional
+            ``(B, T)`` bool, True = valid, padding only at the end of a row.
+        prefix : Tensor, optional
+            ``(1 or B, N_p, dim)``: the persistent tokens' inputs, visible to every query.
+        validate : bool
+            Check the inputs (reads tensor values; callers that have checked pass False).
+
+        Returns
+        -------
+        y : Tensor
+            ``(B, T, dim)``.
+        cache : AttentionCache
+            The window after each row's last valid token.
+        """
+        if validate:
+            self._check_input(x, cache, mask)
         batch, length, _ = x.shape
         positions = cache.tokens_seen[:, None] + torch.arange(length, device=x.device)  # (B, T)
         q = self.queries(x, positions)
@@ -118,14 +135,15 @@ class SlidingWindowAttention(Attention):
 
         prefix_keys, prefix_values, prefix_positions = [cache_keys], [cache_values], \
             [cache.positions]
-        if cache.sink_keys is not None:
-            sinks = cache.sink_keys.shape[2]
-            prefix_keys.insert(0, cache.sink_keys.to(k.dtype))
-            prefix_values.insert(0, cache.sink_values.to(v.dtype))
+        if prefix is not None:
+            sink_keys, sink_values = self.keys_values(prefix, None)  # (1 or B, H, N_p, D)
+            sinks = sink_keys.shape[2]
+            prefix_keys.insert(0, sink_keys.expand(batch, -1, -1, -1))
+            prefix_values.insert(0, sink_values.expand(batch, -1, -1, -1))
             prefix_positions.insert(0, positions.new_full((batch, sinks), ALWAYS))
         prefix_keys = torch.cat(prefix_keys, dim=2)  # (B, H, N_p + window − 1, D)
         prefix_values = torch.cat(prefix_values, dim=2)
-        prefix_positions = torch.cat(prefix_positions, dim=1)
+        prefix_positions = torch.cat(prefix_positions, dim=1)  # (B, N_p + window − 1)
 
         # Queries in blocks: a block sees the prefix and the new keys from window − 1 before it.
         block = max(self.window, 64)
@@ -133,7 +151,7 @@ class SlidingWindowAttention(Attention):
         for start in range(0, length, block):
             end = min(start + block, length)
             first_key = max(0, start - self.window + 1)
-            keys = torch.cat([prefix_keys, k[:, :, first_key:end]], dim=2)
+            keys = torch.cat([prefix_keys, k[:, :, first_key:end]], dim=2)  # (B, H, S, D)
             values = torch.cat([prefix_values, v[:, :, first_key:end]], dim=2)
             key_positions = torch.cat([prefix_positions, positions[:, first_key:end]], dim=1)
             outputs.append(self.attend(q[:, :, start:end], keys, values,
@@ -149,7 +167,25 @@ class SlidingWindowAttention(Attention):
         all_positions = torch.cat([cache.positions, positions], dim=1)  # (B, slots + T)
         gather_index = index[:, None, :, None].expand(batch, self.heads, slots, self.head_dim)
         new_cache = AttentionCache(
-            cache.sink_keys, cache.sink_values,
             all_keys.gather(2, gather_index), all_values.gather(2, gather_index),
             all_positions.gather(1, index), cache.tokens_seen + valid)
         return y, new_cache
+
+    def _check_input(self, x: Tensor, cache: AttentionCache, mask: Tensor | None) -> None:
+        if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() != 3 \
+                or x.shape[-1] != self.heads * self.head_dim or x.shape[1] == 0:
+            raise ValueError(f"x must be a float tensor (B, T >= 1, dim="
+                             f"{self.heads * self.head_dim}), got "
+                             f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+        if not isinstance(cache, AttentionCache):
+            raise TypeError("cache must be an AttentionCache (from initial_cache or forward)")
+        if cache.keys.shape[0] != x.shape[0] or cache.keys.shape[2] != self.window - 1:
+            raise ValueError(f"cache holds {cache.keys.shape[0]} rows × {cache.keys.shape[2]} "
+                             f"slots; expected {x.shape[0]} × {self.window - 1} (window − 1)")
+        if mask is not None:
+            if not isinstance(mask, Tensor) or mask.dtype != torch.bool \
+                    or mask.shape != x.shape[:2]:
+                raise ValueError(f"mask must be a bool tensor {tuple(x.shape[:2])}, True = valid")
+            if bool((mask[:, 1:] & ~mask[:, :-1]).any()):
+                raise ValueError("mask has padding before a valid token; padding must be at the "
+                                 "end of each row")

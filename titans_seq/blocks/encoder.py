@@ -3,14 +3,12 @@ bidirectional."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from ..attention.kernels import BACKENDS
 from .lmm import LMMBlock
 from .mac import MACBlock
 from .mag import MAGBlock
@@ -60,8 +58,9 @@ class TitansEncoder(nn.Module):
         Hidden width of a deep memory (default 4 × memory head dim).
     chunk_size : int
         Tokens per memory chunk (Eq. 16's ``b``).
-    max_lr : float
-        Upper bound of the memory's inner learning rate θ.
+    max_lr : float, optional
+        Bound of the memory's effective inner step θ / (1 − η); default ``1 / chunk_size``
+        (see :class:`~titans_seq.memory.NeuralMemory`).
     momentum, forgetting, convolution : bool
         Table 5's ablations of the memory: without momentum, weight decay, convolution.
     persistent_tokens : int
@@ -94,7 +93,7 @@ class TitansEncoder(nn.Module):
     def __init__(self, variant: Variant = "lmm", dim: int = 64, depth: int = 2, heads: int = 4,
                  memory_heads: int = 4, memory_head_dim: int | None = None,
                  memory_depth: int = 2, memory_hidden: int | None = None, chunk_size: int = 16,
-                 max_lr: float = 0.1, momentum: bool = True, forgetting: bool = True,
+                 max_lr: float | None = None, momentum: bool = True, forgetting: bool = True,
                  convolution: bool = True, persistent_tokens: int = 4, attention: bool = True,
                  window: int = 64, segment_len: int = 64, memory_tokens: int = 4,
                  ffn_mult: float = 4.0, dropout: float = 0.0, rotary: bool = True,
@@ -103,33 +102,18 @@ class TitansEncoder(nn.Module):
         super().__init__()
         if variant not in BLOCKS:
             raise ValueError(f"variant must be one of {sorted(BLOCKS)}, got {variant!r}")
-        for name, value in (("dim", dim), ("depth", depth), ("heads", heads),
-                            ("window", window), ("segment_len", segment_len)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name, value in (("persistent_tokens", persistent_tokens),
-                            ("memory_tokens", memory_tokens)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        if not (math.isfinite(ffn_mult) and ffn_mult >= 0):
-            raise ValueError(f"ffn_mult must be a finite float >= 0, got {ffn_mult!r}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if attention_backend not in BACKENDS:
-            raise ValueError(f"attention_backend must be one of {BACKENDS}, "
-                             f"got {attention_backend!r}")
-        if variant != "lmm" and attention and dim % heads:
-            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be a positive int, got {depth!r}")
         self.variant, self.dim, self.depth = variant, dim, depth
         self.bidirectional = bidirectional
         config = BlockConfig(
             dim=dim, heads=heads, memory_heads=memory_heads, memory_head_dim=memory_head_dim,
             memory_depth=memory_depth, memory_hidden=memory_hidden, chunk_size=chunk_size,
             max_lr=max_lr, momentum=momentum, forgetting=forgetting, convolution=convolution,
-            persistent_tokens=persistent_tokens, attention=attention, window=window,
+            persistent_tokens=persistent_tokens, window=window,
             segment_len=segment_len, memory_tokens=memory_tokens, ffn_mult=ffn_mult,
             dropout=dropout, rotary=rotary, attention_backend=attention_backend,
-            compiled_memory=compiled_memory)
+            compiled_memory=compiled_memory, attention=attention and variant != "lmm")
         self.config = config
         block = BLOCKS[variant]
         self.blocks = nn.ModuleList(block(config) for _ in range(depth))
@@ -231,3 +215,39 @@ class TitansEncoder(nn.Module):
                 raise ValueError(f"state has {len(state.blocks)} blocks, the encoder {self.depth}")
             if state.batch_size != x.shape[0]:
                 raise ValueError(f"state is for {state.batch_size} rows, x has {x.shape[0]}")
+            for index, (block, block_state) in enumerate(zip(self.blocks, state.blocks)):
+                problem = _state_mismatch(block, block_state, x.device)
+                if problem:
+                    raise ValueError(f"state.blocks[{index}] does not fit this encoder: "
+                                     f"{problem}; pass a state this encoder returned")
+        if mask is not None and mask.device != x.device:
+            raise ValueError(f"mask is on {mask.device}, x on {x.device}; move them together")
+
+
+def _state_mismatch(block: nn.Module, state: BlockState, device: torch.device) -> str | None:
+    """What is wrong with ``state`` for ``block`` (metadata only: no tensor values are read)."""
+    if not isinstance(state, BlockState):
+        return f"expected a BlockState, got {type(state).__name__}"
+    memory = state.memory.memory
+    if memory.chunk_size != block.memory.chunk_size:
+        return f"chunk_size {memory.chunk_size} != {block.memory.chunk_size}"
+    shapes = [tuple(w.shape[1:]) for w in memory.weights]
+    expected = [tuple(w.shape) for w in block.memory.initial_weights]
+    if shapes != expected:
+        return f"memory weights {shapes} != {expected}"
+    if memory.tokens_seen.device != device:
+        return f"it is on {memory.tokens_seen.device}, x on {device}"
+    if (state.memory.conv_tail is None) != (block.memory.conv is None):
+        return "convolution on/off differs"
+    attention = getattr(block, "attention", None)
+    if isinstance(block, MACBlock):
+        if state.segment is None:
+            return "it is not a MAC state"
+    elif attention is not None:
+        if state.attention is None:
+            return "it has no attention window"
+        if state.attention.keys.shape[1:] != (attention.heads, attention.window - 1,
+                                              attention.head_dim):
+            return (f"attention window {tuple(state.attention.keys.shape[1:])} != "
+                    f"{(attention.heads, attention.window - 1, attention.head_dim)}")
+    return None

@@ -28,6 +28,7 @@ class LMMBlock(nn.Module):
                              if config.ffn_mult else None)
 
     def initial_state(self, batch_size: int) -> BlockState:
+        """The state before any input: the memory has read the persistent tokens."""
         state = self.memory.initial_state(batch_size)
         if self.persistent is not None:
             _, state = self.memory(self.memory_norm(self.persistent(batch_size)), state,
@@ -36,6 +37,7 @@ class LMMBlock(nn.Module):
 
     def forward(self, x: Tensor, state: BlockState,
                 mask: Tensor | None = None) -> tuple[Tensor, BlockState]:
+        """``x (B, T, dim)`` → ``(B, T, dim)`` and the state after each row's last valid token."""
         read, memory_state = self.memory(self.memory_norm(x), state.memory, mask, validate=False)
         h = x + self.dropout(read)
         if self.feed_forward is not None:

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from ..attention import Attention, PersistentMemory
 from ..attention.kernels import ALWAYS
+from ..memory import NeuralMemoryState
 from .parts import (BlockConfig, BlockState, FeedForward, MemoryGate, RMSNorm, SegmentState,
                     build_memory)
 
@@ -63,32 +64,33 @@ class MACBlock(nn.Module):
                              if config.ffn_mult else None)
 
     def initial_state(self, batch_size: int) -> BlockState:
+        """The state before any input: a fresh memory and no open segment."""
         memory_state = self.memory.initial_state(batch_size)
-        like = self.memory.initial_weights[0]
-        sink_keys = sink_values = None
-        if self.persistent is not None:
-            prefix = self.attention_norm(self.persistent(batch_size))  # (B, N_p, dim)
-            sink_keys, sink_values = self.attention.keys_values(prefix, None)
+        reference = self.memory.initial_weights[0]
         heads = self.attention.heads if self.attention is not None else 1
         head_dim = self.attention.head_dim if self.attention is not None else 1
-        empty = like.new_zeros(batch_size, heads, 0, head_dim)
-        positions = torch.zeros(batch_size, 0, dtype=torch.long, device=like.device)
-        tokens_seen = torch.zeros(batch_size, dtype=torch.long, device=like.device)
-        segment = SegmentState(sink_keys, sink_values, None, None, empty, empty, positions,
-                               tokens_seen, phase=0)
+        empty = reference.new_zeros(batch_size, heads, 0, head_dim)  # (B, H, 0, D)
+        positions = torch.zeros(batch_size, 0, dtype=torch.long, device=reference.device)
+        tokens_seen = torch.zeros(batch_size, dtype=torch.long, device=reference.device)
+        segment = SegmentState(None, None, empty, empty, positions, tokens_seen, phase=0)
         return BlockState(memory_state, segment=segment)
 
     def forward(self, x: Tensor, state: BlockState,
                 mask: Tensor | None = None) -> tuple[Tensor, BlockState]:
-        segment = state.segment
-        if segment.phase is None:
+        """``x (B, T, dim)`` → ``(B, T, dim)`` and the state after each row's last valid token.
+
+        Raises ``ValueError`` when the state's rows stopped at different places inside their
+        segments (after a masked call), since the rows would need different segment cuts.
+        """
+        before = state.segment
+        if before.phase is None:
             raise ValueError(
                 "this MAC state's rows stopped at different positions inside their segments "
                 "(a masked call ended them at different lengths); continue each row on its own "
                 "or pad the rows to equal lengths")
         batch, length, _ = x.shape
-        memory_state = state.memory
-        phase = segment.phase
+        sinks = self._sinks()
+        memory_state, segment, phase = state.memory, before, before.phase
         outputs = []
         start = 0
         while start < length:
@@ -99,31 +101,38 @@ class MACBlock(nn.Module):
                 segment = self._open_segment(segment, memory_state, batch)
             y = piece
             if self.attention is not None:
-                attended, segment = self._attend(piece, segment, start)
+                attended, segment = self._attend(piece, segment, sinks, start)
                 y = piece + self.dropout(attended)
             read, memory_state = self.memory(self.memory_norm(y), memory_state, piece_mask,
-                                             validate=False)
-            outputs.append(y + self.dropout(self.gate(y, read)))
+                                             validate=False)  # store y (Eq. 24), read M*(y)
+            outputs.append(y + self.dropout(self.gate(y, read)))  # Eq. 25
             phase = (phase + end - start) % self.segment_len
             start = end
         h = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]  # (B, T, dim)
         if self.feed_forward is not None:
             h = self.feed_forward(h)
-        return h, BlockState(memory_state, segment=self._close(segment, state.segment, length,
-                                                                 mask))
+        return h, BlockState(memory_state, segment=self._close(segment, before, length, mask))
 
-    def _open_segment(self, segment: SegmentState, memory_state, batch: int) -> SegmentState:
+    def _sinks(self) -> tuple[Tensor, Tensor] | None:
+        """The persistent tokens' keys and values ``(1, H, N_p, D)``, recomputed per call."""
+        if self.persistent is None:
+            return None
+        return self.attention.keys_values(self.attention_norm(self.persistent(1)), None)
+
+    def _open_segment(self, segment: SegmentState, memory_state: NeuralMemoryState,
+                      batch: int) -> SegmentState:
         retrieved_keys = retrieved_values = None
         if self.memory_queries is not None:
             queries = self.memory_queries.unsqueeze(0).expand(batch, -1, -1)  # (B, N_l, dim)
             retrieved = self.memory.retrieve(queries, memory_state)  # (B, N_l, dim)
             retrieved_keys, retrieved_values = self.attention.keys_values(
-                self.retrieved_norm(retrieved), None)
-        return SegmentState(segment.sink_keys, segment.sink_values, retrieved_keys,
-                            retrieved_values, segment.keys[:, :, :0], segment.values[:, :, :0],
-                            segment.positions[:, :0], segment.tokens_seen, 0)
+                self.retrieved_norm(retrieved), None)  # (B, H, N_l, D)
+        return SegmentState(retrieved_keys, retrieved_values, segment.keys[:, :, :0],
+                            segment.values[:, :, :0], segment.positions[:, :0],
+                            segment.tokens_seen, 0)
 
     def _attend(self, piece: Tensor, segment: SegmentState,
+                sinks: tuple[Tensor, Tensor] | None,
                 start: int) -> tuple[Tensor, SegmentState]:
         """Causal attention of the piece over ``[P ‖ h ‖ segment so far ‖ piece]``."""
         batch, length, _ = piece.shape
@@ -133,21 +142,22 @@ class MACBlock(nn.Module):
         q = self.attention.queries(normed, positions)
         k, v = self.attention.keys_values(normed, positions)  # (B, H, L', D)
         keys, values, key_positions = [], [], []
-        for fixed_keys, fixed_values in ((segment.sink_keys, segment.sink_values),
+        for fixed_keys, fixed_values in (sinks or (None, None),
                                          (segment.retrieved_keys, segment.retrieved_values)):
             if fixed_keys is not None:
-                keys.append(fixed_keys.to(k.dtype))
-                values.append(fixed_values.to(v.dtype))
+                keys.append(fixed_keys.to(k.dtype).expand(batch, -1, -1, -1))
+                values.append(fixed_values.to(v.dtype).expand(batch, -1, -1, -1))
                 key_positions.append(positions.new_full((batch, fixed_keys.shape[2]), ALWAYS))
-        segment_keys = torch.cat([segment.keys.to(k.dtype), k], dim=2)
+        segment_keys = torch.cat([segment.keys.to(k.dtype), k], dim=2)  # (B, H, n + L', D)
         segment_values = torch.cat([segment.values.to(v.dtype), v], dim=2)
-        segment_positions = torch.cat([segment.positions, positions], dim=1)
+        segment_positions = torch.cat([segment.positions, positions], dim=1)  # (B, n + L')
         attended = self.attention.attend(
-            q, torch.cat(keys + [segment_keys], dim=2), torch.cat(values + [segment_values], 2),
-            positions, torch.cat(key_positions + [segment_positions], dim=1), self.segment_len)
-        segment = SegmentState(segment.sink_keys, segment.sink_values, segment.retrieved_keys,
-                               segment.retrieved_values, segment_keys, segment_values,
-                               segment_positions, segment.tokens_seen, segment.phase)
+            q, torch.cat(keys + [segment_keys], dim=2),
+            torch.cat(values + [segment_values], dim=2), positions,
+            torch.cat(key_positions + [segment_positions], dim=1), self.segment_len)
+        segment = SegmentState(segment.retrieved_keys, segment.retrieved_values, segment_keys,
+                               segment_values, segment_positions, segment.tokens_seen,
+                               segment.phase)
         return attended, segment
 
     def _close(self, segment: SegmentState, before: SegmentState, length: int,
@@ -156,14 +166,20 @@ class MACBlock(nn.Module):
 
         The buffer holds the last opened segment from its start; each row keeps its tokens of
         it up to its last valid one. Rows that end at different places, or in an earlier
-        segment than the call's last, get ``phase=None``: the next call refuses them.
+        segment than the call's last, get ``phase=None``: the next call refuses them. Without
+        attention nothing but the count is kept, so any rows continue.
         """
         valid = mask.sum(1) if mask is not None else None  # (B,)
         if valid is None:
             phase = (before.phase + length) % self.segment_len
             tokens_seen = before.tokens_seen + length
         else:
+            if not bool(valid.any()):  # all padding: nothing happened
+                return before
             tokens_seen = before.tokens_seen + valid
+            if self.attention is None:
+                return SegmentState(None, None, segment.keys, segment.values, segment.positions,
+                                    tokens_seen, 0)
             phases = set((tokens_seen % self.segment_len).tolist())
             phase = phases.pop() if len(phases) == 1 else None
             last_segment = (before.phase + length - 1) // self.segment_len
@@ -171,7 +187,7 @@ class MACBlock(nn.Module):
             if phase and bool((row_segments != last_segment).any()):
                 phase = None
         if phase is None or phase == 0 or self.attention is None:
-            keep = segment.keys[:, :, :0], segment.values[:, :, :0], segment.positions[:, :0]
+            kept = segment.keys[:, :, :0], segment.values[:, :, :0], segment.positions[:, :0]
         else:
             # Row b's last valid token sits `length − valid_b` places before the buffer's end.
             buffered = segment.keys.shape[2]
@@ -180,7 +196,7 @@ class MACBlock(nn.Module):
             index = end[:, None] - phase + torch.arange(phase, device=end.device)  # (B, phase)
             heads, head_dim = segment.keys.shape[1], segment.keys.shape[3]
             gather_index = index[:, None, :, None].expand(-1, heads, -1, head_dim)
-            keep = (segment.keys.gather(2, gather_index), segment.values.gather(2, gather_index),
-                    segment.positions.gather(1, index))
-        return SegmentState(segment.sink_keys, segment.sink_values, segment.retrieved_keys,
-                            segment.retrieved_values, *keep, tokens_seen, phase)
+            kept = (segment.keys.gather(2, gather_index),  # (B, H, phase, D)
+                    segment.values.gather(2, gather_index), segment.positions.gather(1, index))
+        return SegmentState(segment.retrieved_keys, segment.retrieved_values, *kept,
+                            tokens_seen, phase)

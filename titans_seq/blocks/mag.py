@@ -35,23 +35,26 @@ class MAGBlock(nn.Module):
                              if config.ffn_mult else None)
 
     def initial_state(self, batch_size: int) -> BlockState:
+        """The state before any input: the memory has read the persistent tokens."""
         memory_state = self.memory.initial_state(batch_size)
-        like = self.memory.initial_weights[0]
-        prefix = None
         if self.persistent is not None:
             prefix = self.norm(self.persistent(batch_size))  # (B, N_p, dim)
             _, memory_state = self.memory(prefix, memory_state, validate=False)
-        cache = (self.attention.initial_cache(batch_size, prefix, like)
+        reference = self.memory.initial_weights[0]
+        cache = (self.attention.initial_cache(batch_size, reference)
                  if self.attention is not None else None)
         return BlockState(memory_state, cache)
 
     def forward(self, x: Tensor, state: BlockState,
                 mask: Tensor | None = None) -> tuple[Tensor, BlockState]:
+        """``x (B, T, dim)`` → ``(B, T, dim)`` and the state after each row's last valid token."""
         normed = self.norm(x)
         read, memory_state = self.memory(normed, state.memory, mask, validate=False)
         branch, cache = normed, None
         if self.attention is not None:
-            branch, cache = self.attention(normed, state.attention, mask)
+            prefix = self.norm(self.persistent(1)) if self.persistent is not None else None
+            branch, cache = self.attention(normed, state.attention, mask, prefix,
+                                           validate=False)
         h = x + self.dropout(self.gate(branch, read))
         if self.feed_forward is not None:
             h = self.feed_forward(h)

@@ -33,26 +33,36 @@ class MALBlock(nn.Module):
                              if config.ffn_mult else None)
 
     def initial_state(self, batch_size: int) -> BlockState:
+        """The state before any input: the memory has read the persistent tokens."""
         memory_state = self.memory.initial_state(batch_size)
-        like = self.memory.initial_weights[0]
-        prefix = None
         if self.persistent is not None:
-            tokens = self.persistent(batch_size)  # (B, N_p, dim)
-            read, memory_state = self.memory(self.memory_norm(tokens), memory_state, validate=False)
-            prefix = tokens + read
-        cache = None
-        if self.attention is not None:
-            sinks = self.attention_norm(prefix) if prefix is not None else None
-            cache = self.attention.initial_cache(batch_size, sinks, like)
+            tokens = self.memory_norm(self.persistent(batch_size))  # (B, N_p, dim)
+            _, memory_state = self.memory(tokens, memory_state, validate=False)
+        reference = self.memory.initial_weights[0]
+        cache = (self.attention.initial_cache(batch_size, reference)
+                 if self.attention is not None else None)
         return BlockState(memory_state, cache)
+
+    def _attention_prefix(self) -> Tensor | None:
+        """The persistent positions' layer outputs ``P + M(norm P)`` (the memory from its
+        initial state), as the attention sees them: ``(1, N_p, dim)``, recomputed per call."""
+        if self.persistent is None:
+            return None
+        tokens = self.persistent(1)  # (1, N_p, dim)
+        read, _ = self.memory(self.memory_norm(tokens), self.memory.initial_state(1),
+                              validate=False)
+        return self.attention_norm(tokens + read)
 
     def forward(self, x: Tensor, state: BlockState,
                 mask: Tensor | None = None) -> tuple[Tensor, BlockState]:
-        read, memory_state = self.memory(self.memory_norm(x), state.memory, mask, validate=False)
+        """``x (B, T, dim)`` → ``(B, T, dim)`` and the state after each row's last valid token."""
+        read, memory_state = self.memory(self.memory_norm(x), state.memory, mask,
+                                         validate=False)
         h = x + self.dropout(read)
         cache = None
         if self.attention is not None:
-            attended, cache = self.attention(self.attention_norm(h), state.attention, mask)
+            attended, cache = self.attention(self.attention_norm(h), state.attention, mask,
+                                             self._attention_prefix(), validate=False)
             h = h + self.dropout(attended)
         if self.feed_forward is not None:
             h = self.feed_forward(h)

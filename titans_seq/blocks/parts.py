@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..attention import AttentionCache
+from ..attention.kernels import BACKENDS
 from ..memory import NeuralMemory, NeuralMemoryState
 
 
@@ -22,7 +24,7 @@ class BlockConfig:
     memory_depth: int = 2  # 1 = linear memory (Table 5)
     memory_hidden: int | None = None
     chunk_size: int = 16
-    max_lr: float = 0.1
+    max_lr: float | None = None  # default 1 / chunk_size
     momentum: bool = True  # Table 5: w/o momentum
     forgetting: bool = True  # Table 5: w/o weight decay
     convolution: bool = True  # Table 5: w/o convolution
@@ -37,7 +39,29 @@ class BlockConfig:
     attention_backend: str = "auto"
     compiled_memory: bool = False
 
+    def __post_init__(self) -> None:
+        for name in ("dim", "heads", "memory_heads", "window", "segment_len"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("persistent_tokens", "memory_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if not (isinstance(self.ffn_mult, (int, float)) and math.isfinite(self.ffn_mult)
+                and self.ffn_mult >= 0):
+            raise ValueError(f"ffn_mult must be a finite float >= 0, got {self.ffn_mult!r}")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.attention_backend not in BACKENDS:
+            raise ValueError(f"attention_backend must be one of {BACKENDS}, "
+                             f"got {self.attention_backend!r}")
+        if self.attention and self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads}); "
+                             "change one of them")
+
     def with_(self, **changes) -> "BlockConfig":
+        """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
 
@@ -45,8 +69,6 @@ class BlockConfig:
 class SegmentState:
     """MAC's streaming state besides the memory: the open segment's keys and values."""
 
-    sink_keys: Tensor | None  # (B, H, N_p, D) persistent tokens, always visible
-    sink_values: Tensor | None
     retrieved_keys: Tensor | None  # (B, H, N_l, D) the memory tokens of the open segment
     retrieved_values: Tensor | None
     keys: Tensor  # (B, H, n, D) the open segment's n tokens so far
@@ -58,8 +80,7 @@ class SegmentState:
     def detach(self) -> "SegmentState":
         def cut(t: Tensor | None) -> Tensor | None:
             return t.detach() if t is not None else None
-        return SegmentState(cut(self.sink_keys), cut(self.sink_values),
-                            cut(self.retrieved_keys), cut(self.retrieved_values),
+        return SegmentState(cut(self.retrieved_keys), cut(self.retrieved_values),
                             self.keys.detach(), self.values.detach(), self.positions,
                             self.tokens_seen, self.phase)
 
@@ -88,6 +109,7 @@ class RMSNorm(nn.RMSNorm):
 
 
 def build_memory(config: BlockConfig) -> NeuralMemory:
+    """The block's :class:`NeuralMemory` from its configuration."""
     return NeuralMemory(
         config.dim, heads=config.memory_heads, head_dim=config.memory_head_dim,
         memory_depth=config.memory_depth, memory_hidden=config.memory_hidden,

@@ -127,8 +127,9 @@ def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Te
     # ---- align every row's chunk boundaries on one grid of N chunks of C tokens
     offsets = state.tokens_seen % chunk_size  # (B,) tokens already in the open chunk
     valid_counts = mask.sum(1) if mask is not None else torch.full_like(offsets, length)
-    max_offset = (state.chunk_offset if state.chunk_offset is not None
-                  else int(offsets.max()))
+    # Without the hint (after a masked call) assume the worst offset rather than read the
+    # tensor: at most one extra all-padding chunk, and no device sync or graph break.
+    max_offset = state.chunk_offset if state.chunk_offset is not None else chunk_size - 1
     grid_offsets = offsets if max_offset > 0 else None
     num_chunks = -(-(max_offset + length) // chunk_size)
     grid_length = num_chunks * chunk_size

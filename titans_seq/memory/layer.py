@@ -36,8 +36,9 @@ class NeuralMemory(nn.Module):
     """The Titans long-term memory (LMM) as a layer: ``forward(x, state, mask) -> (y, state)``.
 
     Per token (§4.4): ``q, k, v = SiLU(conv(x W_Q)), SiLU(conv(x W_K)), SiLU(conv(x W_V))``
-    with causal depthwise convolutions, ℓ2-normalised q and k; data-dependent gates
-    ``θ_t = max_lr · σ(x W_θ)``, ``η_t = σ(x W_η)``, ``α_t = σ(x W_α)`` per head; the memory
+    with causal depthwise convolutions, ℓ2-normalised q and k; data-dependent gates per head
+    ``η_t = σ(x W_η)``, ``α_t = σ(x W_α)`` and ``θ_t = max_lr · σ(x W_θ) · (1 − η_t)`` (so
+    the momentum's effective step ``θ_t / (1 − η_t)`` never exceeds ``max_lr``); the memory
     MLP is written with ``(k_t, v_t)`` and read with ``q_t`` (Eqs. 12-18, see
     :func:`~titans_seq.memory.memory_scan`); the read is normalised per head (RMSNorm), gated by
     ``SiLU(x W_G)`` and projected back to ``dim``.
@@ -56,8 +57,13 @@ class NeuralMemory(nn.Module):
         Hidden width of a deep memory (default ``4 * head_dim``).
     chunk_size : int
         Tokens whose gradients share one weight point (Eq. 16's ``b``).
-    max_lr : float
-        Upper bound of the inner learning rate θ.
+    max_lr : float, optional
+        Upper bound of the effective inner step ``θ / (1 − η)`` (θ alone without momentum);
+        it starts at about 0.12 · max_lr. Default ``1 / chunk_size``: a chunk sums its tokens'
+        gradients taken at one point, so when its keys all point the same way (common in real
+        data) its step is ``chunk_size`` times a token's, and ``1 / chunk_size`` keeps that
+        worst case at one delta-rule write (stable). Larger values write harder and may
+        diverge in training.
     momentum : bool
         Keep the surprise momentum (Eq. 10); False sets η = 0 (Table 5's "w/o Momentum").
     forgetting : bool
@@ -76,7 +82,7 @@ class NeuralMemory(nn.Module):
 
     def __init__(self, dim: int, heads: int = 4, head_dim: int | None = None,
                  memory_depth: int = 2, memory_hidden: int | None = None, chunk_size: int = 16,
-                 max_lr: float = 0.1, momentum: bool = True, forgetting: bool = True,
+                 max_lr: float | None = None, momentum: bool = True, forgetting: bool = True,
                  convolution: bool = True, conv_kernel: int = 4, compiled: bool = False,
                  checkpoint_blocks: bool = False) -> None:
         super().__init__()
@@ -89,7 +95,9 @@ class NeuralMemory(nn.Module):
         if head_dim < 1 or memory_hidden < 1:
             raise ValueError(f"head_dim ({head_dim}) and memory_hidden ({memory_hidden}) must be "
                              f">= 1; with dim={dim} and heads={heads}, pass head_dim explicitly")
-        if not max_lr > 0 or not math.isfinite(max_lr):
+        max_lr = 1.0 / chunk_size if max_lr is None else max_lr
+        if isinstance(max_lr, bool) or not isinstance(max_lr, (int, float)) \
+                or not max_lr > 0 or not math.isfinite(max_lr):
             raise ValueError(f"max_lr must be a positive finite float, got {max_lr!r}")
         self.dim, self.heads, self.head_dim = dim, heads, head_dim
         self.memory_depth, self.memory_hidden = memory_depth, memory_hidden
@@ -105,7 +113,9 @@ class NeuralMemory(nn.Module):
         self.gates = nn.Linear(dim, self.num_gates * heads)
         with torch.no_grad():
             self.gates.weight.mul_(0.1)
-            biases = [torch.zeros(heads)]  # θ starts at max_lr / 2
+            # The step starts at 0.12 · max_lr: a chunk of aligned keys (real data) sums its
+            # gradients at one point, and a larger start step diverges at chunk_size 16.
+            biases = [torch.full((heads,), -2.0)]
             if momentum:
                 biases.append(torch.full((heads,), 2.0))  # η ≈ 0.88
             if forgetting:
@@ -163,9 +173,10 @@ class NeuralMemory(nn.Module):
 
         gates = torch.sigmoid(self.gates(x).to(torch.promote_types(x.dtype, torch.float32))).view(
             batch, length, self.num_gates, self.heads).permute(2, 0, 3, 1)  # (G, B, H, T)
-        theta = self.max_lr * gates[0]
-        eta = gates[1] if self.momentum else torch.zeros_like(theta)
-        alpha = gates[-1] if self.forgetting else torch.zeros_like(theta)
+        step = self.max_lr * gates[0]  # the effective step θ / (1 − η), at most max_lr
+        eta = gates[1] if self.momentum else torch.zeros_like(step)
+        theta = step * (1 - eta) if self.momentum else step
+        alpha = gates[-1] if self.forgetting else torch.zeros_like(step)
 
         read, memory_state = chunked_memory_scan(
             q, k, v, theta, eta, alpha, list(self.initial_weights), self.chunk_size,
@@ -187,11 +198,17 @@ class NeuralMemory(nn.Module):
         """
         if not isinstance(state, NeuralMemoryState):
             raise TypeError(f"state must be a NeuralMemoryState, got {type(state).__name__}")
+        if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() != 3 \
+                or x.shape[-1] != self.dim or x.shape[0] != state.memory.batch_size:
+            raise ValueError(f"x must be a float tensor (B={state.memory.batch_size}, N, "
+                             f"dim={self.dim}), got "
+                             f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
         batch, length, _ = x.shape
         inner = self.heads * self.head_dim
         q = F.silu(F.linear(x, self.qkv.weight[:inner])).view(
-            batch, length, self.heads, self.head_dim)
-        q = (F.rms_norm(q, (self.head_dim,), eps=1e-20) * self.head_dim ** -0.5).transpose(1, 2)
+            batch, length, self.heads, self.head_dim)  # (B, N, H, D)
+        q = (F.rms_norm(q, (self.head_dim,), eps=1e-20) * self.head_dim ** -0.5).transpose(
+            1, 2)  # (B, H, N, D)
         weights = state.memory.weights  # each (B, H, D_in, D_out)
         with torch.autocast(x.device.type, enabled=False):
             read = memory_mlp(q.to(weights[0].dtype), weights)  # (B, H, N, D)
