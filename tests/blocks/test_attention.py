@@ -85,7 +85,7 @@ def test_attention_refuses_bad_input():
         module(x[..., :4], cache)
     with pytest.raises(ValueError, match="slots"):
         module(x[:1], cache)
-    with pytest.raises(ValueError, match="end of each row"):
+    with pytest.raises(ValueError, match="end of a row"):
         module(x, cache, torch.tensor([[True, False, True, True, True]] * 2))
 
 

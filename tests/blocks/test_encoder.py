@@ -235,7 +235,7 @@ def test_bad_mask_and_state_are_refused():
         encoder(x, mask=torch.ones(2, 6))
     with pytest.raises(ValueError, match="mask must be"):
         encoder(x, mask=torch.ones(2, 5, dtype=torch.bool))
-    with pytest.raises(ValueError, match="end of each row"):
+    with pytest.raises(ValueError, match="end of a row"):
         encoder(x, mask=torch.tensor([[False] + [True] * 5] * 2))
     _, state = encoder(x)
     with pytest.raises(ValueError, match="rows"):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..memory.validation import check_padding_mask, check_sequence
 from .kernels import ALWAYS, BACKENDS, INVALID, attend
 from .rotary import apply_rotary
 
@@ -172,20 +173,11 @@ class SlidingWindowAttention(Attention):
         return y, new_cache
 
     def _check_input(self, x: Tensor, cache: AttentionCache, mask: Tensor | None) -> None:
-        if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() != 3 \
-                or x.shape[-1] != self.heads * self.head_dim or x.shape[1] == 0:
-            raise ValueError(f"x must be a float tensor (B, T >= 1, dim="
-                             f"{self.heads * self.head_dim}), got "
-                             f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+        check_sequence(x, self.heads * self.head_dim)
         if not isinstance(cache, AttentionCache):
             raise TypeError("cache must be an AttentionCache (from initial_cache or forward)")
         if cache.keys.shape[0] != x.shape[0] or cache.keys.shape[2] != self.window - 1:
             raise ValueError(f"cache holds {cache.keys.shape[0]} rows × {cache.keys.shape[2]} "
                              f"slots; expected {x.shape[0]} × {self.window - 1} (window − 1)")
         if mask is not None:
-            if not isinstance(mask, Tensor) or mask.dtype != torch.bool \
-                    or mask.shape != x.shape[:2]:
-                raise ValueError(f"mask must be a bool tensor {tuple(x.shape[:2])}, True = valid")
-            if bool((mask[:, 1:] & ~mask[:, :-1]).any()):
-                raise ValueError("mask has padding before a valid token; padding must be at the "
-                                 "end of each row")
+            check_padding_mask(mask, *x.shape[:2])

@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ..memory.validation import check_padding_mask, check_sequence
 from .lmm import LMMBlock
 from .mac import MACBlock
 from .mag import MAGBlock
@@ -184,26 +185,9 @@ class TitansEncoder(nn.Module):
         return EncoderState(tuple(block.initial_state(batch_size) for block in blocks))
 
     def _check_input(self, x: Tensor, state: EncoderState | None, mask: Tensor | None) -> None:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor (B, T, dim), got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise TypeError(f"x must be a floating-point tensor, got {x.dtype}; use x.float()")
-        if x.dim() != 3 or x.shape[-1] != self.dim:
-            raise ValueError(f"x must be (B, T, dim={self.dim}); got {tuple(x.shape)}")
-        if x.shape[0] == 0 or x.shape[1] == 0:
-            raise ValueError(f"x is empty (shape {tuple(x.shape)}); pass at least one row and "
-                             "one time step")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("x contains NaN or infinite values; clean or impute the input first")
+        check_sequence(x, self.dim)
         if mask is not None:
-            if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-                raise TypeError("mask must be a bool tensor (B, T), True = valid")
-            if mask.shape != x.shape[:2]:
-                raise ValueError(f"mask must be (B, T) = {tuple(x.shape[:2])}, "
-                                 f"got {tuple(mask.shape)}")
-            if x.shape[1] > 1 and bool((mask[:, 1:] & ~mask[:, :-1]).any()):
-                raise ValueError("mask has padding before a valid token; padding must be at the "
-                                 "end of each row (left-align the rows)")
+            check_padding_mask(mask, *x.shape[:2])
         if state is not None:
             if self.bidirectional:
                 raise ValueError("a bidirectional encoder has no streaming state; pass "

@@ -5,14 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..attention import Attention, PersistentMemory
+from ..attention import Attention
 from ..attention.kernels import ALWAYS
 from ..memory import NeuralMemoryState
-from .parts import (BlockConfig, BlockState, FeedForward, MemoryGate, RMSNorm, SegmentState,
-                    build_memory)
+from .parts import BlockConfig, BlockState, MemoryGate, RMSNorm, SegmentState, TitansBlock
 
 
-class MACBlock(nn.Module):
+class MACBlock(TitansBlock):
     """Memory as a context, in the paper's order: retrieve → attend → store → gated read.
 
     The input is cut into segments of ``segment_len`` tokens, counted from the stream's first
@@ -41,11 +40,8 @@ class MACBlock(nn.Module):
     """
 
     def __init__(self, config: BlockConfig) -> None:
-        super().__init__()
-        self.config = config
+        super().__init__(config, persistent=config.attention)  # P is attention context only
         self.segment_len = config.segment_len
-        self.persistent = (PersistentMemory(config.persistent_tokens, config.dim)
-                           if config.persistent_tokens and config.attention else None)
         self.attention = None
         self.memory_queries = None
         if config.attention:
@@ -57,11 +53,7 @@ class MACBlock(nn.Module):
                     torch.randn(config.memory_tokens, config.dim) * 0.02)
                 self.retrieved_norm = RMSNorm(config.dim)
         self.memory_norm = RMSNorm(config.dim)
-        self.memory = build_memory(config)
         self.gate = MemoryGate(config.dim)
-        self.dropout = nn.Dropout(config.dropout)
-        self.feed_forward = (FeedForward(config.dim, config.ffn_mult, config.dropout)
-                             if config.ffn_mult else None)
 
     def initial_state(self, batch_size: int) -> BlockState:
         """The state before any input: a fresh memory and no open segment."""
@@ -109,9 +101,7 @@ class MACBlock(nn.Module):
             phase = (phase + end - start) % self.segment_len
             start = end
         h = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]  # (B, T, dim)
-        if self.feed_forward is not None:
-            h = self.feed_forward(h)
-        return h, BlockState(memory_state, segment=self._close(segment, before, length, mask))
+        return self._feed_forward(h), BlockState(memory_state, segment=self._close(segment, before, length, mask))
 
     def _sinks(self) -> tuple[Tensor, Tensor] | None:
         """The persistent tokens' keys and values ``(1, H, N_p, D)``, recomputed per call."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..attention import PersistentMemory, SlidingWindowAttention
-from .parts import BlockConfig, BlockState, FeedForward, MemoryGate, RMSNorm, build_memory
+from ..attention import SlidingWindowAttention
+from .parts import BlockConfig, BlockState, MemoryGate, RMSNorm, TitansBlock
 
 
-class MAGBlock(nn.Module):
+class MAGBlock(TitansBlock):
     """Two branches over the same input ``x̃ = [P ‖ x]`` (Eq. 26): sliding-window attention
     ``y = SW-Attn*(x̃)`` (Eq. 27) and the memory ``M(x̃)``, combined by ``o = y ⊗ M(x̃)``
     (Eq. 28) — each normalised with learnable weights, the memory through a sigmoid, multiplied
@@ -20,30 +20,17 @@ class MAGBlock(nn.Module):
     """
 
     def __init__(self, config: BlockConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.persistent = (PersistentMemory(config.persistent_tokens, config.dim)
-                           if config.persistent_tokens else None)
+        super().__init__(config)
         self.norm = RMSNorm(config.dim)
-        self.memory = build_memory(config)
         self.attention = (SlidingWindowAttention(config.dim, config.heads, config.window,
                                                  config.rotary, config.attention_backend)
                           if config.attention else None)
         self.gate = MemoryGate(config.dim)
-        self.dropout = nn.Dropout(config.dropout)
-        self.feed_forward = (FeedForward(config.dim, config.ffn_mult, config.dropout)
-                             if config.ffn_mult else None)
 
     def initial_state(self, batch_size: int) -> BlockState:
         """The state before any input: the memory has read the persistent tokens."""
-        memory_state = self.memory.initial_state(batch_size)
-        if self.persistent is not None:
-            prefix = self.norm(self.persistent(batch_size))  # (B, N_p, dim)
-            _, memory_state = self.memory(prefix, memory_state, validate=False)
-        reference = self.memory.initial_weights[0]
-        cache = (self.attention.initial_cache(batch_size, reference)
-                 if self.attention is not None else None)
-        return BlockState(memory_state, cache)
+        return BlockState(self._primed_memory(batch_size, self.norm),
+                          self._initial_cache(batch_size))
 
     def forward(self, x: Tensor, state: BlockState,
                 mask: Tensor | None = None) -> tuple[Tensor, BlockState]:
@@ -56,6 +43,4 @@ class MAGBlock(nn.Module):
             branch, cache = self.attention(normed, state.attention, mask, prefix,
                                            validate=False)
         h = x + self.dropout(self.gate(branch, read))
-        if self.feed_forward is not None:
-            h = self.feed_forward(h)
-        return h, BlockState(memory_state, cache)
+        return self._feed_forward(h), BlockState(memory_state, cache)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..attention import AttentionCache
+from ..attention import AttentionCache, PersistentMemory
 from ..attention.kernels import BACKENDS
 from ..memory import NeuralMemory, NeuralMemoryState
 
@@ -145,3 +145,37 @@ class MemoryGate(nn.Module):
 
     def forward(self, branch: Tensor, memory: Tensor) -> Tensor:
         return self.output(self.branch_norm(branch) * self.memory_norm(memory).sigmoid())
+
+
+class TitansBlock(nn.Module):
+    """What every block has: persistent tokens, a memory, residual dropout, a feed-forward.
+
+    Subclasses define ``initial_state(batch_size)`` and ``forward(x, state, mask)``.
+    """
+
+    def __init__(self, config: BlockConfig, persistent: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.persistent = (PersistentMemory(config.persistent_tokens, config.dim)
+                           if config.persistent_tokens and persistent else None)
+        self.memory = build_memory(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.feed_forward = (FeedForward(config.dim, config.ffn_mult, config.dropout)
+                             if config.ffn_mult else None)
+
+    def _primed_memory(self, batch_size: int, norm: nn.Module) -> NeuralMemoryState:
+        """A fresh memory that has read the persistent tokens (the ``P ‖`` of Eq. 19)."""
+        state = self.memory.initial_state(batch_size)
+        if self.persistent is not None:
+            tokens = norm(self.persistent(batch_size))  # (B, N_p, dim)
+            _, state = self.memory(tokens, state, validate=False)
+        return state
+
+    def _initial_cache(self, batch_size: int) -> AttentionCache | None:
+        attention = getattr(self, "attention", None)
+        if attention is None:
+            return None
+        return attention.initial_cache(batch_size, self.memory.initial_weights[0])
+
+    def _feed_forward(self, h: Tensor) -> Tensor:
+        return self.feed_forward(h) if self.feed_forward is not None else h

@@ -13,7 +13,7 @@ from .chunked import chunked_memory_scan
 from .conv import CausalDepthwiseConv1d
 from .mlp import memory_mlp
 from .state import MemoryState
-from .validation import check_scan_inputs
+from .validation import check_scan_inputs, check_sequence
 
 
 @dataclass
@@ -224,17 +224,7 @@ class NeuralMemory(nn.Module):
 
     def _check_input(self, x: Tensor, state: NeuralMemoryState | None,
                      mask: Tensor | None) -> None:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor (B, T, dim), got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise TypeError(f"x must be a floating-point tensor, got {x.dtype}; use x.float()")
-        if x.dim() != 3 or x.shape[-1] != self.dim:
-            raise ValueError(f"x must be (B, T, dim={self.dim}); got {tuple(x.shape)}")
-        if x.shape[1] == 0:
-            raise ValueError("x has no time steps (T = 0); pass at least one token")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("x contains NaN or infinite values; clean or impute the input "
-                             "before the memory sees it")
+        check_sequence(x, self.dim)
         if state is not None and not isinstance(state, NeuralMemoryState):
             raise TypeError(f"state must be a NeuralMemoryState (as returned by forward), got "
                             f"{type(state).__name__}")

@@ -87,16 +87,7 @@ def check_scan_inputs(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tenso
                          f"{v.shape[-1]}; the last weight must be (H, D_in, D_v)")
 
     if mask is not None:
-        if not isinstance(mask, Tensor):
-            raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
-        if mask.dtype != torch.bool:
-            raise TypeError(f"mask must be a bool tensor (True = valid), got {mask.dtype}")
-        if mask.shape != (batch, length):
-            raise ValueError(f"mask must be (B, T) = ({batch}, {length}); got {tuple(mask.shape)}")
-        if length > 1 and bool((mask[:, 1:] & ~mask[:, :-1]).any()):
-            rows = torch.nonzero((mask[:, 1:] & ~mask[:, :-1]).any(1)).flatten().tolist()
-            raise ValueError(f"mask rows {rows[:10]} have padding before a valid token; padding "
-                             "is allowed only at the end of a row (left-align the sequences)")
+        check_padding_mask(mask, batch, length)
 
     if state is not None:
         if not isinstance(state, MemoryState):
@@ -129,3 +120,32 @@ def check_scan_inputs(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tenso
         for name, gate in (("eta", eta), ("alpha", alpha)):
             if bool(((gate < 0) | (gate > 1)).any()):
                 raise ValueError(f"{name} must lie in [0, 1]; map it with sigmoid(.)")
+
+
+def check_sequence(x: Tensor, dim: int) -> None:
+    """Refuse anything but a finite float tensor ``(B, T, dim)`` with ``B, T >= 1``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor (B, T, dim), got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got {x.dtype}; use x.float()")
+    if x.dim() != 3 or x.shape[-1] != dim:
+        raise ValueError(f"x must be (B, T, dim={dim}); got {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"x is empty (shape {tuple(x.shape)}); pass at least one row and one "
+                         "time step")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or infinite values; clean or impute the input first")
+
+
+def check_padding_mask(mask: Tensor, batch: int, length: int) -> None:
+    """Refuse a mask that is not ``(B, T)`` bool with padding only at the end of each row."""
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True = valid), got {mask.dtype}")
+    if mask.shape != (batch, length):
+        raise ValueError(f"mask must be (B, T) = ({batch}, {length}); got {tuple(mask.shape)}")
+    if length > 1 and bool((mask[:, 1:] & ~mask[:, :-1]).any()):
+        rows = torch.nonzero((mask[:, 1:] & ~mask[:, :-1]).any(1)).flatten().tolist()
+        raise ValueError(f"mask rows {rows[:10]} have padding before a valid token; padding "
+                         "is allowed only at the end of a row (left-align the sequences)")
