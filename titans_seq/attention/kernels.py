@@ -15,6 +15,7 @@ expresses the same rule as a ``flex_attention`` ``mask_mod`` (block-sparse and f
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import torch
@@ -75,12 +76,9 @@ def _flex_attend(q: Tensor, k: Tensor, v: Tensor, query_positions: Tensor,
         return flex_attention(q, k, v, block_mask=block_mask)
 
 
-_COMPILED_FLEX = None
-
-
+@functools.cache
 def _compiled_flex():
-    global _COMPILED_FLEX
-    if _COMPILED_FLEX is None:
-        from torch.nn.attention.flex_attention import flex_attention
-        _COMPILED_FLEX = torch.compile(flex_attention, dynamic=False)
-    return _COMPILED_FLEX
+    """``torch.compile`` of flex_attention, built once; shapes that change between calls
+    (streaming, the last short block) are traced dynamically after the first recompile."""
+    from torch.nn.attention.flex_attention import flex_attention
+    return torch.compile(flex_attention, dynamic=None)
