@@ -37,3 +37,12 @@ def test_quickstart_shows_what_it_claims():
 
 def test_there_is_a_notebook():
     assert NOTEBOOKS
+
+
+def test_encoders_quickstart_shows_what_it_claims():
+    namespace = run_notebook(NOTEBOOKS[0].parent / "encoders_quickstart.ipynb")
+    assert set(namespace["stream_gaps"]) == {"mac", "mag", "mal", "lmm"}
+    assert max(namespace["stream_gaps"].values()) < 1e-4
+    assert namespace["past_gap"] == 0.0
+    assert namespace["pad_gap"] < 1e-5
+    assert namespace["pooled"].shape == (2, 32)
