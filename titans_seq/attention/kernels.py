@@ -45,9 +45,28 @@ def visibility_mask(query_positions: Tensor, key_positions: Tensor, window: int)
 
 def attend(q: Tensor, k: Tensor, v: Tensor, query_positions: Tensor, key_positions: Tensor,
            window: int, backend: str = "sdpa") -> Tensor:
-    """``softmax(q kᵀ / √D + mask) v`` for ``q (B, H, T, D)``, ``k, v (B, H, S, D)``.
+    """``softmax(q kᵀ / √D + mask) v`` under the visibility rule of this module.
 
-    Every query must see at least one key (its own position), which holds for the callers.
+    Parameters
+    ----------
+    q : Tensor
+        Queries ``(B, H, T, D)``.
+    k, v : Tensor
+        Keys and values ``(B, H, S, D)``.
+    query_positions : Tensor
+        ``(B, T)`` int64 absolute positions of the queries.
+    key_positions : Tensor
+        ``(B, S)`` int64: a position, :data:`ALWAYS` or :data:`INVALID` per key.
+    window : int
+        A query at ``p`` sees positioned keys in ``(p − window, p]``.
+    backend : {"auto", "sdpa", "flex"}
+        See :func:`resolve_backend`. flex has no backward on CPU.
+
+    Returns
+    -------
+    Tensor
+        ``(B, H, T, D)``. Every query must see at least one key (its own position), which
+        holds for the callers.
     """
     backend = resolve_backend(backend, q.device)
     if backend == "sdpa":

@@ -32,6 +32,7 @@ class EncoderState:
 
     @property
     def batch_size(self) -> int:
+        """Number of streams (rows) the state holds."""
         return self.blocks[0].memory.tokens_seen.shape[0]
 
 
@@ -182,6 +183,7 @@ class TitansEncoder(nn.Module):
 
     @staticmethod
     def initial_state_of(blocks: nn.ModuleList, batch_size: int) -> EncoderState:
+        """The initial state of a stack of blocks (either direction of a bidirectional one)."""
         return EncoderState(tuple(block.initial_state(batch_size) for block in blocks))
 
     def _check_input(self, x: Tensor, state: EncoderState | None, mask: Tensor | None) -> None:
