@@ -25,7 +25,7 @@ def apply_rotary(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
         ``x`` rotated pairwise (first half against second half), same shape and dtype.
     """
     half = x.shape[-1] // 2
-    # float64 angles: in fp32, position 10⁶ would already shift scores by about 0.5 %.
+    # float64 angles: in fp32, position 10⁶ would already shift scores by about 0.6 %.
     frequencies = base ** (-torch.arange(half, device=x.device, dtype=torch.float64) / half)
     angles = positions.to(torch.float64)[:, None, :, None] * frequencies  # (B, 1, T, D/2)
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)

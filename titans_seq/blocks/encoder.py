@@ -130,7 +130,7 @@ class TitansEncoder(nn.Module):
         if self.bidirectional:
             raise ValueError("a bidirectional encoder reads whole sequences and has no "
                              "streaming state; build it with bidirectional=False to stream")
-        return EncoderState(tuple(block.initial_state(batch_size) for block in self.blocks))
+        return self._initial_state_of(self.blocks, batch_size)
 
     def forward(self, x: Tensor, state: EncoderState | None = None,
                 mask: Tensor | None = None) -> tuple[Tensor, EncoderState | None]:
@@ -166,8 +166,8 @@ class TitansEncoder(nn.Module):
 
     def _bidirectional(self, x: Tensor, mask: Tensor | None) -> Tensor:
         batch, length, _ = x.shape
-        forward, _ = self._run(self.blocks, self.norm, x, self.initial_state_of(self.blocks,
-                                                                                 batch), mask)
+        forward, _ = self._run(self.blocks, self.norm, x,
+                               self._initial_state_of(self.blocks, batch), mask)
         # Reverse each row's valid part in place; padding stays at the end.
         valid = mask.sum(1) if mask is not None else torch.full(
             (batch,), length, device=x.device)
@@ -176,13 +176,13 @@ class TitansEncoder(nn.Module):
         index = index[:, :, None].expand(-1, -1, self.dim)
         reversed_x = x.gather(1, index)
         backward, _ = self._run(self.backward_blocks, self.backward_norm, reversed_x,
-                                self.initial_state_of(self.backward_blocks, batch), mask)
+                                self._initial_state_of(self.backward_blocks, batch), mask)
         backward = backward.gather(1, index)  # back to the original order
         y = self.merge(torch.cat([forward, backward], dim=-1))
         return y * mask[:, :, None] if mask is not None else y
 
     @staticmethod
-    def initial_state_of(blocks: nn.ModuleList, batch_size: int) -> EncoderState:
+    def _initial_state_of(blocks: nn.ModuleList, batch_size: int) -> EncoderState:
         """The initial state of a stack of blocks (either direction of a bidirectional one)."""
         return EncoderState(tuple(block.initial_state(batch_size) for block in blocks))
 

@@ -63,8 +63,7 @@ class MACBlock(TitansBlock):
         head_dim = self.attention.head_dim if self.attention is not None else 1
         empty = reference.new_zeros(batch_size, heads, 0, head_dim)  # (B, H, 0, D)
         positions = torch.zeros(batch_size, 0, dtype=torch.long, device=reference.device)
-        tokens_seen = torch.zeros(batch_size, dtype=torch.long, device=reference.device)
-        segment = SegmentState(None, None, empty, empty, positions, tokens_seen, phase=0)
+        segment = SegmentState(None, None, empty, empty, positions, phase=0)
         return BlockState(memory_state, segment=segment)
 
     def forward(self, x: Tensor, state: BlockState,
@@ -82,6 +81,7 @@ class MACBlock(TitansBlock):
                 "or pad the rows to equal lengths")
         batch, length, _ = x.shape
         sinks = self._sinks()
+        first_position = state.memory.tokens_seen  # (B,) position of x[:, 0]
         memory_state, segment, phase = state.memory, before, before.phase
         outputs = []
         start = 0
@@ -93,7 +93,9 @@ class MACBlock(TitansBlock):
                 segment = self._open_segment(segment, memory_state, batch)
             y = piece
             if self.attention is not None:
-                attended, segment = self._attend(piece, segment, sinks, start)
+                positions = first_position[:, None] + start + torch.arange(
+                    end - start, device=x.device)  # (B, L')
+                attended, segment = self._attend(piece, segment, sinks, positions)
                 y = piece + self.dropout(attended)
             read, memory_state = self.memory(self.memory_norm(y), memory_state, piece_mask,
                                              validate=False)  # store y (Eq. 24), read M*(y)
@@ -101,7 +103,8 @@ class MACBlock(TitansBlock):
             phase = (phase + end - start) % self.segment_len
             start = end
         h = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]  # (B, T, dim)
-        return self._feed_forward(h), BlockState(memory_state, segment=self._close(segment, before, length, mask))
+        segment = self._close(segment, before, memory_state.tokens_seen, length, mask)
+        return self._feed_forward(h), BlockState(memory_state, segment=segment)
 
     def _sinks(self) -> tuple[Tensor, Tensor] | None:
         """The persistent tokens' keys and values ``(1, H, N_p, D)``, recomputed per call."""
@@ -118,16 +121,14 @@ class MACBlock(TitansBlock):
             retrieved_keys, retrieved_values = self.attention.keys_values(
                 self.retrieved_norm(retrieved), None)  # (B, H, N_l, D)
         return SegmentState(retrieved_keys, retrieved_values, segment.keys[:, :, :0],
-                            segment.values[:, :, :0], segment.positions[:, :0],
-                            segment.tokens_seen, 0)
+                            segment.values[:, :, :0], segment.positions[:, :0], 0)
 
     def _attend(self, piece: Tensor, segment: SegmentState,
                 sinks: tuple[Tensor, Tensor] | None,
-                start: int) -> tuple[Tensor, SegmentState]:
-        """Causal attention of the piece over ``[P ‖ h ‖ segment so far ‖ piece]``."""
-        batch, length, _ = piece.shape
-        positions = segment.tokens_seen[:, None] + start + torch.arange(
-            length, device=piece.device)  # (B, L')
+                positions: Tensor) -> tuple[Tensor, SegmentState]:
+        """Causal attention of the piece at ``positions (B, L')`` over
+        ``[P ‖ h ‖ segment so far ‖ piece]``."""
+        batch = piece.shape[0]
         normed = self.attention_norm(piece)
         q = self.attention.queries(normed, positions)
         k, v = self.attention.keys_values(normed, positions)  # (B, H, L', D)
@@ -146,47 +147,42 @@ class MACBlock(TitansBlock):
             torch.cat(values + [segment_values], dim=2), positions,
             torch.cat(key_positions + [segment_positions], dim=1), self.segment_len)
         segment = SegmentState(segment.retrieved_keys, segment.retrieved_values, segment_keys,
-                               segment_values, segment_positions, segment.tokens_seen,
-                               segment.phase)
+                               segment_values, segment_positions, segment.phase)
         return attended, segment
 
-    def _close(self, segment: SegmentState, before: SegmentState, length: int,
-               mask: Tensor | None) -> SegmentState:
-        """The state after each row's last valid token.
+    def _close(self, segment: SegmentState, before: SegmentState, tokens_seen: Tensor,
+               length: int, mask: Tensor | None) -> SegmentState:
+        """The state after each row's last valid token (``tokens_seen (B,)`` after the call).
 
         The buffer holds the last opened segment from its start; each row keeps its tokens of
         it up to its last valid one. Rows that end at different places, or in an earlier
         segment than the call's last, get ``phase=None``: the next call refuses them. Without
         attention nothing but the count is kept, so any rows continue.
         """
-        valid = mask.sum(1) if mask is not None else None  # (B,)
-        if valid is None:
+        empty = segment.keys[:, :, :0], segment.values[:, :, :0], segment.positions[:, :0]
+        if mask is None:  # every row stopped at the end: the buffer is the open segment
             phase = (before.phase + length) % self.segment_len
-            tokens_seen = before.tokens_seen + length
-        else:
-            if not bool(valid.any()):  # all padding: nothing happened
-                return before
-            tokens_seen = before.tokens_seen + valid
-            if self.attention is None:
-                return SegmentState(None, None, segment.keys, segment.values, segment.positions,
-                                    tokens_seen, 0)
-            phases = set((tokens_seen % self.segment_len).tolist())
-            phase = phases.pop() if len(phases) == 1 else None
-            last_segment = (before.phase + length - 1) // self.segment_len
-            row_segments = (before.phase + valid - 1).div(self.segment_len, rounding_mode="floor")
-            if phase and bool((row_segments != last_segment).any()):
-                phase = None
-        if phase is None or phase == 0 or self.attention is None:
-            kept = segment.keys[:, :, :0], segment.values[:, :, :0], segment.positions[:, :0]
-        else:
-            # Row b's last valid token sits `length − valid_b` places before the buffer's end.
-            buffered = segment.keys.shape[2]
-            end = (buffered - (length - valid) if valid is not None
-                   else torch.full_like(tokens_seen, buffered))  # (B,)
-            index = end[:, None] - phase + torch.arange(phase, device=end.device)  # (B, phase)
-            heads, head_dim = segment.keys.shape[1], segment.keys.shape[3]
-            gather_index = index[:, None, :, None].expand(-1, heads, -1, head_dim)
-            kept = (segment.keys.gather(2, gather_index),  # (B, H, phase, D)
-                    segment.values.gather(2, gather_index), segment.positions.gather(1, index))
-        return SegmentState(segment.retrieved_keys, segment.retrieved_values, *kept,
-                            tokens_seen, phase)
+            kept = (segment.keys, segment.values, segment.positions) if phase else empty
+            return SegmentState(segment.retrieved_keys, segment.retrieved_values, *kept, phase)
+        valid = mask.sum(1)  # (B,)
+        if not bool(valid.any()):  # all padding: nothing happened
+            return before
+        if self.attention is None:
+            return SegmentState(None, None, *empty, 0)
+        phases = set((tokens_seen % self.segment_len).tolist())
+        phase = phases.pop() if len(phases) == 1 else None
+        last_segment = (before.phase + length - 1) // self.segment_len
+        row_segments = (before.phase + valid - 1).div(self.segment_len, rounding_mode="floor")
+        if phase and bool((row_segments != last_segment).any()):
+            phase = None
+        if not phase:  # None, or every row at a segment boundary
+            return SegmentState(segment.retrieved_keys, segment.retrieved_values, *empty, phase)
+        # Row b's last valid token sits `length − valid_b` places before the buffer's end.
+        end = segment.keys.shape[2] - (length - valid)  # (B,)
+        index = end[:, None] - phase + torch.arange(phase, device=end.device)  # (B, phase)
+        heads, head_dim = segment.keys.shape[1], segment.keys.shape[3]
+        gather_index = index[:, None, :, None].expand(-1, heads, -1, head_dim)
+        return SegmentState(segment.retrieved_keys, segment.retrieved_values,
+                            segment.keys.gather(2, gather_index),  # (B, H, phase, D)
+                            segment.values.gather(2, gather_index),
+                            segment.positions.gather(1, index), phase)

@@ -74,15 +74,15 @@ class SegmentState:
     keys: Tensor  # (B, H, n, D) the open segment's n tokens so far
     values: Tensor
     positions: Tensor  # (B, n) int64
-    tokens_seen: Tensor  # (B,) int64
     phase: int | None  # n, shared by all rows; None when rows stopped at different places
+    # Tokens seen per row: the memory's count (MAC writes every token, and only them).
 
     def detach(self) -> "SegmentState":
         def cut(t: Tensor | None) -> Tensor | None:
             return t.detach() if t is not None else None
         return SegmentState(cut(self.retrieved_keys), cut(self.retrieved_values),
                             self.keys.detach(), self.values.detach(), self.positions,
-                            self.tokens_seen, self.phase)
+                            self.phase)
 
 
 @dataclass
@@ -158,6 +158,7 @@ class TitansBlock(nn.Module):
         self.config = config
         self.persistent = (PersistentMemory(config.persistent_tokens, config.dim)
                            if config.persistent_tokens and persistent else None)
+        self.attention: nn.Module | None = None  # set by the variants that attend
         self.memory = build_memory(config)
         self.dropout = nn.Dropout(config.dropout)
         self.feed_forward = (FeedForward(config.dim, config.ffn_mult, config.dropout)
@@ -172,10 +173,9 @@ class TitansBlock(nn.Module):
         return state
 
     def _initial_cache(self, batch_size: int) -> AttentionCache | None:
-        attention = getattr(self, "attention", None)
-        if attention is None:
+        if self.attention is None:
             return None
-        return attention.initial_cache(batch_size, self.memory.initial_weights[0])
+        return self.attention.initial_cache(batch_size, self.memory.initial_weights[0])
 
     def _feed_forward(self, h: Tensor) -> Tensor:
         return self.feed_forward(h) if self.feed_forward is not None else h

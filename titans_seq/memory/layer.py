@@ -165,9 +165,7 @@ class NeuralMemory(nn.Module):
             projected, conv_tail = self.conv(projected, state.conv_tail, mask)
         projected = F.silu(projected).view(batch, length, 3, self.heads, self.head_dim)
         # ℓ2-normalise q and k while each head's features are contiguous.
-        # rms_norm(x) / sqrt(D) = x / sqrt(‖x‖² + D·ε): the ℓ2 normalisation, in one fused op.
-        query_key = F.rms_norm(projected[:, :, :2], (self.head_dim,), eps=1e-20) \
-            * self.head_dim ** -0.5  # (B, T, 2, H, D)
+        query_key = self._l2_normalise(projected[:, :, :2])  # (B, T, 2, H, D)
         q, k = query_key.permute(2, 0, 3, 1, 4)  # each (B, H, T, D)
         v = projected[:, :, 2].transpose(1, 2)  # (B, H, T, D)
 
@@ -207,12 +205,16 @@ class NeuralMemory(nn.Module):
         inner = self.heads * self.head_dim
         q = F.silu(F.linear(x, self.qkv.weight[:inner])).view(
             batch, length, self.heads, self.head_dim)  # (B, N, H, D)
-        q = (F.rms_norm(q, (self.head_dim,), eps=1e-20) * self.head_dim ** -0.5).transpose(
-            1, 2)  # (B, H, N, D)
+        q = self._l2_normalise(q).transpose(1, 2)  # (B, H, N, D)
         weights = state.memory.weights  # each (B, H, D_in, D_out)
         with torch.autocast(x.device.type, enabled=False):
             read = memory_mlp(q.to(weights[0].dtype), weights)  # (B, H, N, D)
         return self._output(read, x)
+
+    def _l2_normalise(self, x: Tensor) -> Tensor:
+        """ℓ2 norm over the last (head) dimension in one fused op:
+        ``rms_norm(x) / sqrt(D) = x / sqrt(‖x‖² + D·ε)``."""
+        return F.rms_norm(x, (self.head_dim,), eps=1e-20) * self.head_dim ** -0.5
 
     def _output(self, read: Tensor, x: Tensor) -> Tensor:
         """Per-head RMSNorm, then the output gate and projection (§4.4 "Gating")."""
