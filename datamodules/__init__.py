@@ -1,6 +1,6 @@
-"""Lightning data modules of titans-seq (time series and DNA).
+"""Lightning datamodules of titans-seq and the example datasets the package embeds."""
 
-Empty for now: ``TimeSeriesDataModule`` and ``DNADataModule`` arrive with their issues.
-"""
+from .datasets import load_etth1
+from .timeseries import TimeSeriesDataModule, read_series
 
-__all__: list[str] = []
+__all__ = ["TimeSeriesDataModule", "load_etth1", "read_series"]

@@ -1,0 +1,11 @@
+"""Time-series input for forecasting: reading, splits, scaling, covariates, lazy windows."""
+
+from .covariates import align_covariates, calendar_features, calendar_names
+from .datamodule import TimeSeriesDataModule, split_borders
+from .frames import SeriesSet, read_series, read_table
+from .preparation import SeriesScaler, prepare_series
+from .windows import PreparedSeries, WindowDataset
+
+__all__ = ["PreparedSeries", "SeriesScaler", "SeriesSet", "TimeSeriesDataModule",
+           "WindowDataset", "align_covariates", "calendar_features", "calendar_names",
+           "prepare_series", "read_series", "read_table", "split_borders"]

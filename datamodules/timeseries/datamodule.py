@@ -1,0 +1,211 @@
+"""`TimeSeriesDataModule`: forecasting windows for Lightning from any supported input."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+from torch.utils.data import DataLoader
+
+from .covariates import calendar_names
+from .frames import Missing, SeriesSet, read_series
+from .preparation import SeriesScaler, prepare_series
+from .windows import WindowDataset
+
+Split = Literal["fractions", "borders", "ett-hour", "ett-minute"]
+ETT_HOUR_BORDERS = (8640, 11520, 14400)  # 12, 4 and 4 months of hourly rows
+
+
+def split_borders(length: int, split: Split, val_fraction: float = 0.1,
+                  test_fraction: float = 0.2,
+                  borders: Sequence[int] | None = None) -> tuple[int, int, int]:
+    """``(train_end, val_end, test_end)`` row borders of a series of ``length`` rows.
+
+    ``"fractions"``: in time order, ``test = int(length · test_fraction)``,
+    ``train = int(length · (1 − val_fraction − test_fraction))``, validation the rest (the
+    Time-Series-Library rule). ``"borders"``: given. ``"ett-hour"``/``"ett-minute"``: the
+    standard ETT borders (8640, 11520, 14400), × 4 for 15-minute data.
+    """
+    if split == "fractions":
+        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not (isinstance(value, (int, float)) and 0 <= value < 1):
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        if val_fraction + test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must leave rows for training")
+        train = int(length * (1 - val_fraction - test_fraction))
+        test = int(length * test_fraction)
+        return train, length - test, length
+    if split in ("ett-hour", "ett-minute"):
+        borders = tuple(b * (4 if split == "ett-minute" else 1) for b in ETT_HOUR_BORDERS)
+        if length < borders[-1]:
+            raise ValueError(f"the {split} split needs {borders[-1]} rows, the data has {length}")
+        return borders
+    if split == "borders":
+        if borders is None or len(borders) != 3:
+            raise ValueError("split='borders' needs borders=(train_end, val_end, test_end)")
+        train, val, test = (int(b) for b in borders)
+        if not 0 < train <= val <= test <= length:
+            raise ValueError(f"borders must satisfy 0 < train_end <= val_end <= test_end <= "
+                             f"{length} (rows of the data), got {tuple(borders)}")
+        return train, val, test
+    raise ValueError(f"split must be 'fractions', 'borders', 'ett-hour' or 'ett-minute', "
+                     f"got {split!r}")
+
+
+class TimeSeriesDataModule(pl.LightningDataModule):
+    """Forecasting windows from pandas/polars tables (wide or long), arrays, CSV or Parquet.
+
+    Parameters
+    ----------
+    data
+        The series: anything :func:`~datamodules.timeseries.frames.read_series` reads.
+    lookback, horizon : int
+        Input rows and forecast rows of a window.
+    warmup : int
+        Extra input rows before the lookback that the model's memory reads first (a multiple
+        of ``lookback``); origins without that much history are not used.
+    target, time_col, id_col, future_covariates, static_covariates, missing
+        How to read ``data`` (see ``read_series``).
+    calendar : bool or list of str
+        Calendar features from the timestamps, as future-known covariates (True: hour,
+        day-of-week, day, month).
+    split : {"fractions", "borders", "ett-hour", "ett-minute"}
+        How each series is cut into train / validation / test rows, in time order.
+        Validation and test windows read their input from earlier rows.
+    scale : bool
+        Standardise each series' columns with statistics of its training rows only. The
+        statistics are saved with the module (``state_dict``, so in Lightning checkpoints).
+    stride : int
+        Step between training origins (validation and test use every origin).
+    """
+
+    def __init__(self, data: Any = None, lookback: int = 96, horizon: int = 96,
+                 warmup: int = 0, target: str | list[str] | None = None,
+                 time_col: str | None = None, id_col: str | None = None,
+                 future_covariates: list[str] | None = None, static_covariates: Any = None,
+                 calendar: bool | list[str] = False, split: Split = "fractions",
+                 val_fraction: float = 0.1, test_fraction: float = 0.2,
+                 borders: list[int] | None = None, scale: bool = True,
+                 missing: Missing = "error", stride: int = 1, batch_size: int = 32,
+                 eval_batch_size: int | None = None, num_workers: int = 0,
+                 shuffle: bool = True) -> None:
+        super().__init__()
+        for name, value in (("lookback", lookback), ("horizon", horizon),
+                            ("stride", stride), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0 \
+                or warmup % lookback:
+            raise ValueError(f"warmup must be a multiple of lookback ({lookback}) >= 0, "
+                             f"got {warmup!r}")
+        self.data, self.lookback, self.horizon, self.warmup = data, lookback, horizon, warmup
+        self.target, self.time_col, self.id_col = target, time_col, id_col
+        self.future_covariates = list(future_covariates or [])
+        self.static_covariates, self.missing = static_covariates, missing
+        self.calendar = calendar_names(calendar)
+        self.split, self.val_fraction, self.test_fraction = split, val_fraction, test_fraction
+        self.borders, self.scale, self.stride = borders, scale, stride
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.num_workers, self.shuffle = num_workers, shuffle
+        self.series: SeriesSet | None = None
+        self.scaler: SeriesScaler | None = None
+        self.datasets: dict[str, WindowDataset] = {}
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(self) -> SeriesSet:
+        """Read and check ``data`` once (also done by ``setup``)."""
+        if self.series is None:
+            if self.data is None:
+                raise ValueError("TimeSeriesDataModule needs data=…")
+            series = read_series(self.data, target=self.target, time_col=self.time_col,
+                                 id_col=self.id_col, future_covariates=self.future_covariates,
+                                 static_covariates=self.static_covariates,
+                                 missing=self.missing, name="data")
+            if self.calendar and series.times is None:
+                raise ValueError("calendar features need timestamps; the data has none")
+            self.series = series
+        return self.series
+
+    @property
+    def n_channels(self) -> int:
+        return self.read().n_channels
+
+    @property
+    def n_covariates(self) -> int:
+        return len(self.calendar) + len(self.read().future_names)
+
+    @property
+    def n_static(self) -> int:
+        return len(self.read().static_names)
+
+    def borders_of(self, length: int) -> tuple[int, int, int]:
+        return split_borders(length, self.split, self.val_fraction, self.test_fraction,
+                             self.borders)
+
+    # -- Lightning hooks ---------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        series = self.read()
+        borders = [self.borders_of(length) for length in series.lengths]
+        if self.scaler is None:
+            self.scaler = SeriesScaler.fit(series, [b[0] for b in borders], self.scale)
+        elif self.scaler.mean.shape != (series.n_series, series.n_channels):
+            raise ValueError("the loaded scaler statistics do not match the data: "
+                             f"{self.scaler.mean.shape} vs {(series.n_series, series.n_channels)}")
+        prepared = prepare_series(series, self.scaler, self.calendar)
+        context = self.lookback + self.warmup
+        parts = {"train": [(context, b[0] - self.horizon) for b in borders],
+                 "val": [(max(b[0], context), b[1] - self.horizon) for b in borders],
+                 "test": [(max(b[1], context), b[2] - self.horizon) for b in borders]}
+        for name, origins in parts.items():
+            self.datasets[name] = WindowDataset(prepared, origins, context, self.horizon,
+                                                self.stride if name == "train" else 1)
+        if len(self.datasets["train"]) == 0:
+            shortest = min(b[0] for b in borders)
+            raise ValueError(f"no training window: a window needs lookback + warmup + horizon "
+                             f"= {context + self.horizon} training rows, the shortest series "
+                             f"has {shortest}; use a shorter lookback/horizon or more data")
+        if stage == "predict":
+            predict_series = prepare_series(series, self.scaler, self.calendar,
+                                            extra_rows=self.horizon) \
+                if not series.future_names else None
+            if predict_series is None:
+                raise ValueError("forecasting past the end needs the future covariates' next "
+                                 f"{self.horizon} rows; use TitansForecaster.predict(X=…)")
+            self.datasets["predict"] = WindowDataset(
+                predict_series, [(length, length) for length in series.lengths], context,
+                self.horizon)
+
+    def _loader(self, name: str, shuffle: bool = False) -> DataLoader | list:
+        dataset = self.datasets.get(name)
+        if dataset is None or len(dataset) == 0:
+            return []
+        return DataLoader(dataset, batch_size=self.batch_size if shuffle else self.eval_batch_size,
+                          shuffle=shuffle, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=self.shuffle)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader | list:
+        return self._loader("predict")
+
+    # -- scaler statistics travel with checkpoints ------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.scaler is None else {"scaler": self.scaler.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "scaler" in state_dict:
+            self.scaler = SeriesScaler.from_state_dict(state_dict["scaler"])
+
+    def inverse_transform(self, values: np.ndarray, series: int | np.ndarray) -> np.ndarray:
+        """Scaled model output ``(..., C)`` back to the data's units."""
+        if self.scaler is None:
+            raise ValueError("the scaler is fitted in setup(); call setup() first")
+        return self.scaler.inverse_transform(values, series)

@@ -1,0 +1,397 @@
+"""Reading forecasting input into one canonical form: a :class:`SeriesSet`.
+
+Accepted input (see :func:`read_series`):
+
+- a **wide** table: a time column (or a ``DatetimeIndex``) and numeric columns, one series
+  whose channels are the columns; pandas or polars;
+- a **long** table: ``unique_id``, ``ds`` and one or more target columns (``y``), several series
+  stacked; pandas or polars;
+- a numpy array ``(T,)`` or ``(T, C)``: one series without timestamps;
+- a path to a CSV (``.csv``, ``.csv.gz``, ``.tsv``) or Parquet file holding a wide or long table.
+
+Everything is checked here once, with errors that name the offending column, row or date and
+say how to fix it: the estimators and the datamodule only ever see a valid :class:`SeriesSet`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+
+Missing = Literal["error", "mask"]
+TIME_COLUMNS = ("ds", "date", "datetime", "timestamp", "time")
+
+
+@dataclass
+class SeriesSet:
+    """Series of equal channel count, each with its own length.
+
+    Attributes
+    ----------
+    ids : list
+        One identifier per series (the wide layout and arrays have one series, id ``0``).
+    values : list of ndarray
+        ``(T_i, C)`` float64 targets; NaN only where ``missing="mask"`` allowed it.
+    times : list of ndarray or None
+        ``(T_i,)`` ``datetime64[ns]`` timestamps, regular at ``freq``; None for arrays.
+    future : list of ndarray or None
+        ``(T_i, F)`` future-known covariates aligned with ``values``.
+    static : ndarray or None
+        ``(N, S)`` static covariates, one row per series.
+    """
+
+    ids: list
+    values: list[np.ndarray]
+    times: list[np.ndarray] | None = None
+    future: list[np.ndarray] | None = None
+    static: np.ndarray | None = None
+    target_names: list[str] = field(default_factory=list)
+    future_names: list[str] = field(default_factory=list)
+    static_names: list[str] = field(default_factory=list)
+    freq: Any = None  # a pandas offset
+    layout: Literal["wide", "long", "array"] = "array"
+    container: Literal["pandas", "polars", "numpy"] = "numpy"
+    time_col: str | None = None
+    id_col: str | None = None
+    time_index: bool = False  # wide pandas input whose time was the index
+
+    @property
+    def n_series(self) -> int:
+        return len(self.values)
+
+    @property
+    def n_channels(self) -> int:
+        return self.values[0].shape[1]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(v) for v in self.values]
+
+    def future_times(self, series: int, steps: int, after: int | None = None) -> np.ndarray:
+        """The ``steps`` timestamps that follow row ``after`` (default: the last) of a series."""
+        if self.times is None:
+            raise ValueError("this data has no timestamps, so future timestamps are unknown")
+        last = self.times[series][-1 if after is None else after]
+        return pd.date_range(pd.Timestamp(last), periods=steps + 1,
+                             freq=self.freq)[1:].to_numpy(dtype="datetime64[ns]")
+
+    def slice(self, stop: Sequence[int]) -> "SeriesSet":
+        """The first ``stop[i]`` rows of each series."""
+        cut = lambda arrays: None if arrays is None else [a[:s] for a, s in zip(arrays, stop)]
+        return replace(self, values=cut(self.values), times=cut(self.times),
+                       future=cut(self.future))
+
+
+def read_series(data: Any, *, target: str | Sequence[str] | None = None,
+                time_col: str | None = None, id_col: str | None = None,
+                future_covariates: Sequence[str] = (), static_covariates: Any = None,
+                missing: Missing = "error", name: str = "y") -> SeriesSet:
+    """Read ``data`` (wide or long pandas/polars table, array, CSV/Parquet path) into a
+    :class:`SeriesSet`.
+
+    Parameters
+    ----------
+    data
+        The series; see the module docstring for the layouts.
+    target : str or list of str, optional
+        Target columns. Default: ``y`` for long tables, every numeric column that is not a
+        covariate for wide tables.
+    time_col : str, optional
+        Time column. Default: the index of a pandas frame with a ``DatetimeIndex``, else the
+        first of ``ds``, ``date``, ``datetime``, ``timestamp``, ``time`` that exists.
+    id_col : str, optional
+        Series identifier of a long table. A table is long when it has this column (default
+        name ``unique_id``).
+    future_covariates : list of str
+        Columns of ``data`` known in advance (prices, holidays, …).
+    static_covariates : list of str or DataFrame, optional
+        For long tables: columns of ``data`` constant within each series, or a table with the
+        id column and one row per series.
+    missing : {"error", "mask"}
+        NaN in a target: ``"error"`` raises naming the rows; ``"mask"`` keeps them as missing
+        observations (they are left out of the loss and zeroed in the input).
+    name : str
+        How errors refer to ``data``.
+    """
+    if missing not in ("error", "mask"):
+        raise ValueError(f"missing must be 'error' or 'mask', got {missing!r}")
+    if isinstance(data, (str, Path)):
+        data, container = read_table(data), "pandas"
+    else:
+        data, container = _to_pandas(data, name)
+    if isinstance(data, np.ndarray):
+        if future_covariates or static_covariates is not None:
+            raise ValueError("an array has no named covariate columns; pass covariates as a "
+                             "separate X array to the estimator")
+        return _from_array(data, missing, name)
+    if data.empty or len(data.columns) == 0:
+        raise ValueError(f"{name} is empty: it needs at least one row and one column")
+    future_covariates = list(future_covariates)
+    id_name = id_col or "unique_id"
+    if id_name in data.columns:
+        series = _from_long(data, id_name, target, time_col, future_covariates,
+                            static_covariates, name)
+    else:
+        if id_col is not None:
+            raise ValueError(f"{name} has no id column {id_col!r}; columns are "
+                             f"{list(map(str, data.columns))}")
+        if static_covariates is not None:
+            raise ValueError("static covariates describe several series: pass a long table "
+                             "(unique_id, ds, y) to use them")
+        series = _from_wide(data, target, time_col, future_covariates, name)
+    series.container = container
+    _check_values(series, missing, name)
+    return series
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV (plain or gzipped; ``.tsv`` tab-separated) or Parquet file as a pandas frame."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no such file: {str(path)!r}")
+    suffixes = "".join(path.suffixes).lower()
+    try:
+        if ".parquet" in suffixes or suffixes.endswith(".pq"):
+            import polars as pl
+            return _to_pandas(pl.read_parquet(path), str(path))[0]
+        if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
+            return pd.read_csv(path, sep="\t" if ".tsv" in suffixes else ",")
+    except Exception as error:  # the reader's own message, with the file named
+        raise ValueError(f"could not read {str(path)!r} as a table: {error}") from error
+    raise ValueError(f"unknown file type {path.name!r}: expected .csv, .csv.gz, .tsv or "
+                     ".parquet")
+
+
+def _to_pandas(data: Any, name: str) -> tuple[Any, str]:
+    """pandas/polars/numpy input as a pandas frame (or an ndarray), and its container name."""
+    if isinstance(data, pd.DataFrame):
+        return data, "pandas"
+    if isinstance(data, pd.Series):
+        return data.to_frame(name=data.name if data.name is not None else "y"), "pandas"
+    module = type(data).__module__.split(".")[0]
+    if module == "polars":
+        import polars as pl
+        if isinstance(data, pl.LazyFrame):
+            data = data.collect()
+        if isinstance(data, pl.Series):
+            data = data.to_frame()
+        # column by column: to_pandas() would need pyarrow, which we do not depend on
+        return pd.DataFrame({c: data[c].to_numpy() for c in data.columns}), "polars"
+    if isinstance(data, (list, tuple)):
+        data = np.asarray(data)
+    if isinstance(data, np.ndarray):
+        return data, "numpy"
+    raise TypeError(f"{name} must be a pandas or polars DataFrame, a numpy array or a path to a "
+                    f"CSV/Parquet file, got {type(data).__name__}")
+
+
+def _from_array(array: np.ndarray, missing: Missing, name: str) -> SeriesSet:
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
+                                     or array.dtype == bool):
+        raise TypeError(f"{name} must be numeric, got an array of dtype {array.dtype}")
+    if array.ndim == 1:
+        array = array[:, None]  # (T,) -> (T, 1)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be (T,) or (T, C), got shape {array.shape}; for "
+                         "several series pass a long table (unique_id, ds, y)")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape})")
+    values = array.astype(np.float64)
+    series = SeriesSet(ids=[0], values=[values],
+                       target_names=[f"y{i}" for i in range(values.shape[1])]
+                       if values.shape[1] > 1 else ["y"])
+    _check_values(series, missing, name)
+    return series
+
+
+def _time_column(frame: pd.DataFrame, time_col: str | None, name: str) -> str | None:
+    if time_col is not None:
+        if time_col not in frame.columns:
+            raise ValueError(f"{name} has no time column {time_col!r}; columns are "
+                             f"{list(map(str, frame.columns))}")
+        return time_col
+    return next((c for c in TIME_COLUMNS if c in frame.columns), None)
+
+
+def _as_times(column: pd.Series | pd.Index, name: str, label: str) -> np.ndarray:
+    try:
+        times = pd.to_datetime(column)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{name}: column {label!r} is not a time column ({error}); name the "
+                         "time column with time_col=…") from error
+    times = pd.DatetimeIndex(times)
+    if times.tz is not None:
+        times = times.tz_convert("UTC").tz_localize(None)
+    if times.hasnans:
+        raise ValueError(f"{name}: the time column {label!r} has missing values at rows "
+                         f"{np.flatnonzero(times.isna())[:5].tolist()}")
+    return times.to_numpy(dtype="datetime64[ns]")
+
+
+def _numeric(frame: pd.DataFrame, columns: Sequence[str], name: str, what: str) -> np.ndarray:
+    for column in columns:
+        if column not in frame.columns:
+            raise ValueError(f"{name} has no {what} column {column!r}; columns are "
+                             f"{list(map(str, frame.columns))}")
+        dtype = frame[column].dtype
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+            raise TypeError(f"{name}: {what} column {column!r} must be numeric, got {dtype}")
+    return frame[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _from_wide(frame: pd.DataFrame, target: str | Sequence[str] | None, time_col: str | None,
+               future_covariates: list[str], name: str) -> SeriesSet:
+    time_index = time_col is None and isinstance(frame.index, pd.DatetimeIndex)
+    time_name = None if time_index else _time_column(frame, time_col, name)
+    if target is None:
+        target = [c for c in frame.columns if c != time_name and c not in future_covariates
+                  and pd.api.types.is_numeric_dtype(frame[c].dtype)]
+        if not target:
+            raise ValueError(f"{name} has no numeric column to forecast; columns are "
+                             f"{list(map(str, frame.columns))}")
+    target = [target] if isinstance(target, str) else list(target)
+    values = _numeric(frame, target, name, "target")
+    future = _numeric(frame, future_covariates, name, "covariate") if future_covariates else None
+    times = None
+    if time_index:
+        times = _as_times(frame.index, name, "index")
+    elif time_name is not None:
+        times = _as_times(frame[time_name], name, time_name)
+    series = SeriesSet(ids=[0], values=[values], future=None if future is None else [future],
+                       target_names=[str(t) for t in target],
+                       future_names=[str(c) for c in future_covariates], layout="wide",
+                       time_col=time_name, time_index=time_index)
+    if times is not None:
+        series.times = [times]
+        series.freq = _frequency(times, name, "")
+    return series
+
+
+def _from_long(frame: pd.DataFrame, id_col: str, target: str | Sequence[str] | None,
+               time_col: str | None, future_covariates: list[str], static_covariates: Any,
+               name: str) -> SeriesSet:
+    time_name = _time_column(frame, time_col, name)
+    if time_name is None:
+        raise ValueError(f"{name} looks long (it has {id_col!r}) but has no time column; name "
+                         "it with time_col=… (default 'ds')")
+    target = ["y"] if target is None else [target] if isinstance(target, str) else list(target)
+    if frame[id_col].isna().any():
+        raise ValueError(f"{name}: the id column {id_col!r} has missing values")
+    frame = frame.assign(**{time_name: _as_times(frame[time_name], name, time_name)})
+    frame = frame.sort_values([id_col, time_name], kind="stable")
+    duplicated = frame.duplicated([id_col, time_name])
+    if duplicated.any():
+        row = frame[duplicated].iloc[0]
+        raise ValueError(f"{name}: series {row[id_col]!r} has two rows at {row[time_name]}; "
+                         "keep one row per (id, time)")
+    groups = [(key, part) for key, part in frame.groupby(id_col, sort=False)]
+    series = SeriesSet(ids=[key for key, _ in groups], values=[], times=[],
+                       future=[] if future_covariates else None,
+                       target_names=[str(t) for t in target],
+                       future_names=[str(c) for c in future_covariates], layout="long",
+                       time_col=time_name, id_col=id_col)
+    frequencies = set()
+    for key, part in groups:
+        series.values.append(_numeric(part, target, name, "target"))
+        times = part[time_name].to_numpy(dtype="datetime64[ns]")
+        series.times.append(times)
+        frequencies.add(_frequency(times, name, f" (series {key!r})"))
+        if future_covariates:
+            series.future.append(_numeric(part, future_covariates, name, "covariate"))
+    frequencies.discard(None)
+    if len(frequencies) > 1:
+        raise ValueError(f"{name}: the series have different frequencies "
+                         f"{sorted(map(str, frequencies))}; resample them to one")
+    series.freq = frequencies.pop() if frequencies else None
+    if static_covariates is not None:
+        series.static, series.static_names = _static(frame, groups, id_col, static_covariates,
+                                                     name)
+    return series
+
+
+def _static(frame: pd.DataFrame, groups: list, id_col: str, static: Any,
+            name: str) -> tuple[np.ndarray, list[str]]:
+    if isinstance(static, (list, tuple)):
+        columns = list(static)
+        rows = []
+        for key, part in groups:
+            block = _numeric(part, columns, name, "static covariate")
+            if not (block == block[:1]).all():
+                raise ValueError(f"{name}: static covariates {columns} vary within series "
+                                 f"{key!r}; a static covariate has one value per series")
+            rows.append(block[0])
+        return np.stack(rows), [str(c) for c in columns]
+    table, _ = _to_pandas(static, "static_covariates")
+    if not isinstance(table, pd.DataFrame) or id_col not in table.columns:
+        raise ValueError(f"static_covariates must be column names or a table with the id "
+                         f"column {id_col!r} and one row per series")
+    if table[id_col].duplicated().any():
+        raise ValueError("static_covariates has several rows for one series; keep one per id")
+    columns = [c for c in table.columns if c != id_col]
+    table = table.set_index(id_col)
+    absent = [key for key, _ in groups if key not in table.index]
+    if absent:
+        raise ValueError(f"static_covariates has no row for series {absent[:5]}; add them")
+    values = _numeric(table.loc[[key for key, _ in groups]].reset_index(), columns,
+                      "static_covariates", "static covariate")
+    return values, [str(c) for c in columns]
+
+
+def _frequency(times: np.ndarray, name: str, where: str) -> Any:
+    """The regular step of ``times``; an error naming the first irregular step otherwise."""
+    if len(times) < 2:
+        return None
+    steps = np.diff(times)
+    if (steps <= np.timedelta64(0)).any():
+        row = int(np.flatnonzero(steps <= np.timedelta64(0))[0]) + 1
+        raise ValueError(f"{name}{where}: timestamps must increase; row {row} "
+                         f"({pd.Timestamp(times[row])}) does not follow "
+                         f"{pd.Timestamp(times[row - 1])}")
+    if (steps == steps[0]).all():
+        return pd.tseries.frequencies.to_offset(pd.Timedelta(steps[0]))
+    if len(times) >= 3:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            inferred = pd.infer_freq(pd.DatetimeIndex(times))
+        if inferred is not None:  # calendar frequencies: months, business days, …
+            return pd.tseries.frequencies.to_offset(inferred)
+    row = int(np.flatnonzero(steps != np.median(steps))[0]) + 1
+    raise ValueError(f"{name}{where}: timestamps are irregular: row {row} "
+                     f"({pd.Timestamp(times[row])}) comes {pd.Timedelta(steps[row - 1])} after "
+                     f"the previous one, most steps are {pd.Timedelta(np.median(steps))}. Insert "
+                     "the missing timestamps as NaN rows (pandas: frame.asfreq(freq)) and pass "
+                     "missing='mask'")
+
+
+def _check_values(series: SeriesSet, missing: Missing, name: str) -> None:
+    for index, values in enumerate(series.values):
+        where = "" if series.n_series == 1 else f" (series {series.ids[index]!r})"
+        if np.isinf(values).any():
+            row = int(np.flatnonzero(np.isinf(values).any(axis=1))[0])
+            raise ValueError(f"{name}{where} has an infinite value at row {_row(series, index, row)}"
+                             "; replace it with a finite value or NaN")
+        nan_rows = np.flatnonzero(np.isnan(values).any(axis=1))
+        if len(nan_rows) and missing == "error":
+            shown = ", ".join(str(_row(series, index, r)) for r in nan_rows[:5])
+            raise ValueError(f"{name}{where} has NaN in the target at rows {shown}"
+                             f"{' …' if len(nan_rows) > 5 else ''} ({len(nan_rows)} rows); fill "
+                             "them, or pass missing='mask' to leave them out of the loss")
+        if len(nan_rows) == len(values):
+            raise ValueError(f"{name}{where} has no observed value")
+        if series.future is not None and not np.isfinite(series.future[index]).all():
+            row = int(np.flatnonzero(~np.isfinite(series.future[index]).all(axis=1))[0])
+            raise ValueError(f"{name}{where}: a future covariate is NaN or infinite at row "
+                             f"{_row(series, index, row)}; covariates must be complete")
+    if series.static is not None and not np.isfinite(series.static).all():
+        raise ValueError("static covariates must be finite")
+
+
+def _row(series: SeriesSet, index: int, row: int) -> str:
+    if series.times is None:
+        return str(row)
+    return f"{row} ({pd.Timestamp(series.times[index][row])})"

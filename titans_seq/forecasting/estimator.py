@@ -1,0 +1,450 @@
+"""`TitansForecaster`: a scikit-learn style forecaster whose memory keeps learning after fit."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from datamodules.timeseries import (SeriesScaler, SeriesSet, WindowDataset, align_covariates,
+                                    calendar_names, prepare_series, read_series, split_borders)
+
+from .module import ForecastingModule
+from .outputs import backtest_frame, forecast_output
+from .streaming import SeriesStream, absorb, forecast_at, move_state
+from .training import train_module
+
+
+@dataclass
+class BacktestResult:
+    """Rolling-origin evaluation without refitting.
+
+    ``forecasts``: the caller's container (a long table with a ``cutoff`` column for tables,
+    an array ``(n_windows, H, C)`` for arrays); ``actuals`` the same for the observed values;
+    ``metrics``: ``mse``, ``mae`` of the forecasts and of the naive (last value) forecast,
+    in the data's units, over every observed value of every window.
+    """
+
+    forecasts: Any
+    actuals: Any
+    metrics: dict[str, float]
+
+
+class TitansForecaster(BaseEstimator):
+    """Multivariate forecaster with a Titans encoder (scikit-learn API).
+
+    Parameters
+    ----------
+    horizon : int
+        Rows to forecast.
+    lookback : int
+        Rows a forecast reads through its head; a multiple of ``patch_len``.
+    warmup : int
+        Rows before each training window that the memory reads first (a multiple of
+        ``lookback``). With ``warmup > 0`` the model learns to use what its memory holds from
+        earlier history, which is what :meth:`update` feeds it.
+    variant, dim, depth, patch_len, channel_mode, memory_depth, chunk_size, dropout
+        The network (see :class:`~titans_seq.forecasting.ForecastingModule`).
+    loss : {"mse", "mae", "quantile"}
+        ``"quantile"`` trains the pinball loss over ``quantiles`` and enables
+        :meth:`predict_quantiles`.
+    calendar : bool or list of str
+        Calendar features from the timestamps as future-known covariates.
+    missing : {"error", "mask"}
+        NaN targets: refused, or left out of the loss.
+    val_fraction : float
+        The last fraction of each series used for early stopping (0: none).
+    max_epochs, batch_size, lr, patience
+        Training: AdamW, best validation weights kept, stop after ``patience`` epochs
+        without improvement.
+    target, time_col, id_col
+        How to read tables (see :func:`datamodules.read_series`).
+    random_state : int, optional
+        Seed of the initialisation and shuffling.
+    verbose : bool
+        Progress bar during fit.
+    accelerator, devices, trainer_kwargs
+        Passed to the Lightning Trainer (``devices=1`` by default: no surprise multi-GPU).
+
+    Attributes
+    ----------
+    module_ : ForecastingModule
+        The trained network (on the CPU after unpickling).
+    series_ : SeriesSet
+        The data seen so far (fit, then every update).
+    scaler_ : SeriesScaler
+        Per-series statistics of the training rows.
+    streams_ : list of SeriesStream
+        Each series' memory after reading its history.
+    n_channels_, n_covariates_, target_names_ : as named
+    """
+
+    def __init__(self, horizon: int = 24, lookback: int = 96, warmup: int = 0,
+                 variant: Literal["lmm", "mac", "mag", "mal"] = "lmm", dim: int = 64,
+                 depth: int = 1, patch_len: int = 8,
+                 channel_mode: Literal["independent", "mixing"] = "independent",
+                 memory_depth: int = 2, chunk_size: int = 4, dropout: float = 0.1,
+                 loss: Literal["mse", "mae", "quantile"] = "mse",
+                 quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+                 calendar: bool | Sequence[str] = False,
+                 missing: Literal["error", "mask"] = "error", val_fraction: float = 0.1,
+                 max_epochs: int = 10, batch_size: int = 64, lr: float = 1e-3,
+                 patience: int = 3, target: str | Sequence[str] | None = None,
+                 time_col: str | None = None, id_col: str | None = None,
+                 random_state: int | None = None, verbose: bool = False,
+                 accelerator: str = "auto", devices: int | str = 1,
+                 trainer_kwargs: dict | None = None) -> None:
+        self.horizon, self.lookback, self.warmup = horizon, lookback, warmup
+        self.variant, self.dim, self.depth, self.patch_len = variant, dim, depth, patch_len
+        self.channel_mode, self.memory_depth = channel_mode, memory_depth
+        self.chunk_size, self.dropout, self.loss, self.quantiles = (chunk_size, dropout, loss,
+                                                                    quantiles)
+        self.calendar, self.missing, self.val_fraction = calendar, missing, val_fraction
+        self.max_epochs, self.batch_size, self.lr, self.patience = (max_epochs, batch_size, lr,
+                                                                    patience)
+        self.target, self.time_col, self.id_col = target, time_col, id_col
+        self.random_state, self.verbose = random_state, verbose
+        self.accelerator, self.devices, self.trainer_kwargs = accelerator, devices, trainer_kwargs
+
+    # -- fit ---------------------------------------------------------------------------------
+    def fit(self, y: Any, X: Any = None) -> "TitansForecaster":
+        """Train on ``y`` (wide or long table, pandas or polars, array ``(T,)``/``(T, C)``,
+        CSV/Parquet path); ``X``: future-known covariates covering every row of ``y``."""
+        self._check_params()
+        series = self._read(y, "y")
+        future, future_names = (align_covariates(series, X, 0) if X is not None
+                                else (None, []))
+        calendar = calendar_names(self.calendar)
+        if calendar and series.times is None:
+            raise ValueError("calendar features need timestamps; y has none")
+        context = self.lookback + self.warmup
+        borders = [split_borders(n, "fractions", self.val_fraction, 0.0) for n in series.lengths]
+        if max(b[0] for b in borders) < context + self.horizon:
+            raise ValueError(f"y is too short: a training window needs lookback + warmup + "
+                             f"horizon = {context + self.horizon} rows before the validation "
+                             f"part, the longest series has {max(b[0] for b in borders)}; use "
+                             "a shorter lookback/horizon, val_fraction=0 or more data")
+        scaler = SeriesScaler.fit(series, [b[0] for b in borders], True, future)
+        prepared = prepare_series(series, scaler, calendar, future)
+        train = WindowDataset(prepared, [(context, b[0] - self.horizon) for b in borders],
+                              context, self.horizon)
+        val = WindowDataset(prepared, [(max(b[0], context), b[1] - self.horizon)
+                                       for b in borders], context, self.horizon)
+        if self.random_state is not None:
+            torch.manual_seed(self.random_state)
+            np.random.seed(self.random_state)
+        module = ForecastingModule(
+            n_channels=series.n_channels, lookback=self.lookback, horizon=self.horizon,
+            warmup=self.warmup, n_covariates=len(calendar) + len(future_names),
+            n_static=len(series.static_names), patch_len=self.patch_len,
+            channel_mode=self.channel_mode, variant=self.variant, dim=self.dim,
+            depth=self.depth, memory_depth=self.memory_depth, chunk_size=self.chunk_size,
+            dropout=self.dropout, loss=self.loss,
+            quantiles=list(self.quantiles) if self.loss == "quantile" else None, lr=self.lr)
+        train_module(module, train, val, max_epochs=self.max_epochs,
+                     batch_size=self.batch_size, patience=self.patience,
+                     verbose=self.verbose, seed=self.random_state,
+                     trainer_kwargs={"accelerator": self.accelerator, "devices": self.devices,
+                                     **(self.trainer_kwargs or {})})
+        module.eval()
+        self.module_ = module
+        self.series_, self.scaler_, self.calendar_ = series, scaler, calendar
+        self.future_, self.future_names_ = future, future_names
+        self.n_channels_, self.target_names_ = series.n_channels, series.target_names
+        self.n_covariates_ = len(calendar) + len(future_names)
+        self.streams_ = self._stream(series, scaler, future)
+        return self
+
+    def _check_params(self) -> None:
+        for name in ("horizon", "lookback", "patch_len", "max_epochs", "batch_size", "dim",
+                     "depth"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.lookback % self.patch_len:
+            raise ValueError(f"lookback ({self.lookback}) must be a multiple of patch_len "
+                             f"({self.patch_len})")
+        if not isinstance(self.warmup, int) or self.warmup < 0 or self.warmup % self.lookback:
+            raise ValueError(f"warmup must be a multiple of lookback ({self.lookback}) >= 0, "
+                             f"got {self.warmup!r}")
+
+    def _read(self, y: Any, name: str) -> SeriesSet:
+        return read_series(y, target=self.target, time_col=self.time_col, id_col=self.id_col,
+                           missing=self.missing, name=name)
+
+    # -- streaming state ---------------------------------------------------------------------
+    def _prepared(self, series: SeriesSet, scaler: SeriesScaler, future, extra_rows: int = 0):
+        return prepare_series(series, scaler, self.calendar_, future, extra_rows)
+
+    def _stream(self, series: SeriesSet, scaler: SeriesScaler, future,
+                streams: list[SeriesStream] | None = None) -> list[SeriesStream]:
+        net = self.module_.net
+        device = self.module_.device
+        streams = streams or [SeriesStream(net.initial_state(1)) for _ in series.values]
+        for stream, prepared, length in zip(streams, self._prepared(series, scaler, future),
+                                            series.lengths):
+            absorb(net, stream, prepared.values.to(device), prepared.observed.to(device),
+                   prepared.covariates.to(device), prepared.static.to(device), length)
+        return streams
+
+    # -- update ------------------------------------------------------------------------------
+    def update(self, y: Any, X: Any = None) -> "TitansForecaster":
+        """Append new observations that continue the series; the memory reads them (its weights
+        learn at test time by the Titans update rule; the network's weights do not change).
+
+        ``y`` has the fitted layout: rows after the last seen ones (the timestamps must follow
+        on; long tables may update some of the series). ``X``: future covariates of those rows
+        when the model was fitted with covariates.
+        """
+        check_is_fitted(self)
+        new = self._read(y, "y")
+        self._check_like_fitted(new)
+        old = self.series_
+        positions = self._positions(new)
+        if old.times is not None:
+            for index, position in zip(range(new.n_series), positions):
+                expected = old.future_times(position, 1)[0]
+                if new.times[index][0] != expected:
+                    raise ValueError(f"update: series {old.ids[position]!r} continues at "
+                                     f"{pd.Timestamp(expected)}, y starts at "
+                                     f"{pd.Timestamp(new.times[index][0])}; pass the "
+                                     "rows that follow the last seen ones")
+        future = self._covariates(new, X, 0, "update")
+        values, times = list(old.values), None if old.times is None else list(old.times)
+        olds = list(self.future_) if self.future_ is not None else None
+        for index, position in enumerate(positions):
+            values[position] = np.concatenate([values[position], new.values[index]])
+            if times is not None:
+                times[position] = np.concatenate([times[position], new.times[index]])
+            if olds is not None:
+                olds[position] = np.concatenate([olds[position], future[index]])
+        self.series_ = replace(old, values=values, times=times, future=olds)
+        self.future_ = olds
+        self.streams_ = self._stream(self.series_, self.scaler_, self.future_, self.streams_)
+        return self
+
+    def _check_like_fitted(self, new: SeriesSet) -> None:
+        if new.n_channels != self.n_channels_:
+            raise ValueError(f"y has {new.n_channels} target columns, the forecaster was fitted "
+                             f"on {self.n_channels_} ({self.target_names_})")
+        if (new.layout == "long") != (self.series_.layout == "long"):
+            raise ValueError(f"y is {'a long table' if new.layout == 'long' else 'one series'}"
+                             f"; the forecaster was fitted on "
+                             f"{'a long table' if self.series_.layout == 'long' else 'one series'}")
+
+    def _positions(self, new: SeriesSet) -> list[int]:
+        known = {key: i for i, key in enumerate(self.series_.ids)}
+        unknown = [key for key in new.ids if key not in known]
+        if unknown:
+            raise ValueError(f"update: unknown series {unknown[:5]}; update continues fitted "
+                             "series; forecast new ones with predict(y=…)")
+        return [known[key] for key in new.ids]
+
+    def _covariates(self, series: SeriesSet, X: Any, extra: int, method: str):
+        if not self.future_names_:
+            if X is not None:
+                raise ValueError(f"{method}: the forecaster was fitted without covariates; "
+                                 "drop X or refit with it")
+            return None
+        if X is None:
+            raise ValueError(f"{method} needs X: the forecaster was fitted with covariates "
+                             f"{self.future_names_}, and they must cover "
+                             f"{'y and ' if method != 'predict' else ''}the {extra} rows to "
+                             "forecast" if extra else f"{method} needs X for the new rows")
+        future, names = align_covariates(series, X, extra)
+        if names != self.future_names_:
+            raise ValueError(f"X has columns {names}, the forecaster was fitted with "
+                             f"{self.future_names_}")
+        return future
+
+    # -- predict -----------------------------------------------------------------------------
+    def predict(self, y: Any = None, X: Any = None) -> Any:
+        """Forecast ``horizon`` rows after the end of ``y`` (default: the data seen by fit and
+        update, with the memory that has read it). ``X`` covers the rows to forecast (and, with
+        ``y``, every row of ``y``). Returns the caller's container."""
+        forecasts, series = self._forecast(y, X)
+        if self.module_.quantiles:
+            forecasts = [np.sort(f, axis=-1)[..., self.module_.median_index] for f in forecasts]
+        return forecast_output(series, forecasts, None)
+
+    def predict_quantiles(self, y: Any = None, X: Any = None,
+                          quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> Any:
+        """Forecast quantiles (needs ``loss="quantile"``; each level must be one it trained).
+        Tables get one column per target and level (``OT_q0.1``), arrays ``(H, C, Q)``."""
+        check_is_fitted(self)
+        trained = self.module_.quantiles
+        if not trained:
+            raise ValueError("predict_quantiles needs a forecaster fitted with loss='quantile'")
+        levels = [float(q) for q in np.atleast_1d(quantiles)]
+        index = []
+        for level in levels:
+            match = [i for i, q in enumerate(trained) if abs(q - level) < 1e-9]
+            if not match:
+                raise ValueError(f"quantile {level} was not trained; trained levels are "
+                                 f"{trained} (set quantiles=… before fit)")
+            index.append(match[0])
+        forecasts, series = self._forecast(y, X)
+        forecasts = [np.sort(f, axis=-1)[..., index] for f in forecasts]  # no crossing
+        return forecast_output(series, forecasts, levels)
+
+    def _forecast(self, y: Any, X: Any) -> tuple[list[np.ndarray], SeriesSet]:
+        check_is_fitted(self)
+        net, device = self.module_.net, self.module_.device
+        if y is None:
+            series, scaler, streams = self.series_, self.scaler_, self.streams_
+            future = self.future_
+            if self.future_names_:
+                future = self._extend_future(X)
+        else:
+            series = self._read(y, "y")
+            self._check_like_fitted(series)
+            scaler = self._scaler_for(series)
+            future = self._covariates(series, X, self.horizon, "predict")
+            streams = None
+        for index, length in enumerate(series.lengths):
+            if length < self.lookback:
+                raise ValueError(f"series {series.ids[index]!r} has {length} rows; a forecast "
+                                 f"reads the last lookback = {self.lookback}")
+        if y is not None:
+            streams = self._stream(series, scaler, future)
+        prepared = self._prepared(series, scaler, future, self.horizon)
+        forecasts = []
+        for stream, item, length, index in zip(streams, prepared, series.lengths,
+                                               range(series.n_series)):
+            forecast = forecast_at(net, stream, item.values.to(device),
+                                   item.observed.to(device), item.covariates.to(device),
+                                   item.static.to(device), length)
+            forecasts.append(self._unscale(scaler, forecast.float().cpu().numpy(), index))
+        return forecasts, series
+
+    def _extend_future(self, X: Any):
+        """Fitted covariates plus the horizon's rows from ``X``."""
+        if X is None:
+            raise ValueError(f"predict needs X: the forecaster was fitted with covariates "
+                             f"{self.future_names_}; X must cover the {self.horizon} rows "
+                             "after the end of the data")
+        series = self.series_
+        extended = []
+        for index in range(series.n_series):
+            times = None if series.times is None else series.future_times(index, self.horizon)
+            extended.append(times)
+        if series.times is None:
+            array = np.asarray(X, dtype=np.float64)
+            array = array[:, None] if array.ndim == 1 else array
+            if array.shape != (self.horizon, len(self.future_names_)):
+                raise ValueError(f"X must be ({self.horizon}, {len(self.future_names_)}) for "
+                                 f"the rows to forecast, got {array.shape}")
+            if not np.isfinite(array).all():
+                raise ValueError("X has NaN or infinite values; covariates must be complete")
+            return [np.concatenate([self.future_[0], array])]
+        horizon_only = replace(
+            series, values=[np.zeros((self.horizon, series.n_channels))] * series.n_series,
+            times=extended, future=None)
+        rows, names = align_covariates(horizon_only, X, 0)
+        if names != self.future_names_:
+            raise ValueError(f"X has columns {names}, the forecaster was fitted with "
+                             f"{self.future_names_}")
+        return [np.concatenate([old, new]) for old, new in zip(self.future_, rows)]
+
+    def _scaler_for(self, series: SeriesSet) -> SeriesScaler:
+        """Fitted statistics for known series; a new series is scaled by its own history."""
+        known = {key: i for i, key in enumerate(self.series_.ids)}
+        fitted = self.scaler_
+        own = SeriesScaler.fit(series, series.lengths, True,
+                               None if not self.future_names_ else
+                               [np.zeros((n, len(self.future_names_))) for n in series.lengths])
+        rows = [known.get(key) if self.series_.layout == "long" else 0 for key in series.ids]
+        pick = lambda mine, theirs: np.stack([theirs[r] if r is not None else mine[i]
+                                              for i, r in enumerate(rows)])
+        return SeriesScaler(pick(own.mean, fitted.mean), pick(own.std, fitted.std),
+                            pick(own.covariate_mean, fitted.covariate_mean),
+                            pick(own.covariate_std, fitted.covariate_std),
+                            fitted.static_mean, fitted.static_std)
+
+    @staticmethod
+    def _unscale(scaler: SeriesScaler, forecast: np.ndarray, series: int) -> np.ndarray:
+        if forecast.ndim == 3:  # (H, C, Q)
+            return forecast * scaler.std[series][:, None] + scaler.mean[series][:, None]
+        return scaler.inverse_transform(forecast, series)
+
+    # -- backtest ----------------------------------------------------------------------------
+    def backtest(self, y: Any = None, X: Any = None, n_windows: int = 5,
+                 step: int | None = None) -> BacktestResult:
+        """Rolling-origin evaluation without refitting: ``n_windows`` forecasts whose origins
+        step by ``step`` (default ``horizon``) and the last of which ends at the end of ``y``
+        (default: the fitted data). Each forecast equals ``predict`` on ``y`` cut at its
+        origin; the memory reads the history once, in order."""
+        check_is_fitted(self)
+        step = self.horizon if step is None else step
+        for name, value in (("n_windows", n_windows), ("step", step)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        series = self.series_ if y is None else self._read(y, "y")
+        self._check_like_fitted(series)
+        future = (self.future_ if y is None else self._covariates(series, X, 0, "backtest")) \
+            if self.future_names_ else None
+        scaler = self.scaler_ if y is None else self._scaler_for(series)
+        net, device = self.module_.net, self.module_.device
+        prepared = self._prepared(series, scaler, future)
+        results = []
+        for index, (item, length) in enumerate(zip(prepared, series.lengths)):
+            origins = [length - self.horizon - step * k for k in reversed(range(n_windows))]
+            if origins[0] < self.lookback:
+                raise ValueError(f"series {series.ids[index]!r} has {length} rows: "
+                                 f"{n_windows} windows of step {step} need at least "
+                                 f"{self.lookback + self.horizon + step * (n_windows - 1)}")
+            tensors = [t.to(device) for t in (item.values, item.observed, item.covariates,
+                                              item.static)]
+            stream = SeriesStream(net.initial_state(1))
+            forecasts = []
+            for origin in origins:
+                absorb(net, stream, *tensors, origin)
+                forecast = forecast_at(net, stream, *tensors, origin).float().cpu().numpy()
+                if self.module_.quantiles:
+                    forecast = np.sort(forecast, axis=-1)[..., self.module_.median_index]
+                forecasts.append(self._unscale(scaler, forecast, index))
+            results.append((origins, np.stack(forecasts)))
+        return _backtest_result(series, results, self.horizon)
+
+    # -- pickling: a fitted forecaster loads on a CPU-only machine ---------------------------
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        if "module_" in state:
+            module = copy.deepcopy(state["module_"]).cpu()
+            module._trainer = None
+            state["module_"] = module
+            state["streams_"] = [SeriesStream(move_state(s.state, "cpu"), s.committed)
+                                 for s in state["streams_"]]
+        return state
+
+
+def _backtest_result(series: SeriesSet, results, horizon: int) -> BacktestResult:
+    errors, naive_errors = [], []
+    actual_windows = []
+    for index, (origins, forecasts) in enumerate(results):
+        values = series.values[index]
+        actual = np.stack([values[o:o + horizon] for o in origins])  # (W, H, C)
+        last = np.stack([_last_observed(values[:o]) for o in origins])[:, None]  # (W, 1, C)
+        observed = ~np.isnan(actual)
+        errors.append((forecasts - actual)[observed])
+        naive_errors.append((np.broadcast_to(last, actual.shape) - actual)[observed])
+        actual_windows.append(actual)
+    errors, naive = np.concatenate(errors), np.concatenate(naive_errors)
+    metrics = {"mse": float(np.mean(errors ** 2)), "mae": float(np.mean(np.abs(errors))),
+               "naive_mse": float(np.mean(naive ** 2)),
+               "naive_mae": float(np.mean(np.abs(naive)))}
+    forecasts, actuals = backtest_frame(series, results, actual_windows, horizon)
+    return BacktestResult(forecasts, actuals, metrics)
+
+
+def _last_observed(values: np.ndarray) -> np.ndarray:
+    """Each column's last non-NaN value."""
+    frame = values[::-1]
+    first = np.argmax(~np.isnan(frame), axis=0)
+    return frame[first, np.arange(values.shape[1])]

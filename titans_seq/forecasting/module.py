@@ -1,0 +1,141 @@
+"""`ForecastingModule`: the Lightning training of a :class:`TitansForecastNet`."""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
+
+from ..blocks.encoder import Variant
+from .losses import LossName, PinballLoss, forecast_loss
+from .network import ChannelMode, TitansForecastNet
+
+
+class ForecastingModule(pl.LightningModule):
+    """Multi-horizon forecasting with a Titans encoder (batches of
+    :class:`~datamodules.timeseries.WindowDataset`).
+
+    Parameters
+    ----------
+    n_channels, n_covariates, n_static : int
+        Shapes of the data (``TimeSeriesDataModule.n_channels`` and so on).
+    lookback, horizon, warmup : int
+        As in the datamodule: ``warmup`` rows (a multiple of ``lookback``) precede each
+        window's lookback and are written into the memory first.
+    patch_len, channel_mode, revin, head_dropout
+        See :class:`TitansForecastNet`.
+    variant, dim, depth, heads, memory_heads, memory_depth, chunk_size, max_lr, window,
+    segment_len, persistent_tokens, dropout
+        The :class:`~titans_seq.TitansEncoder`.
+    loss : {"mse", "mae", "quantile"}
+        Training loss; ``"quantile"`` is the pinball loss over ``quantiles`` and makes the
+        median the point forecast (0.5 is added when absent).
+    lr, weight_decay, warmup_fraction : float
+        AdamW with a linear warm-up over ``warmup_fraction`` of the steps, then cosine decay.
+
+    Validation and test log ``{stage}_mse``, ``{stage}_mae`` (torchmetrics, on the point
+    forecast, in the datamodule's scaled units) and ``{stage}_pinball`` for quantile losses.
+    """
+
+    def __init__(self, n_channels: int, lookback: int = 96, horizon: int = 96,
+                 warmup: int = 0, n_covariates: int = 0, n_static: int = 0,
+                 patch_len: int = 8, channel_mode: ChannelMode = "independent",
+                 revin: bool = True, head_dropout: float = 0.0, variant: Variant = "lmm",
+                 dim: int = 64, depth: int = 2, heads: int = 4, memory_heads: int = 4,
+                 memory_depth: int = 2, chunk_size: int = 4, max_lr: float | None = None,
+                 window: int = 64, segment_len: int = 16, persistent_tokens: int = 4,
+                 dropout: float = 0.1, loss: LossName = "mse",
+                 quantiles: list[float] | None = None, lr: float = 1e-3,
+                 weight_decay: float = 1e-4, warmup_fraction: float = 0.05) -> None:
+        super().__init__()
+        if loss not in ("mse", "mae", "quantile"):
+            raise ValueError(f"loss must be 'mse', 'mae' or 'quantile', got {loss!r}")
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0 \
+                or warmup % lookback:
+            raise ValueError(f"warmup must be a multiple of lookback ({lookback}) >= 0, "
+                             f"got {warmup!r}")
+        if loss == "quantile":
+            quantiles = sorted(set(quantiles or [0.1, 0.5, 0.9]) | {0.5})
+            if not all(0 < q < 1 for q in quantiles):
+                raise ValueError(f"quantiles must lie in (0, 1), got {quantiles}")
+        else:
+            quantiles = None
+        self.save_hyperparameters()
+        self.loss_name, self.quantiles, self.warmup = loss, quantiles, warmup
+        self.net = TitansForecastNet(
+            n_channels, lookback, horizon, patch_len=patch_len, channel_mode=channel_mode,
+            n_covariates=n_covariates, n_static=n_static, quantiles=quantiles, revin=revin,
+            head_dropout=head_dropout, variant=variant, dim=dim, depth=depth, heads=heads,
+            memory_heads=memory_heads, memory_depth=memory_depth, chunk_size=chunk_size,
+            max_lr=max_lr, window=window, segment_len=segment_len,
+            persistent_tokens=persistent_tokens, dropout=dropout)
+        metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
+        self.val_metrics = metrics.clone(prefix="val_")
+        self.test_metrics = metrics.clone(prefix="test_")
+        if quantiles:
+            self.val_pinball, self.test_pinball = PinballLoss(quantiles), PinballLoss(quantiles)
+
+    @property
+    def median_index(self) -> int | None:
+        return self.quantiles.index(0.5) if self.quantiles else None
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        """The forecast of a batch: ``(B, H, C)`` or ``(B, H, C, Q)``."""
+        forecast, _ = self.net(batch["history"], batch["history_observed"],
+                               batch["covariates"], batch["static"])
+        return forecast
+
+    def point(self, forecast: Tensor) -> Tensor:
+        """The point forecast (the median for quantile models), ``(B, H, C)``."""
+        return forecast[..., self.median_index] if self.quantiles else forecast
+
+    def training_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
+        forecast = self(batch)
+        loss = forecast_loss(self.loss_name, forecast, batch["target"],
+                             batch["target_observed"], self.quantiles)
+        self.log("train_loss", loss, prog_bar=True, batch_size=forecast.shape[0])
+        return loss
+
+    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
+        forecast = self(batch)
+        observed = batch["target_observed"]
+        target = batch["target"][observed]
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(self.point(forecast)[observed], target)
+        self.log_dict(metrics, batch_size=forecast.shape[0], prog_bar=stage == "val")
+        if self.quantiles:
+            pinball = getattr(self, f"{stage}_pinball")
+            pinball.update(forecast[observed], target)
+            self.log(f"{stage}_pinball", pinball, batch_size=forecast.shape[0])
+
+    def validation_step(self, batch: dict[str, Tensor], batch_index: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_index: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
+        return self(batch)
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, parameter in self.named_parameters():
+            (no_decay if parameter.dim() < 2 else decay).append(parameter)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = max(1, int(total * self.hparams.warmup_fraction))
+
+        def schedule(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            progress = min(1.0, (step - warm) / max(1, total - warm))
+            return 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

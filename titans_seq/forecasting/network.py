@@ -1,0 +1,171 @@
+"""`TitansForecastNet`: patches of a window → Titans encoder → direct multi-horizon head.
+
+The series is read as a stream of blocks of ``lookback`` rows. Each block is normalised by its
+own statistics (RevIN), cut into patches (the tokens) and written into the encoder's memory.
+A forecast reads the encoder outputs of the last block's tokens. In training, a window has
+``warmup / lookback`` blocks before the forecast block, so the model learns to use what its
+memory holds from earlier blocks; at prediction time the memory can hold any amount of history
+(:meth:`advance`), which is how a fitted forecaster keeps learning from new data.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..blocks import EncoderState, TitansEncoder
+from .revin import RevIN
+
+ChannelMode = Literal["independent", "mixing"]
+
+
+class TitansForecastNet(nn.Module):
+    """Direct multi-horizon forecaster around a :class:`~titans_seq.TitansEncoder`.
+
+    Parameters
+    ----------
+    n_channels : int
+        Target columns ``C``.
+    lookback, horizon : int
+        Rows a forecast reads and rows it predicts. ``lookback`` is a multiple of ``patch_len``.
+    patch_len : int
+        Rows per token (non-overlapping patches, PatchTST-style); 1 embeds every step.
+    channel_mode : {"independent", "mixing"}
+        ``"independent"``: every channel is its own stream of univariate patches with shared
+        weights (PatchTST's channel independence); ``"mixing"``: one stream whose tokens hold
+        every channel's patch.
+    n_covariates : int
+        Future-known covariates per row (calendar features, user columns); embedded with each
+        token and, over the horizon, fed to the head.
+    n_static : int
+        Static covariates per series, added to every token.
+    quantiles : sequence of float, optional
+        Output one forecast per quantile (last axis); None gives a point forecast.
+    revin : bool
+        Reversible instance normalisation per block.
+    encoder_kwargs
+        Everything else is passed to :class:`~titans_seq.TitansEncoder`.
+    """
+
+    def __init__(self, n_channels: int, lookback: int, horizon: int, patch_len: int = 8,
+                 channel_mode: ChannelMode = "independent", n_covariates: int = 0,
+                 n_static: int = 0, quantiles: Sequence[float] | None = None,
+                 revin: bool = True, head_dropout: float = 0.0, **encoder_kwargs) -> None:
+        super().__init__()
+        for name, value in (("n_channels", n_channels), ("lookback", lookback),
+                            ("horizon", horizon), ("patch_len", patch_len)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if lookback % patch_len:
+            raise ValueError(f"lookback ({lookback}) must be a multiple of patch_len "
+                             f"({patch_len})")
+        if channel_mode not in ("independent", "mixing"):
+            raise ValueError(f"channel_mode must be 'independent' or 'mixing', "
+                             f"got {channel_mode!r}")
+        self.n_channels, self.lookback, self.horizon = n_channels, lookback, horizon
+        self.patch_len, self.channel_mode = patch_len, channel_mode
+        self.n_covariates, self.n_static = n_covariates, n_static
+        self.quantiles = tuple(quantiles) if quantiles is not None else None
+        self.tokens_per_block = lookback // patch_len
+        self.encoder = TitansEncoder(**encoder_kwargs)
+        dim = self.encoder.dim
+        streams = 1 if channel_mode == "independent" else n_channels
+        # values and their observed mask, per patch row and stream
+        self.patch_embedding = nn.Linear(2 * patch_len * streams, dim)
+        self.covariate_embedding = nn.Linear(patch_len * n_covariates, dim) \
+            if n_covariates else None
+        self.static_embedding = nn.Linear(n_static, dim) if n_static else None
+        self.revin = RevIN(n_channels) if revin else None
+        outputs = horizon * streams * (len(self.quantiles) if self.quantiles else 1)
+        self.head = nn.Sequential(
+            nn.Dropout(head_dropout),
+            nn.Linear(self.tokens_per_block * dim + horizon * n_covariates, outputs))
+
+    @property
+    def streams_per_series(self) -> int:
+        """Encoder rows per series: one per channel when channel-independent."""
+        return self.n_channels if self.channel_mode == "independent" else 1
+
+    def initial_state(self, batch_size: int) -> EncoderState:
+        """The memory before any block, for ``batch_size`` series."""
+        return self.encoder.initial_state(batch_size * self.streams_per_series)
+
+    def forward(self, history: Tensor, observed: Tensor | None = None,
+                covariates: Tensor | None = None, static: Tensor | None = None,
+                state: EncoderState | None = None) -> tuple[Tensor, EncoderState]:
+        """Forecast the ``horizon`` rows after ``history``.
+
+        ``history (B, K·lookback, C)`` holds ``K ≥ 1`` blocks (the first ``K − 1`` are warm-up
+        for the memory), ``observed (B, K·lookback, C)`` bool, ``covariates
+        (B, K·lookback + horizon, F)``, ``static (B, S)``, ``state`` the memory before
+        ``history``. Returns ``(B, horizon, C)`` (or ``(B, horizon, C, Q)`` with quantiles) and
+        the memory after ``history``.
+        """
+        batch, rows, _ = history.shape
+        if rows % self.lookback:
+            raise ValueError(f"history has {rows} rows, not a multiple of lookback "
+                             f"({self.lookback})")
+        outputs, stats, state = self._encode(history, observed, covariates, static, state)
+        last = outputs[:, -self.tokens_per_block:].flatten(1)  # (B', N·dim)
+        if self.n_covariates:
+            future = covariates[:, rows:rows + self.horizon]  # (B, H, F)
+            future = future.repeat_interleave(self.streams_per_series, 0)
+            last = torch.cat([last, future.flatten(1)], 1)
+        forecast = self.head(last)
+        quantiles = len(self.quantiles) if self.quantiles else 1
+        if self.channel_mode == "independent":
+            forecast = forecast.view(batch, self.n_channels, self.horizon, quantiles)
+            forecast = forecast.permute(0, 2, 1, 3)  # (B, H, C, Q)
+        else:
+            forecast = forecast.view(batch, self.horizon, self.n_channels, quantiles)
+        if self.revin is not None:
+            last_stats = (stats[0][:, -1], stats[1][:, -1])  # (B, 1, C)
+            forecast = self.revin.denormalise(forecast, last_stats)
+        return (forecast if self.quantiles else forecast.squeeze(-1)), state
+
+    def advance(self, history: Tensor, observed: Tensor | None = None,
+                covariates: Tensor | None = None, static: Tensor | None = None,
+                state: EncoderState | None = None) -> EncoderState:
+        """Write whole blocks of ``history`` into the memory without forecasting (streaming)."""
+        return self._encode(history, observed, covariates, static, state)[2]
+
+    def _encode(self, history: Tensor, observed: Tensor | None, covariates: Tensor | None,
+                static: Tensor | None, state: EncoderState | None):
+        batch, rows, channels = history.shape
+        if channels != self.n_channels:
+            raise ValueError(f"history has {channels} channels, the model {self.n_channels}")
+        if rows % self.lookback:
+            raise ValueError(f"history has {rows} rows, not a multiple of lookback "
+                             f"({self.lookback})")
+        if observed is None:
+            observed = torch.ones_like(history, dtype=torch.bool)
+        blocks = rows // self.lookback
+        values = history.view(batch, blocks, self.lookback, channels)  # (B, K, L, C)
+        mask = observed.view(batch, blocks, self.lookback, channels)
+        weight = mask.to(values.dtype)
+        if self.revin is not None:
+            values, stats = self.revin.normalise(values, mask)  # stats (B, K, 1, C)
+        else:
+            values, stats = values * weight, None
+        tokens_per_block, patch = self.tokens_per_block, self.patch_len
+        # (B, K, L, C) -> (B, K·N, P, C): patches in time order
+        values = values.reshape(batch, blocks * tokens_per_block, patch, channels)
+        weight = weight.reshape(batch, blocks * tokens_per_block, patch, channels)
+        pieces = torch.cat([values, weight], 2)  # (B, K·N, 2P, C)
+        if self.channel_mode == "independent":
+            pieces = pieces.permute(0, 3, 1, 2)  # (B, C, K·N, 2P)
+            pieces = pieces.reshape(batch * channels, blocks * tokens_per_block, 2 * patch)
+        else:
+            pieces = pieces.flatten(2)  # (B, K·N, 2P·C)
+        tokens = self.patch_embedding(pieces)  # (B', K·N, dim)
+        repeat = self.streams_per_series
+        if self.covariate_embedding is not None:
+            past = covariates[:, :rows].reshape(batch, blocks * tokens_per_block,
+                                                patch * self.n_covariates)  # (B, K·N, P·F)
+            tokens = tokens + self.covariate_embedding(past).repeat_interleave(repeat, 0)
+        if self.static_embedding is not None:
+            tokens = tokens + self.static_embedding(static).repeat_interleave(repeat, 0)[:, None]
+        outputs, state = self.encoder(tokens, state)
+        return outputs, stats, state

@@ -1,0 +1,75 @@
+"""Forecasts back into the caller's container: arrays stay arrays, tables get timestamps."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from datamodules.timeseries import SeriesSet
+
+
+def _columns(series: SeriesSet, levels: Sequence[float] | None) -> list[str]:
+    if levels is None:
+        return list(series.target_names)
+    return [f"{name}_q{level:g}" for name in series.target_names for level in levels]
+
+
+def _to_container(frame: pd.DataFrame, container: str):
+    if container == "polars":
+        import polars as pl
+        return pl.DataFrame({c: frame[c].to_numpy() for c in frame.columns})
+    return frame
+
+
+def forecast_output(series: SeriesSet, forecasts: list[np.ndarray],
+                    levels: Sequence[float] | None):
+    """``forecasts[i]`` is ``(H, C)`` or ``(H, C, Q)`` for series ``i``.
+
+    Arrays give ``(H, C)`` / ``(H, C, Q)`` (a 1-D input gives ``(H,)`` / ``(H, Q)``); wide
+    tables a frame indexed or keyed by the future timestamps; long tables a long frame with
+    the id and time columns.
+    """
+    if series.container == "numpy" or series.times is None:
+        forecast = forecasts[0]
+        return forecast[:, 0] if series.n_channels == 1 and series.target_names == ["y"] \
+            else forecast
+    frames = []
+    for index, forecast in enumerate(forecasts):
+        horizon = forecast.shape[0]
+        times = series.future_times(index, horizon)
+        data = forecast.reshape(horizon, -1)  # (H, C·Q): channel-major, then level
+        frame = pd.DataFrame(data, columns=_columns(series, levels))
+        time_col = series.time_col or "ds"
+        frame.insert(0, time_col, times)
+        if series.layout == "long":
+            frame.insert(0, series.id_col, [series.ids[index]] * horizon)
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    if series.time_index and series.container == "pandas":
+        frame = frame.set_index(frame.columns[0])
+        frame.index.name = None
+    return _to_container(frame, series.container)
+
+
+def backtest_frame(series: SeriesSet, results, actuals: list[np.ndarray], horizon: int):
+    """Backtest forecasts and actuals: arrays ``(W, H, C)`` for one untimed series, otherwise
+    long tables with ``cutoff`` (the last row before the forecast), time and target columns."""
+    if series.container == "numpy" or series.times is None:
+        return results[0][1], actuals[0]
+    frames = {"forecasts": [], "actuals": []}
+    time_col = series.time_col or "ds"
+    for index, ((origins, forecasts), actual) in enumerate(zip(results, actuals)):
+        times = series.times[index]
+        for window, origin in enumerate(origins):
+            stamps = series.future_times(index, horizon, after=origin - 1)
+            for key, values in (("forecasts", forecasts[window]), ("actuals", actual[window])):
+                frame = pd.DataFrame(values, columns=list(series.target_names))
+                frame.insert(0, time_col, stamps)
+                frame.insert(0, "cutoff", [times[origin - 1]] * horizon)
+                if series.layout == "long":
+                    frame.insert(0, series.id_col, [series.ids[index]] * horizon)
+                frames[key].append(frame)
+    return tuple(_to_container(pd.concat(frames[key], ignore_index=True), series.container)
+                 for key in ("forecasts", "actuals"))

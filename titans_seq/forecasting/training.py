@@ -1,0 +1,76 @@
+"""A quiet Lightning fit for the estimators: no files written, best validation weights kept."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import warnings
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class KeepBestWeights(pl.Callback):
+    """Remember the weights of the best validation epoch in memory (no checkpoint file), stop
+    after ``patience`` epochs without improvement, and restore the best weights at the end."""
+
+    def __init__(self, monitor: str, patience: int) -> None:
+        self.monitor, self.patience = monitor, patience
+        self.best, self.best_weights, self.stale = float("inf"), None, 0
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        if value < self.best:
+            self.best, self.stale = value, 0
+            self.best_weights = copy.deepcopy(module.state_dict())
+        else:
+            self.stale += 1
+            if self.patience and self.stale >= self.patience:
+                trainer.should_stop = True
+
+    def on_fit_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self.best_weights is not None:
+            module.load_state_dict(self.best_weights)
+
+
+@contextlib.contextmanager
+def quiet_lightning(verbose: bool):
+    """Silence Lightning's informational logging and hints unless ``verbose``."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric",
+                                                      "lightning")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        if not verbose:
+            for logger in loggers:
+                logger.setLevel(logging.WARNING)
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*litlogger.*")
+            warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
+def train_module(module: pl.LightningModule, train: Dataset, val: Dataset | None, *,
+                 max_epochs: int, batch_size: int, patience: int, verbose: bool,
+                 seed: int | None, trainer_kwargs: dict, monitor: str = "val_mse") -> None:
+    """Fit ``module`` on ``train`` with early stopping on ``val`` (if it has windows)."""
+    generator = torch.Generator()
+    generator.manual_seed(seed if seed is not None else int(torch.randint(2**31, ()).item()))
+    train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator)
+    has_val = val is not None and len(val) > 0
+    val_loader = DataLoader(val, batch_size=max(256, batch_size)) if has_val else None
+    callbacks = [KeepBestWeights(monitor, patience)] if has_val else []
+    options = dict(max_epochs=max_epochs, logger=False, enable_checkpointing=False,
+                   enable_model_summary=False, enable_progress_bar=verbose,
+                   num_sanity_val_steps=0, callbacks=callbacks)
+    options.update(trainer_kwargs)
+    with quiet_lightning(verbose):
+        trainer = pl.Trainer(**options)
+        trainer.fit(module, train_loader, val_loader)
