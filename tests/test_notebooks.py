@@ -46,3 +46,18 @@ def test_encoders_quickstart_shows_what_it_claims():
     assert namespace["past_gap"] == 0.0
     assert namespace["pad_gap"] < 1e-5
     assert namespace["pooled"].shape == (2, 32)
+
+
+def test_forecasting_quickstart_shows_what_it_claims():
+    import pandas as pd
+
+    namespace = run_notebook(NOTEBOOKS[0].parent / "forecasting_quickstart.ipynb")
+    forecast, train, later = namespace["forecast"], namespace["train"], namespace["later"]
+    assert len(forecast) == 24
+    assert forecast["date"].iloc[0] == train["date"].iloc[-1] + pd.Timedelta("1h")
+    assert namespace["after_update"]["date"].iloc[0] == later["date"].iloc[-1] + \
+        pd.Timedelta("1h")
+    metrics = namespace["backtest"].metrics
+    assert metrics["mse"] < metrics["naive_mse"]
+    bands = namespace["bands"]
+    assert (bands["OT_q0.1"] <= bands["OT_q0.9"]).all()

@@ -209,3 +209,27 @@ def test_update_helps_after_a_regime_shift():
         updated.append(np.mean((model.predict() - truth) ** 2))
         window_only.append(np.mean((model.predict(new[origin - lookback:origin]) - truth) ** 2))
     assert np.mean(updated) < 0.85 * np.mean(window_only)
+
+
+@pytest.mark.parametrize("params", [dict(variant="mag"), dict(variant="mal"),
+                                    dict(variant="mac"), dict(channel_mode="mixing"),
+                                    dict(patch_len=1, lookback=8)])
+def test_variants_and_modes_fit_and_stream(params):
+    frame = hourly(300)
+    model = TitansForecaster(**{**SMALL, **params}).fit(frame.iloc[:250])
+    model.update(frame.iloc[250:])
+    forecast = model.predict()[["load", "temp"]].to_numpy()
+    assert forecast.shape == (6, 2) and np.isfinite(forecast).all()
+    np.testing.assert_allclose(forecast, model.predict(frame)[["load", "temp"]].to_numpy(),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_static_covariates_reach_the_model():
+    frame = hourly()
+    long = pd.concat([pd.DataFrame({"unique_id": key, "ds": frame["date"],
+                                    "y": frame["load"] * scale, "size": scale})
+                      for key, scale in (("small", 1.0), ("large", 3.0))])
+    model = TitansForecaster(**SMALL, static_covariates=["size"]).fit(long)
+    assert model.module_.net.static_embedding is not None
+    changed = long.assign(size=long["size"] * 10)
+    assert not np.allclose(model.predict(changed)["y"], model.predict(long)["y"])

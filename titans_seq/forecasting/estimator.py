@@ -65,6 +65,9 @@ class TitansForecaster(BaseEstimator):
         without improvement.
     target, time_col, id_col
         How to read tables (see :func:`datamodules.read_series`).
+    static_covariates : list of str, optional
+        Columns of a long table constant within each series (size, region code, …), added to
+        every token of the series.
     random_state : int, optional
         Seed of the initialisation and shuffling.
     verbose : bool
@@ -97,6 +100,7 @@ class TitansForecaster(BaseEstimator):
                  max_epochs: int = 10, batch_size: int = 64, lr: float = 1e-3,
                  patience: int = 3, target: str | Sequence[str] | None = None,
                  time_col: str | None = None, id_col: str | None = None,
+                 static_covariates: Sequence[str] | None = None,
                  random_state: int | None = None, verbose: bool = False,
                  accelerator: str = "auto", devices: int | str = 1,
                  trainer_kwargs: dict | None = None) -> None:
@@ -109,6 +113,7 @@ class TitansForecaster(BaseEstimator):
         self.max_epochs, self.batch_size, self.lr, self.patience = (max_epochs, batch_size, lr,
                                                                     patience)
         self.target, self.time_col, self.id_col = target, time_col, id_col
+        self.static_covariates = static_covariates
         self.random_state, self.verbose = random_state, verbose
         self.accelerator, self.devices, self.trainer_kwargs = accelerator, devices, trainer_kwargs
 
@@ -176,7 +181,8 @@ class TitansForecaster(BaseEstimator):
 
     def _read(self, y: Any, name: str) -> SeriesSet:
         return read_series(y, target=self.target, time_col=self.time_col, id_col=self.id_col,
-                           missing=self.missing, name=name)
+                           static_covariates=None if self.static_covariates is None
+                           else list(self.static_covariates), missing=self.missing, name=name)
 
     # -- streaming state ---------------------------------------------------------------------
     def _prepared(self, series: SeriesSet, scaler: SeriesScaler, future, extra_rows: int = 0):

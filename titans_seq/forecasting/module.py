@@ -25,7 +25,7 @@ class ForecastingModule(pl.LightningModule):
     lookback, horizon, warmup : int
         As in the datamodule: ``warmup`` rows (a multiple of ``lookback``) precede each
         window's lookback and are written into the memory first.
-    patch_len, channel_mode, revin, head_dropout
+    patch_len, channel_mode, revin, head_dropout, linear_skip
         See :class:`TitansForecastNet`.
     variant, dim, depth, heads, memory_heads, memory_depth, chunk_size, max_lr, window,
     segment_len, persistent_tokens, dropout
@@ -43,7 +43,8 @@ class ForecastingModule(pl.LightningModule):
     def __init__(self, n_channels: int, lookback: int = 96, horizon: int = 96,
                  warmup: int = 0, n_covariates: int = 0, n_static: int = 0,
                  patch_len: int = 8, channel_mode: ChannelMode = "independent",
-                 revin: bool = True, head_dropout: float = 0.0, variant: Variant = "lmm",
+                 revin: bool = True, head_dropout: float = 0.0, linear_skip: bool = False,
+                 variant: Variant = "lmm",
                  dim: int = 64, depth: int = 2, heads: int = 4, memory_heads: int = 4,
                  memory_depth: int = 2, chunk_size: int = 4, max_lr: float | None = None,
                  window: int = 64, segment_len: int = 16, persistent_tokens: int = 4,
@@ -68,7 +69,7 @@ class ForecastingModule(pl.LightningModule):
         self.net = TitansForecastNet(
             n_channels, lookback, horizon, patch_len=patch_len, channel_mode=channel_mode,
             n_covariates=n_covariates, n_static=n_static, quantiles=quantiles, revin=revin,
-            head_dropout=head_dropout, variant=variant, dim=dim, depth=depth, heads=heads,
+            head_dropout=head_dropout, linear_skip=linear_skip, variant=variant, dim=dim, depth=depth, heads=heads,
             memory_heads=memory_heads, memory_depth=memory_depth, chunk_size=chunk_size,
             max_lr=max_lr, window=window, segment_len=segment_len,
             persistent_tokens=persistent_tokens, dropout=dropout)

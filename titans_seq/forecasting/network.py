@@ -45,6 +45,10 @@ class TitansForecastNet(nn.Module):
         Output one forecast per quantile (last axis); None gives a point forecast.
     revin : bool
         Reversible instance normalisation per block.
+    linear_skip : bool
+        Add a linear map from the last block's (normalised) values to the forecast, beside the
+        encoder's head: the encoder then learns what a linear forecast misses (RLinear's
+        strong baseline is a special case, reached with the encoder's head at zero).
     encoder_kwargs
         Everything else is passed to :class:`~titans_seq.TitansEncoder`.
     """
@@ -52,7 +56,8 @@ class TitansForecastNet(nn.Module):
     def __init__(self, n_channels: int, lookback: int, horizon: int, patch_len: int = 8,
                  channel_mode: ChannelMode = "independent", n_covariates: int = 0,
                  n_static: int = 0, quantiles: Sequence[float] | None = None,
-                 revin: bool = True, head_dropout: float = 0.0, **encoder_kwargs) -> None:
+                 revin: bool = True, head_dropout: float = 0.0, linear_skip: bool = False,
+                 **encoder_kwargs) -> None:
         super().__init__()
         for name, value in (("n_channels", n_channels), ("lookback", lookback),
                             ("horizon", horizon), ("patch_len", patch_len)):
@@ -82,6 +87,7 @@ class TitansForecastNet(nn.Module):
         self.head = nn.Sequential(
             nn.Dropout(head_dropout),
             nn.Linear(self.tokens_per_block * dim + horizon * n_covariates, outputs))
+        self.skip = nn.Linear(lookback * streams, outputs) if linear_skip else None
 
     @property
     def streams_per_series(self) -> int:
@@ -107,13 +113,18 @@ class TitansForecastNet(nn.Module):
         if rows % self.lookback:
             raise ValueError(f"history has {rows} rows, not a multiple of lookback "
                              f"({self.lookback})")
-        outputs, stats, state = self._encode(history, observed, covariates, static, state)
+        outputs, stats, state, last_block = self._encode(history, observed, covariates, static,
+                                                         state)
         last = outputs[:, -self.tokens_per_block:].flatten(1)  # (B', N·dim)
         if self.n_covariates:
             future = covariates[:, rows:rows + self.horizon]  # (B, H, F)
             future = future.repeat_interleave(self.streams_per_series, 0)
             last = torch.cat([last, future.flatten(1)], 1)
         forecast = self.head(last)
+        if self.skip is not None:
+            if self.channel_mode == "independent":
+                last_block = last_block.transpose(1, 2).flatten(0, 1)  # (B·C, L)
+            forecast = forecast + self.skip(last_block.flatten(1))
         quantiles = len(self.quantiles) if self.quantiles else 1
         if self.channel_mode == "independent":
             forecast = forecast.view(batch, self.n_channels, self.horizon, quantiles)
@@ -149,6 +160,7 @@ class TitansForecastNet(nn.Module):
             values, stats = self.revin.normalise(values, mask)  # stats (B, K, 1, C)
         else:
             values, stats = values * weight, None
+        last_block = values[:, -1]  # (B, L, C), normalised
         tokens_per_block, patch = self.tokens_per_block, self.patch_len
         # (B, K, L, C) -> (B, K·N, P, C): patches in time order
         values = values.reshape(batch, blocks * tokens_per_block, patch, channels)
@@ -168,4 +180,4 @@ class TitansForecastNet(nn.Module):
         if self.static_embedding is not None:
             tokens = tokens + self.static_embedding(static).repeat_interleave(repeat, 0)[:, None]
         outputs, state = self.encoder(tokens, state)
-        return outputs, stats, state
+        return outputs, stats, state, last_block
