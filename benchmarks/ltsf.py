@@ -35,10 +35,20 @@ def main() -> None:
     parser.add_argument("--horizons", default="96,192,336,720")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--variant", default="lmm")
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--depth", type=int, default=1)
+    parser.add_argument("--memory-depth", type=int, default=2)
+    parser.add_argument("--patch-len", type=int, default=16)
+    parser.add_argument("--chunk-size", type=int, default=2)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--loss", default="mse", choices=["mse", "mae"])
+    parser.add_argument("--linear-skip", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--peers", help="JSON written by benchmarks/peers/ltsf_neuralforecast.py")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     horizons = [int(h) for h in args.horizons.split(",")]
     split = protocol_split(args.data)
     import lightning, pandas
@@ -46,11 +56,16 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, lightning "
           f"{lightning.__version__}, pandas {pandas.__version__}")
     print(f"data {args.data} (split {split}), lookback {args.lookback}, {args.epochs} epochs")
+    print("model " + ", ".join(f"{k}={getattr(args, k)}" for k in (
+        "variant", "dim", "depth", "memory_depth", "patch_len", "chunk_size", "dropout", "lr",
+        "loss", "linear_skip")))
     table: dict[str, dict[int, dict[str, float]]] = {}
     for horizon in horizons:
         result = run_ltsf(args.data, horizon, args.lookback, split=split, epochs=args.epochs,
-                          verbose=False, variant=args.variant, dim=64, depth=1, patch_len=16,
-                          chunk_size=2)
+                          verbose=False, variant=args.variant, dim=args.dim, depth=args.depth,
+                          memory_depth=args.memory_depth, patch_len=args.patch_len,
+                          chunk_size=args.chunk_size, dropout=args.dropout, lr=args.lr,
+                          loss=args.loss, linear_skip=args.linear_skip)
         for name, metrics in result.metrics.items():
             table.setdefault(name, {})[horizon] = {**metrics,
                                                    "seconds": result.seconds.get(name, 0.0)}

@@ -166,6 +166,10 @@ class TimeSeriesDataModule(pl.LightningDataModule):
                              f"= {context + self.horizon} training rows, the shortest series "
                              f"has {shortest}; use a shorter lookback/horizon or more data")
         if stage == "predict":
+            short = [key for key, n in zip(series.ids, series.lengths) if n < context]
+            if short:
+                raise ValueError(f"series {short[:5]} have fewer than lookback + warmup = "
+                                 f"{context} rows, so there is no window to forecast from")
             predict_series = prepare_series(series, self.scaler, self.calendar,
                                             extra_rows=self.horizon) \
                 if not series.future_names else None

@@ -59,6 +59,8 @@ class SeriesSet:
     time_col: str | None = None
     id_col: str | None = None
     time_index: bool = False  # wide pandas input whose time was the index
+    tz: str | None = None  # time zone of the input timestamps (kept internally in UTC)
+    one_dimensional: bool = False  # an array (T,) or a pandas/polars Series
 
     @property
     def n_series(self) -> int:
@@ -71,6 +73,11 @@ class SeriesSet:
     @property
     def lengths(self) -> list[int]:
         return [len(v) for v in self.values]
+
+    def output_times(self, times: np.ndarray) -> pd.DatetimeIndex:
+        """Timestamps as the caller gave them: back in the input's time zone."""
+        index = pd.DatetimeIndex(times)
+        return index.tz_localize("UTC").tz_convert(self.tz) if self.tz else index
 
     def future_times(self, series: int, steps: int, after: int | None = None) -> np.ndarray:
         """The ``steps`` timestamps that follow row ``after`` (default: the last) of a series."""
@@ -129,6 +136,7 @@ def read_series(data: Any, *, target: str | Sequence[str] | None = None,
             raise ValueError("an array has no named covariate columns; pass covariates as a "
                              "separate X array to the estimator")
         return _from_array(data, missing, name)
+    one_dimensional = bool(data.attrs.get("titans_series", False))
     if data.empty or len(data.columns) == 0:
         raise ValueError(f"{name} is empty: it needs at least one row and one column")
     future_covariates = list(future_covariates)
@@ -145,6 +153,7 @@ def read_series(data: Any, *, target: str | Sequence[str] | None = None,
                              "(unique_id, ds, y) to use them")
         series = _from_wide(data, target, time_col, future_covariates, name)
     series.container = container
+    series.one_dimensional = one_dimensional
     _check_values(series, missing, name)
     return series
 
@@ -172,7 +181,9 @@ def _to_pandas(data: Any, name: str) -> tuple[Any, str]:
     if isinstance(data, pd.DataFrame):
         return data, "pandas"
     if isinstance(data, pd.Series):
-        return data.to_frame(name=data.name if data.name is not None else "y"), "pandas"
+        frame = data.to_frame(name=data.name if data.name is not None else "y")
+        frame.attrs["titans_series"] = True
+        return frame, "pandas"
     module = type(data).__module__.split(".")[0]
     if module == "polars":
         import polars as pl
@@ -194,17 +205,15 @@ def _from_array(array: np.ndarray, missing: Missing, name: str) -> SeriesSet:
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
                                      or array.dtype == bool):
         raise TypeError(f"{name} must be numeric, got an array of dtype {array.dtype}")
-    if array.ndim == 1:
-        array = array[:, None]  # (T,) -> (T, 1)
-    if array.ndim != 2:
+    if array.ndim not in (1, 2):
         raise ValueError(f"{name} must be (T,) or (T, C), got shape {array.shape}; for "
                          "several series pass a long table (unique_id, ds, y)")
-    if array.shape[0] == 0 or array.shape[1] == 0:
+    if array.size == 0:
         raise ValueError(f"{name} is empty (shape {array.shape})")
-    values = array.astype(np.float64)
+    values = array.astype(np.float64).reshape(array.shape[0], -1)  # (T,) -> (T, 1)
     series = SeriesSet(ids=[0], values=[values],
                        target_names=[f"y{i}" for i in range(values.shape[1])]
-                       if values.shape[1] > 1 else ["y"])
+                       if values.shape[1] > 1 else ["y"], one_dimensional=array.ndim == 1)
     _check_values(series, missing, name)
     return series
 
@@ -215,7 +224,16 @@ def _time_column(frame: pd.DataFrame, time_col: str | None, name: str) -> str | 
             raise ValueError(f"{name} has no time column {time_col!r}; columns are "
                              f"{list(map(str, frame.columns))}")
         return time_col
-    return next((c for c in TIME_COLUMNS if c in frame.columns), None)
+    found = next((c for c in TIME_COLUMNS if c in frame.columns), None)
+    if found is not None and pd.api.types.is_numeric_dtype(frame[found].dtype):
+        raise ValueError(f"{name}: column {found!r} holds numbers, not timestamps; convert it "
+                         "to datetimes, or rename it if it is a value to forecast")
+    return found
+
+
+def _time_zone(column: pd.Series | pd.Index) -> str | None:
+    dtype = getattr(column, "dtype", None)
+    return str(dtype.tz) if isinstance(dtype, pd.DatetimeTZDtype) else None
 
 
 def _as_times(column: pd.Series | pd.Index, name: str, label: str) -> np.ndarray:
@@ -258,14 +276,16 @@ def _from_wide(frame: pd.DataFrame, target: str | Sequence[str] | None, time_col
     values = _numeric(frame, target, name, "target")
     future = _numeric(frame, future_covariates, name, "covariate") if future_covariates else None
     times = None
+    tz = None
     if time_index:
-        times = _as_times(frame.index, name, "index")
+        times, tz = _as_times(frame.index, name, "index"), _time_zone(frame.index)
     elif time_name is not None:
         times = _as_times(frame[time_name], name, time_name)
+        tz = _time_zone(pd.to_datetime(frame[time_name]))
     series = SeriesSet(ids=[0], values=[values], future=None if future is None else [future],
                        target_names=[str(t) for t in target],
                        future_names=[str(c) for c in future_covariates], layout="wide",
-                       time_col=time_name, time_index=time_index)
+                       time_col=time_name, time_index=time_index, tz=tz)
     if times is not None:
         series.times = [times]
         series.freq = _frequency(times, name, "")
@@ -282,6 +302,7 @@ def _from_long(frame: pd.DataFrame, id_col: str, target: str | Sequence[str] | N
     target = ["y"] if target is None else [target] if isinstance(target, str) else list(target)
     if frame[id_col].isna().any():
         raise ValueError(f"{name}: the id column {id_col!r} has missing values")
+    tz = _time_zone(pd.to_datetime(frame[time_name]))
     frame = frame.assign(**{time_name: _as_times(frame[time_name], name, time_name)})
     frame = frame.sort_values([id_col, time_name], kind="stable")
     duplicated = frame.duplicated([id_col, time_name])
@@ -294,7 +315,7 @@ def _from_long(frame: pd.DataFrame, id_col: str, target: str | Sequence[str] | N
                        future=[] if future_covariates else None,
                        target_names=[str(t) for t in target],
                        future_names=[str(c) for c in future_covariates], layout="long",
-                       time_col=time_name, id_col=id_col)
+                       time_col=time_name, id_col=id_col, tz=tz)
     frequencies = set()
     for key, part in groups:
         series.values.append(_numeric(part, target, name, "target"))
@@ -321,6 +342,9 @@ def _static(frame: pd.DataFrame, groups: list, id_col: str, static: Any,
         rows = []
         for key, part in groups:
             block = _numeric(part, columns, name, "static covariate")
+            if not np.isfinite(block).all():
+                raise ValueError(f"{name}: static covariates {columns} are NaN or infinite in "
+                                 f"series {key!r}")
             if not (block == block[:1]).all():
                 raise ValueError(f"{name}: static covariates {columns} vary within series "
                                  f"{key!r}; a static covariate has one value per series")

@@ -80,8 +80,9 @@ def _moments(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
             observed = ~np.isnan(part)
             count = observed.sum(0)
             if (count == 0).any():
-                raise ValueError("a column has no observed value in the training rows, so it "
-                                 "cannot be scaled; give it observations there or scale=False")
+                raise ValueError("a column has no observed value in the training rows of a "
+                                 "series, so it cannot be scaled; give every series observed "
+                                 "values before its validation part")
             mean = np.nansum(part, 0) / count
             std = np.sqrt(np.nansum((part - mean) ** 2, 0) / count)
         means.append(mean)

@@ -45,6 +45,8 @@ class WindowDataset(Dataset):
     def __init__(self, series: list[PreparedSeries], origins: list[tuple[int, int]],
                  context: int, horizon: int, stride: int = 1) -> None:
         self.series, self.context, self.horizon, self.stride = series, context, horizon, stride
+        if any(first < context and first <= last for first, last in origins):
+            raise ValueError(f"a window origin is before the first {context} rows it reads")
         self.first = np.array([first for first, _ in origins], dtype=np.int64)
         counts = [max(0, (last - first) // stride + 1) for first, last in origins]
         self.cumulative = np.cumsum([0] + counts)

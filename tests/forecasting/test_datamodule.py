@@ -95,3 +95,14 @@ def test_lightning_fits_and_tests_with_masked_nan(tmp_path, monkeypatch):
     assert "scaler" in torch.load(tmp_path / "m.ckpt", weights_only=True)[
         "TimeSeriesDataModule"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ckpt"]  # no lightning_logs
+
+
+def test_predict_refuses_series_shorter_than_a_window():
+    frame = pd.concat([pd.DataFrame({"unique_id": key, "ds": pd.date_range("2024-01-01",
+                                                                            periods=n, freq="D"),
+                                     "y": np.arange(n, dtype=float)})
+                       for key, n in (("a", 200), ("b", 10))])
+    module = TimeSeriesDataModule(frame, lookback=16, horizon=4, val_fraction=0.0,
+                                  test_fraction=0.0)
+    with pytest.raises(ValueError, match=r"series \['b'\] have fewer than"):
+        module.setup("predict")

@@ -233,3 +233,37 @@ def test_static_covariates_reach_the_model():
     assert model.module_.net.static_embedding is not None
     changed = long.assign(size=long["size"] * 10)
     assert not np.allclose(model.predict(changed)["y"], model.predict(long)["y"])
+
+
+def test_review_refusals_and_containers(fitted):
+    frame = hourly()
+    later = hourly(420).iloc[400:]
+    with pytest.raises(ValueError, match="at the fitted frequency"):
+        clone_of = pickle.loads(pickle.dumps(fitted))
+        clone_of.update(later.assign(date=pd.date_range(later["date"].iloc[0], periods=20,
+                                                          freq="D")))
+    with pytest.raises(ValueError, match="timestamped data"):
+        pickle.loads(pickle.dumps(fitted)).update(later[["load", "temp"]].to_numpy())
+    with pytest.raises(ValueError, match=r"target columns \['load', 'other'\]"):
+        fitted.predict(frame.rename(columns={"temp": "other"}))
+    swapped = fitted.predict(frame[["date", "temp", "load"]])
+    pd.testing.assert_frame_equal(swapped, fitted.predict(frame))  # reordered by name
+    with pytest.raises(ValueError, match="quantiles is empty"):
+        TitansForecaster(**SMALL, loss="quantile").fit(frame).predict_quantiles(quantiles=[])
+    with pytest.raises(ValueError, match="holds numbers, not timestamps"):
+        fitted.predict(frame.drop(columns="date").assign(time=np.arange(len(frame))))
+
+
+def test_time_zones_shapes_and_random_state():
+    frame = hourly(200)
+    local = frame.assign(date=frame["date"].dt.tz_localize("Europe/Paris"))
+    before = torch.random.get_rng_state()
+    model = TitansForecaster(**SMALL).fit(local)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG untouched
+    forecast = model.predict()
+    assert str(forecast["date"].dt.tz) == "Europe/Paris"
+    assert forecast["date"].iloc[0] == local["date"].iloc[-1] + pd.Timedelta("1h")
+    column = frame[["load"]].to_numpy()  # (T, 1) stays two-dimensional
+    assert TitansForecaster(**SMALL).fit(column).predict().shape == (6, 1)
+    untimed = TitansForecaster(**SMALL).fit(frame[["load", "temp"]]).predict()
+    assert isinstance(untimed, pd.DataFrame) and list(untimed.index) == list(range(200, 206))

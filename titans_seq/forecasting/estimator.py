@@ -48,7 +48,9 @@ class TitansForecaster(BaseEstimator):
     warmup : int
         Rows before each training window that the memory reads first (a multiple of
         ``lookback``). With ``warmup > 0`` the model learns to use what its memory holds from
-        earlier history, which is what :meth:`update` feeds it.
+        earlier history, which is what :meth:`update` feeds it. At prediction time the memory
+        reads whole blocks from the start of a series, so it may lag the head's window by up
+        to ``lookback − 1`` rows.
     variant, dim, depth, patch_len, channel_mode, memory_depth, chunk_size, dropout
         The network (see :class:`~titans_seq.forecasting.ForecastingModule`).
     loss : {"mse", "mae", "quantile"}
@@ -74,6 +76,8 @@ class TitansForecaster(BaseEstimator):
         Progress bar during fit.
     accelerator, devices, trainer_kwargs
         Passed to the Lightning Trainer (``devices=1`` by default: no surprise multi-GPU).
+        Training runs there; Lightning hands the module back on the CPU, where ``predict``,
+        ``update`` and ``backtest`` run (a single forecast is milliseconds).
 
     Attributes
     ----------
@@ -141,9 +145,21 @@ class TitansForecaster(BaseEstimator):
                               context, self.horizon)
         val = WindowDataset(prepared, [(max(b[0], context), b[1] - self.horizon)
                                        for b in borders], context, self.horizon)
-        if self.random_state is not None:
-            torch.manual_seed(self.random_state)
-            np.random.seed(self.random_state)
+        with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+            if self.random_state is not None:
+                torch.manual_seed(self.random_state)
+            module = self._train(series, calendar, future_names, train, val)
+        module.eval()
+        self.module_ = module
+        self.series_, self.scaler_, self.calendar_ = series, scaler, calendar
+        self.future_, self.future_names_ = future, future_names
+        self.n_channels_, self.target_names_ = series.n_channels, series.target_names
+        self.n_covariates_ = len(calendar) + len(future_names)
+        self.streams_ = self._stream(series, scaler, future)
+        return self
+
+    def _train(self, series: SeriesSet, calendar: list[str], future_names: list[str],
+               train: WindowDataset, val: WindowDataset) -> ForecastingModule:
         module = ForecastingModule(
             n_channels=series.n_channels, lookback=self.lookback, horizon=self.horizon,
             warmup=self.warmup, n_covariates=len(calendar) + len(future_names),
@@ -157,14 +173,7 @@ class TitansForecaster(BaseEstimator):
                      verbose=self.verbose, seed=self.random_state,
                      trainer_kwargs={"accelerator": self.accelerator, "devices": self.devices,
                                      **(self.trainer_kwargs or {})})
-        module.eval()
-        self.module_ = module
-        self.series_, self.scaler_, self.calendar_ = series, scaler, calendar
-        self.future_, self.future_names_ = future, future_names
-        self.n_channels_, self.target_names_ = series.n_channels, series.target_names
-        self.n_covariates_ = len(calendar) + len(future_names)
-        self.streams_ = self._stream(series, scaler, future)
-        return self
+        return module
 
     def _check_params(self) -> None:
         for name in ("horizon", "lookback", "patch_len", "max_epochs", "batch_size", "dim",
@@ -175,7 +184,12 @@ class TitansForecaster(BaseEstimator):
         if self.lookback % self.patch_len:
             raise ValueError(f"lookback ({self.lookback}) must be a multiple of patch_len "
                              f"({self.patch_len})")
-        if not isinstance(self.warmup, int) or self.warmup < 0 or self.warmup % self.lookback:
+        if isinstance(self.patience, bool) or not isinstance(self.patience, int) \
+                or self.patience < 0:
+            raise ValueError(f"patience must be an int >= 0 (0: never stop early), got "
+                             f"{self.patience!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) \
+                or self.warmup < 0 or self.warmup % self.lookback:
             raise ValueError(f"warmup must be a multiple of lookback ({self.lookback}) >= 0, "
                              f"got {self.warmup!r}")
 
@@ -209,18 +223,23 @@ class TitansForecaster(BaseEstimator):
         when the model was fitted with covariates.
         """
         check_is_fitted(self)
-        new = self._read(y, "y")
-        self._check_like_fitted(new)
+        new = self._check_like_fitted(self._read(y, "y"))
         old = self.series_
         positions = self._positions(new)
+        if (old.times is None) != (new.times is None):
+            raise ValueError("update: the forecaster was fitted on "
+                             f"{'timestamped data; pass y with its time column' if old.times is not None else 'data without timestamps; pass y without a time column'}")
         if old.times is not None:
-            for index, position in zip(range(new.n_series), positions):
-                expected = old.future_times(position, 1)[0]
-                if new.times[index][0] != expected:
-                    raise ValueError(f"update: series {old.ids[position]!r} continues at "
-                                     f"{pd.Timestamp(expected)}, y starts at "
-                                     f"{pd.Timestamp(new.times[index][0])}; pass the "
-                                     "rows that follow the last seen ones")
+            for index, position in enumerate(positions):
+                expected = old.future_times(position, len(new.times[index]))
+                if not np.array_equal(new.times[index], expected):
+                    row = int(np.flatnonzero(new.times[index] != expected)[0])
+                    raise ValueError(
+                        f"update: series {old.ids[position]!r} continues at "
+                        f"{pd.Timestamp(expected[0])} every {old.freq.freqstr}; row {row} of y "
+                        f"is at {pd.Timestamp(new.times[index][row])}, not "
+                        f"{pd.Timestamp(expected[row])}. Pass the rows that follow the last "
+                        "seen ones, at the fitted frequency")
         future = self._covariates(new, X, 0, "update")
         values, times = list(old.values), None if old.times is None else list(old.times)
         olds = list(self.future_) if self.future_ is not None else None
@@ -235,7 +254,8 @@ class TitansForecaster(BaseEstimator):
         self.streams_ = self._stream(self.series_, self.scaler_, self.future_, self.streams_)
         return self
 
-    def _check_like_fitted(self, new: SeriesSet) -> None:
+    def _check_like_fitted(self, new: SeriesSet) -> SeriesSet:
+        """``new`` with its target columns in the fitted order (or an error)."""
         if new.n_channels != self.n_channels_:
             raise ValueError(f"y has {new.n_channels} target columns, the forecaster was fitted "
                              f"on {self.n_channels_} ({self.target_names_})")
@@ -243,6 +263,15 @@ class TitansForecaster(BaseEstimator):
             raise ValueError(f"y is {'a long table' if new.layout == 'long' else 'one series'}"
                              f"; the forecaster was fitted on "
                              f"{'a long table' if self.series_.layout == 'long' else 'one series'}")
+        if "array" in (new.layout, self.series_.layout) or \
+                new.target_names == self.target_names_:
+            return new
+        if sorted(new.target_names) != sorted(self.target_names_):
+            raise ValueError(f"y has target columns {new.target_names}, the forecaster was "
+                             f"fitted on {self.target_names_}")
+        order = [new.target_names.index(name) for name in self.target_names_]
+        return replace(new, values=[v[:, order] for v in new.values],
+                       target_names=list(self.target_names_))
 
     def _positions(self, new: SeriesSet) -> list[int]:
         known = {key: i for i, key in enumerate(self.series_.ids)}
@@ -259,10 +288,9 @@ class TitansForecaster(BaseEstimator):
                                  "drop X or refit with it")
             return None
         if X is None:
+            rows = "every row of y" + (f" and the {extra} rows to forecast" if extra else "")
             raise ValueError(f"{method} needs X: the forecaster was fitted with covariates "
-                             f"{self.future_names_}, and they must cover "
-                             f"{'y and ' if method != 'predict' else ''}the {extra} rows to "
-                             "forecast" if extra else f"{method} needs X for the new rows")
+                             f"{self.future_names_}, and X must cover {rows}")
         future, names = align_covariates(series, X, extra)
         if names != self.future_names_:
             raise ValueError(f"X has columns {names}, the forecaster was fitted with "
@@ -288,6 +316,9 @@ class TitansForecaster(BaseEstimator):
         if not trained:
             raise ValueError("predict_quantiles needs a forecaster fitted with loss='quantile'")
         levels = [float(q) for q in np.atleast_1d(quantiles)]
+        if not levels:
+            raise ValueError("quantiles is empty; ask for at least one trained level "
+                             f"({trained})")
         index = []
         for level in levels:
             match = [i for i, q in enumerate(trained) if abs(q - level) < 1e-9]
@@ -308,10 +339,9 @@ class TitansForecaster(BaseEstimator):
             if self.future_names_:
                 future = self._extend_future(X)
         else:
-            series = self._read(y, "y")
-            self._check_like_fitted(series)
-            scaler = self._scaler_for(series)
+            series = self._check_like_fitted(self._read(y, "y"))
             future = self._covariates(series, X, self.horizon, "predict")
+            scaler = self._scaler_for(series, future)
             streams = None
         for index, length in enumerate(series.lengths):
             if length < self.lookback:
@@ -358,13 +388,13 @@ class TitansForecaster(BaseEstimator):
                              f"{self.future_names_}")
         return [np.concatenate([old, new]) for old, new in zip(self.future_, rows)]
 
-    def _scaler_for(self, series: SeriesSet) -> SeriesScaler:
-        """Fitted statistics for known series; a new series is scaled by its own history."""
+    def _scaler_for(self, series: SeriesSet, future, stops: Sequence[int] | None = None
+                    ) -> SeriesScaler:
+        """Fitted statistics for known series; a new series is scaled by its own history
+        (its first ``stops[i]`` rows)."""
         known = {key: i for i, key in enumerate(self.series_.ids)}
         fitted = self.scaler_
-        own = SeriesScaler.fit(series, series.lengths, True,
-                               None if not self.future_names_ else
-                               [np.zeros((n, len(self.future_names_))) for n in series.lengths])
+        own = SeriesScaler.fit(series, stops or series.lengths, True, future)
         rows = [known.get(key) if self.series_.layout == "long" else 0 for key in series.ids]
         pick = lambda mine, theirs: np.stack([theirs[r] if r is not None else mine[i]
                                               for i, r in enumerate(rows)])
@@ -391,11 +421,12 @@ class TitansForecaster(BaseEstimator):
         for name, value in (("n_windows", n_windows), ("step", step)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        series = self.series_ if y is None else self._read(y, "y")
-        self._check_like_fitted(series)
+        series = self.series_ if y is None else self._check_like_fitted(self._read(y, "y"))
         future = (self.future_ if y is None else self._covariates(series, X, 0, "backtest")) \
             if self.future_names_ else None
-        scaler = self.scaler_ if y is None else self._scaler_for(series)
+        first_origins = [max(1, n - self.horizon - step * (n_windows - 1))
+                         for n in series.lengths]
+        scaler = self.scaler_ if y is None else self._scaler_for(series, future, first_origins)
         net, device = self.module_.net, self.module_.device
         prepared = self._prepared(series, scaler, future)
         results = []

@@ -31,14 +31,19 @@ def forecast_output(series: SeriesSet, forecasts: list[np.ndarray],
     tables a frame indexed or keyed by the future timestamps; long tables a long frame with
     the id and time columns.
     """
-    if series.container == "numpy" or series.times is None:
+    if series.times is None:
         forecast = forecasts[0]
-        return forecast[:, 0] if series.n_channels == 1 and series.target_names == ["y"] \
-            else forecast
+        if series.container == "numpy":
+            return forecast[:, 0] if series.one_dimensional else forecast
+        length = series.lengths[0]  # an untimed table: rows continue its position
+        frame = pd.DataFrame(forecast.reshape(forecast.shape[0], -1),
+                             columns=_columns(series, levels),
+                             index=pd.RangeIndex(length, length + forecast.shape[0]))
+        return _to_container(frame, series.container)
     frames = []
     for index, forecast in enumerate(forecasts):
         horizon = forecast.shape[0]
-        times = series.future_times(index, horizon)
+        times = series.output_times(series.future_times(index, horizon))
         data = forecast.reshape(horizon, -1)  # (H, C·Q): channel-major, then level
         frame = pd.DataFrame(data, columns=_columns(series, levels))
         time_col = series.time_col or "ds"
@@ -63,11 +68,11 @@ def backtest_frame(series: SeriesSet, results, actuals: list[np.ndarray], horizo
     for index, ((origins, forecasts), actual) in enumerate(zip(results, actuals)):
         times = series.times[index]
         for window, origin in enumerate(origins):
-            stamps = series.future_times(index, horizon, after=origin - 1)
+            stamps = series.output_times(series.future_times(index, horizon, after=origin - 1))
             for key, values in (("forecasts", forecasts[window]), ("actuals", actual[window])):
                 frame = pd.DataFrame(values, columns=list(series.target_names))
                 frame.insert(0, time_col, stamps)
-                frame.insert(0, "cutoff", [times[origin - 1]] * horizon)
+                frame.insert(0, "cutoff", series.output_times([times[origin - 1]] * horizon))
                 if series.layout == "long":
                     frame.insert(0, series.id_col, [series.ids[index]] * horizon)
                 frames[key].append(frame)
