@@ -73,7 +73,7 @@ def run_ltsf(data: Any, horizon: int, lookback: int = 96, split: str = "ett-hour
                                horizon=horizon, **model_kwargs)
     result = LTSFResult(horizon, module=module, data=datamodule)
     start = time.perf_counter()
-    with quiet_lightning(verbose):
+    with quiet_lightning():
         trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False,
                              enable_model_summary=False, enable_progress_bar=verbose,
                              num_sanity_val_steps=0, callbacks=[KeepBestWeights("val_mse", 0)])

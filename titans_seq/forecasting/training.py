@@ -38,18 +38,17 @@ class KeepBestWeights(pl.Callback):
 
 
 @contextlib.contextmanager
-def quiet_lightning(verbose: bool):
-    """Silence Lightning's informational logging and hints unless ``verbose``."""
+def quiet_lightning():
+    """Silence Lightning's informational logging and hints (progress bars stay as asked)."""
     loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric",
                                                       "lightning")]
     levels = [logger.level for logger in loggers]
     with warnings.catch_warnings():
-        if not verbose:
-            for logger in loggers:
-                logger.setLevel(logging.WARNING)
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*litlogger.*")
-            warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*litlogger.*")
+        warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
         try:
             yield
         finally:
@@ -71,6 +70,6 @@ def train_module(module: pl.LightningModule, train: Dataset, val: Dataset | None
                    enable_model_summary=False, enable_progress_bar=verbose,
                    num_sanity_val_steps=0, callbacks=callbacks)
     options.update(trainer_kwargs)
-    with quiet_lightning(verbose):
+    with quiet_lightning():
         trainer = pl.Trainer(**options)
         trainer.fit(module, train_loader, val_loader)
