@@ -16,7 +16,7 @@ say how to fix it: the estimators and the datamodule only ever see a valid :clas
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -86,12 +86,6 @@ class SeriesSet:
         last = self.times[series][-1 if after is None else after]
         return pd.date_range(pd.Timestamp(last), periods=steps + 1,
                              freq=self.freq)[1:].to_numpy(dtype="datetime64[ns]")
-
-    def slice(self, stop: Sequence[int]) -> "SeriesSet":
-        """The first ``stop[i]`` rows of each series."""
-        cut = lambda arrays: None if arrays is None else [a[:s] for a, s in zip(arrays, stop)]
-        return replace(self, values=cut(self.values), times=cut(self.times),
-                       future=cut(self.future))
 
 
 def read_series(data: Any, *, target: str | Sequence[str] | None = None,

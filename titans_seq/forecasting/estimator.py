@@ -227,8 +227,9 @@ class TitansForecaster(BaseEstimator):
         old = self.series_
         positions = self._positions(new)
         if (old.times is None) != (new.times is None):
-            raise ValueError("update: the forecaster was fitted on "
-                             f"{'timestamped data; pass y with its time column' if old.times is not None else 'data without timestamps; pass y without a time column'}")
+            fix = ("timestamped data; pass y with its time column" if old.times is not None
+                   else "data without timestamps; pass y without a time column")
+            raise ValueError(f"update: the forecaster was fitted on {fix}")
         if old.times is not None:
             for index, position in enumerate(positions):
                 expected = old.future_times(position, len(new.times[index]))
@@ -303,9 +304,13 @@ class TitansForecaster(BaseEstimator):
         update, with the memory that has read it). ``X`` covers the rows to forecast (and, with
         ``y``, every row of ``y``). Returns the caller's container."""
         forecasts, series = self._forecast(y, X)
-        if self.module_.quantiles:
-            forecasts = [np.sort(f, axis=-1)[..., self.module_.median_index] for f in forecasts]
-        return forecast_output(series, forecasts, None)
+        return forecast_output(series, [self._point(f) for f in forecasts], None)
+
+    def _point(self, forecast: np.ndarray) -> np.ndarray:
+        """The point forecast: the median of the (sorted) quantiles for quantile models."""
+        if not self.module_.quantiles:
+            return forecast
+        return np.sort(forecast, axis=-1)[..., self.module_.median_index]
 
     def predict_quantiles(self, y: Any = None, X: Any = None,
                           quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> Any:
@@ -366,10 +371,6 @@ class TitansForecaster(BaseEstimator):
                              f"{self.future_names_}; X must cover the {self.horizon} rows "
                              "after the end of the data")
         series = self.series_
-        extended = []
-        for index in range(series.n_series):
-            times = None if series.times is None else series.future_times(index, self.horizon)
-            extended.append(times)
         if series.times is None:
             array = np.asarray(X, dtype=np.float64)
             array = array[:, None] if array.ndim == 1 else array
@@ -381,7 +382,8 @@ class TitansForecaster(BaseEstimator):
             return [np.concatenate([self.future_[0], array])]
         horizon_only = replace(
             series, values=[np.zeros((self.horizon, series.n_channels))] * series.n_series,
-            times=extended, future=None)
+            times=[series.future_times(i, self.horizon) for i in range(series.n_series)],
+            future=None)
         rows, names = align_covariates(horizon_only, X, 0)
         if names != self.future_names_:
             raise ValueError(f"X has columns {names}, the forecaster was fitted with "
@@ -443,9 +445,7 @@ class TitansForecaster(BaseEstimator):
             for origin in origins:
                 absorb(net, stream, *tensors, origin)
                 forecast = forecast_at(net, stream, *tensors, origin).float().cpu().numpy()
-                if self.module_.quantiles:
-                    forecast = np.sort(forecast, axis=-1)[..., self.module_.median_index]
-                forecasts.append(self._unscale(scaler, forecast, index))
+                forecasts.append(self._unscale(scaler, self._point(forecast), index))
             results.append((origins, np.stack(forecasts)))
         return _backtest_result(series, results, self.horizon)
 

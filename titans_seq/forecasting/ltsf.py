@@ -35,25 +35,25 @@ class LTSFResult:
     data: Any = None
 
 
-def _windows(dataset, max_windows: int | None = None):
+def _windows(dataset):
     """Stacked (history, target) arrays of a window dataset."""
-    count = len(dataset) if max_windows is None else min(len(dataset), max_windows)
-    items = [dataset[i] for i in range(count)]
+    items = [dataset[i] for i in range(len(dataset))]
     return (np.stack([i["history"].numpy() for i in items]),
             np.stack([i["target"].numpy() for i in items]))
 
 
-def linear_baseline(data: TimeSeriesDataModule, alpha: float = 1.0) -> np.ndarray:
+def linear_baseline(data: TimeSeriesDataModule, test_history: np.ndarray,
+                    alpha: float = 1.0) -> np.ndarray:
     """Channel-independent ridge regression from the lookback to the horizon, on each
     window's values relative to its last value (a linear model that RevIN-style level
-    shifts do not break). Returns test forecasts ``(W, H, C)``."""
+    shifts do not break), fitted on the training windows. Returns forecasts ``(W, H, C)`` for
+    ``test_history (W, L, C)``."""
     history, target = _windows(data.datasets["train"])
     channels = history.shape[2]
     last = history[:, -1:, :]
     inputs = (history - last).transpose(0, 2, 1).reshape(-1, history.shape[1])
     outputs = (target - last).transpose(0, 2, 1).reshape(-1, target.shape[1])
     model = Ridge(alpha=alpha).fit(inputs, outputs)
-    test_history, _ = _windows(data.datasets["test"])
     test_last = test_history[:, -1:, :]
     flat = (test_history - test_last).transpose(0, 2, 1).reshape(-1, test_history.shape[1])
     forecast = model.predict(flat).reshape(-1, channels, target.shape[1]).transpose(0, 2, 1)
@@ -81,11 +81,10 @@ def run_ltsf(data: Any, horizon: int, lookback: int = 96, split: str = "ett-hour
         result.seconds["titans"] = time.perf_counter() - start
         tested = trainer.test(module, datamodule, verbose=False)[0]
     result.metrics["titans"] = {"mse": tested["test_mse"], "mae": tested["test_mae"]}
-    _, target = _windows(datamodule.datasets["test"])
-    history, _ = _windows(datamodule.datasets["test"])
+    history, target = _windows(datamodule.datasets["test"])
     naive = np.repeat(history[:, -1:, :], horizon, axis=1)
     start = time.perf_counter()
-    linear = linear_baseline(datamodule)
+    linear = linear_baseline(datamodule, history)
     result.seconds["linear"] = time.perf_counter() - start
     for name, forecast in (("naive", naive), ("linear", linear)):
         result.metrics[name] = {"mse": float(np.mean((forecast - target) ** 2)),

@@ -65,7 +65,7 @@ class ForecastingModule(pl.LightningModule):
         else:
             quantiles = None
         self.save_hyperparameters()
-        self.loss_name, self.quantiles, self.warmup = loss, quantiles, warmup
+        self.loss_name, self.quantiles = loss, quantiles
         self.net = TitansForecastNet(
             n_channels, lookback, horizon, patch_len=patch_len, channel_mode=channel_mode,
             n_covariates=n_covariates, n_static=n_static, quantiles=quantiles, revin=revin,

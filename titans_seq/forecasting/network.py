@@ -110,9 +110,6 @@ class TitansForecastNet(nn.Module):
         the memory after ``history``.
         """
         batch, rows, _ = history.shape
-        if rows % self.lookback:
-            raise ValueError(f"history has {rows} rows, not a multiple of lookback "
-                             f"({self.lookback})")
         outputs, stats, state, last_block = self._encode(history, observed, covariates, static,
                                                          state)
         last = outputs[:, -self.tokens_per_block:].flatten(1)  # (B', N·dim)
