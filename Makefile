@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo memory-demo test bench ltsf clean
+.PHONY: demo dna memory-demo test bench ltsf clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)  ## the main job: forecast ETTh1 (embedded) next to naive and linear baselines, plot
 	$(VENV)/bin/python -m titans_seq.forecast_demo
+
+dna: $(STAMP)  ## DNA classification on the embedded promoter set (PROTOCOLS.md section 3), baselines side by side
+	$(VENV)/bin/python benchmarks/genomic.py --data datamodules/datasets/data/human_nontata_promoters.csv.gz $(DNA_ARGS)
 
 memory-demo: $(STAMP)  ## the memory alone learning associative recall at test time
 	$(VENV)/bin/python -m titans_seq.demo

@@ -2,6 +2,9 @@
 
 - :func:`load_etth1`: ETTh1, hourly electricity-transformer loads and oil temperature
   (CC BY-ND 4.0, verbatim; Zhou et al., *Informer*, AAAI 2021). See ``data/ETTh1.NOTICE.md``.
+- :func:`load_nontata_promoters`: the Genomic Benchmarks human non-TATA promoter set, official
+  test split, 9,034 sequences of 251 nt (Apache-2.0; Grešová et al., BMC Genomic Data 2023).
+  See ``data/human_nontata_promoters.NOTICE.md``.
 """
 
 from __future__ import annotations
@@ -42,4 +45,40 @@ def load_etth1(as_frame: Literal["pandas", "polars", "numpy"] = "pandas") -> Any
     raise ValueError(f"as_frame must be 'pandas', 'polars' or 'numpy', got {as_frame!r}")
 
 
-__all__ = ["ETTH1_CITATION", "etth1_path", "load_etth1"]
+PROMOTERS_CITATION = ("Grešová et al., Genomic benchmarks: a collection of datasets for genomic "
+                      "sequence classification, BMC Genomic Data 24, 25 (2023) (Apache-2.0)")
+
+
+def nontata_promoters_path() -> Path:
+    """Path of the embedded ``human_nontata_promoters.csv.gz`` (``sequence,label,split``)."""
+    return Path(str(resources.files(__package__).joinpath("data",
+                                                          "human_nontata_promoters.csv.gz")))
+
+
+def load_nontata_promoters(as_frame: Literal["pandas", "polars", "lists"] = "pandas") -> Any:
+    """Human non-TATA promoters: 9,034 DNA sequences of 251 nt, label 1 = promoter (4,915),
+    0 = not (4,119).
+
+    This is the official *test* split of Genomic Benchmarks only: accuracies from a sub-split
+    of it compare side by side, not with published tables (those train on the 27,097-sequence
+    train split).
+
+    Parameters
+    ----------
+    as_frame : {"pandas", "polars", "lists"}
+        A pandas or polars frame with ``sequence`` and ``label`` columns, or a tuple
+        ``(sequences: list[str], labels: ndarray[int64])``.
+    """
+    frame = pd.read_csv(nontata_promoters_path(), usecols=["sequence", "label"])
+    if as_frame == "pandas":
+        return frame
+    if as_frame == "polars":
+        import polars as pl
+        return pl.DataFrame({c: frame[c].to_numpy() for c in frame.columns})
+    if as_frame == "lists":
+        return frame["sequence"].tolist(), frame["label"].to_numpy(dtype=np.int64)
+    raise ValueError(f"as_frame must be 'pandas', 'polars' or 'lists', got {as_frame!r}")
+
+
+__all__ = ["ETTH1_CITATION", "PROMOTERS_CITATION", "etth1_path", "load_etth1",
+           "load_nontata_promoters", "nontata_promoters_path"]

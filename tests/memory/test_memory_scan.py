@@ -253,3 +253,53 @@ def test_checkpointed_blocks_give_the_same_gradients():
     assert_states_close(state_c, state, **TOLERANCE)
     for got, want in zip(grads_c, grads):
         torch.testing.assert_close(got, want, **TOLERANCE)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 16])
+@pytest.mark.parametrize("hidden", [(), (6,), (6, 7)], ids=["linear", "depth2", "depth3"])
+def test_clipped_surprise_equals_reference(chunk_size, hidden):
+    """With ``max_surprise_norm`` small enough to clip most tokens, both paths still agree,
+    and the clip changes the result."""
+    inputs = scan_inputs(length=37, hidden=hidden)
+    y, state = memory_scan(*inputs, chunk_size=chunk_size, max_surprise_norm=0.5)
+    y_ref, state_ref = memory_scan_reference(*inputs, chunk_size=chunk_size,
+                                             max_surprise_norm=0.5)
+    torch.testing.assert_close(y, y_ref, **TOLERANCE)
+    assert_states_close(state, state_ref, **TOLERANCE)
+    unclipped, _ = memory_scan(*inputs, chunk_size=chunk_size)
+    assert not torch.allclose(y, unclipped)
+    loose, _ = memory_scan(*inputs, chunk_size=chunk_size, max_surprise_norm=1e6)
+    torch.testing.assert_close(loose, unclipped, **TOLERANCE)  # nothing to clip
+
+
+def test_clipped_surprise_gradients_match_reference():
+    def gradients(scan):
+        *tensors, weights = scan_inputs(length=13, hidden=(6,), requires_grad=True)
+        y, state = scan(*tensors, weights, chunk_size=5, max_surprise_norm=0.5)
+        loss = (y ** 2).sum() + sum((w ** 2).sum() for w in state.weights)
+        return torch.autograd.grad(loss, [*tensors, *weights])
+
+    for fast, reference in zip(gradients(memory_scan), gradients(memory_scan_reference)):
+        assert torch.isfinite(fast).all()
+        torch.testing.assert_close(fast, reference, **TOLERANCE)
+
+
+def test_clipped_surprise_keeps_a_grown_deep_memory_finite():
+    """The failure it exists for: once training has grown M_0, a fixed inner step overshoots
+    and the deep memory's writes diverge within a sequence; clipped writes stay bounded."""
+    q, k, v, theta, eta, alpha, weights = scan_inputs(batch=2, heads=2, length=256,
+                                                      key_dim=16, value_dim=16, hidden=(64,),
+                                                      dtype=torch.float32)
+    grown = [4 * w for w in weights]
+    step = torch.full_like(theta, 1 / 16)  # the layer's default bound, max_lr = 1 / chunk
+    gates = (step * 0.1, torch.full_like(eta, 0.9), torch.zeros_like(alpha))
+    y, _ = memory_scan(q, k, 3 * v, *gates, grown, chunk_size=16)
+    assert not torch.isfinite(y).all()
+    y, state = memory_scan(q, k, 3 * v, *gates, grown, chunk_size=16, max_surprise_norm=1.0)
+    assert torch.isfinite(y).all() and all(torch.isfinite(w).all() for w in state.weights)
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("inf"), True, "1"])
+def test_bad_max_surprise_norm_is_refused(value):
+    with pytest.raises(ValueError, match="max_surprise_norm must be None"):
+        memory_scan(*scan_inputs(length=4), chunk_size=2, max_surprise_norm=value)

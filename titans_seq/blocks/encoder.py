@@ -90,6 +90,9 @@ class TitansEncoder(nn.Module):
         elsewhere; both compute the same masks.
     compiled_memory : bool
         Run the memories' sequential chunk step through ``torch.compile``.
+    max_surprise_norm : float, optional
+        Clip every memory write's surprise to this norm (see :class:`NeuralMemory`); None is
+        the paper's update.
     """
 
     def __init__(self, variant: Variant = "lmm", dim: int = 64, depth: int = 2, heads: int = 4,
@@ -100,7 +103,7 @@ class TitansEncoder(nn.Module):
                  window: int = 64, segment_len: int = 64, memory_tokens: int = 4,
                  ffn_mult: float = 4.0, dropout: float = 0.0, rotary: bool = True,
                  bidirectional: bool = False, attention_backend: str = "auto",
-                 compiled_memory: bool = False) -> None:
+                 compiled_memory: bool = False, max_surprise_norm: float | None = None) -> None:
         super().__init__()
         if variant not in BLOCKS:
             raise ValueError(f"variant must be one of {sorted(BLOCKS)}, got {variant!r}")
@@ -115,7 +118,8 @@ class TitansEncoder(nn.Module):
             persistent_tokens=persistent_tokens, window=window,
             segment_len=segment_len, memory_tokens=memory_tokens, ffn_mult=ffn_mult,
             dropout=dropout, rotary=rotary, attention_backend=attention_backend,
-            compiled_memory=compiled_memory, attention=attention and variant != "lmm")
+            compiled_memory=compiled_memory, max_surprise_norm=max_surprise_norm,
+            attention=attention and variant != "lmm")
         self.config = config
         block = BLOCKS[variant]
         self.blocks = nn.ModuleList(block(config) for _ in range(depth))

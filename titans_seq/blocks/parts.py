@@ -38,6 +38,7 @@ class BlockConfig:
     rotary: bool = True
     attention_backend: str = "auto"
     compiled_memory: bool = False
+    max_surprise_norm: float | None = None  # None: the paper's update, unclipped
 
     def __post_init__(self) -> None:
         for name in ("dim", "heads", "memory_heads", "window", "segment_len"):
@@ -115,7 +116,7 @@ def build_memory(config: BlockConfig) -> NeuralMemory:
         memory_depth=config.memory_depth, memory_hidden=config.memory_hidden,
         chunk_size=config.chunk_size, max_lr=config.max_lr, momentum=config.momentum,
         forgetting=config.forgetting, convolution=config.convolution,
-        compiled=config.compiled_memory)
+        max_surprise_norm=config.max_surprise_norm, compiled=config.compiled_memory)
 
 
 class FeedForward(nn.Module):

@@ -18,7 +18,7 @@ from datamodules.timeseries import (SeriesScaler, SeriesSet, WindowDataset, alig
 from .module import ForecastingModule
 from .outputs import backtest_frame, forecast_output
 from .streaming import SeriesStream, absorb, forecast_at, move_state
-from .training import train_module
+from ..training import train_module
 
 
 @dataclass

@@ -16,7 +16,7 @@ from sklearn.linear_model import Ridge
 from datamodules import TimeSeriesDataModule
 
 from .module import ForecastingModule
-from .training import KeepBestWeights, quiet_lightning
+from ..training import KeepBestWeights, quiet_lightning
 
 
 def protocol_split(path: str | Path | None) -> str:

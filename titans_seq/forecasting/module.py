@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning.pytorch as pl
-import torch
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from ..blocks.encoder import Variant
+from ..optim import warmup_cosine_adamw
 from .losses import LossName, PinballLoss, forecast_loss
 from .network import ChannelMode, TitansForecastNet
 
@@ -69,7 +67,8 @@ class ForecastingModule(pl.LightningModule):
         self.net = TitansForecastNet(
             n_channels, lookback, horizon, patch_len=patch_len, channel_mode=channel_mode,
             n_covariates=n_covariates, n_static=n_static, quantiles=quantiles, revin=revin,
-            head_dropout=head_dropout, linear_skip=linear_skip, variant=variant, dim=dim, depth=depth, heads=heads,
+            head_dropout=head_dropout, linear_skip=linear_skip, variant=variant, dim=dim,
+            depth=depth, heads=heads,
             memory_heads=memory_heads, memory_depth=memory_depth, chunk_size=chunk_size,
             max_lr=max_lr, window=window, segment_len=segment_len,
             persistent_tokens=persistent_tokens, dropout=dropout)
@@ -122,21 +121,5 @@ class ForecastingModule(pl.LightningModule):
         return self(batch)
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for name, parameter in self.named_parameters():
-            (no_decay if parameter.dim() < 2 else decay).append(parameter)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams.weight_decay},
-             {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = max(1, int(total * self.hparams.warmup_fraction))
-
-        def schedule(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            progress = min(1.0, (step - warm) / max(1, total - warm))
-            return 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return warmup_cosine_adamw(self, self.hparams.lr, self.hparams.weight_decay,
+                                   self.hparams.warmup_fraction)

@@ -32,8 +32,8 @@ from .validation import check_scan_inputs, compute_dtype
 def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Tensor,
                 weights: Sequence[Tensor], chunk_size: int = 16,
                 state: MemoryState | None = None, mask: Tensor | None = None, *,
-                compiled: bool = False, checkpoint_blocks: bool = False
-                ) -> tuple[Tensor, MemoryState]:
+                max_surprise_norm: float | None = None, compiled: bool = False,
+                checkpoint_blocks: bool = False) -> tuple[Tensor, MemoryState]:
     """Run the Titans long-term memory over a sequence (the paper's Eqs. 12-18).
 
     Parameters
@@ -58,6 +58,12 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alp
     mask : Tensor, optional
         ``(B, T)`` bool, True = valid, padding only at the end of a row. Padding leaves the state
         untouched and gives zero outputs.
+    max_surprise_norm : float, optional
+        Clip each token's momentary surprise ``u_t`` (its gradient over all layers) to this
+        Frobenius norm before it enters the momentum: ``u_t · min(1, τ / ‖u_t‖)``. None (the
+        default) is the paper's update. A deep memory can otherwise diverge within a sequence
+        once training has grown its weights (the curvature of ``‖M(k) − v‖²`` grows with them
+        and a fixed step overshoots; titans-pytorch issue #29); the clip bounds every write.
     compiled : bool
         Run the sequential per-chunk step through ``torch.compile``: same results, faster once
         compiled (about 2x for the loop, 1.1-1.3x for the whole layer on a 2-core CPU); the
@@ -74,9 +80,11 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alp
     state : MemoryState
         The state after each row's last valid token.
     """
-    check_scan_inputs(q, k, v, theta, eta, alpha, weights, chunk_size, state, mask)
+    check_scan_inputs(q, k, v, theta, eta, alpha, weights, chunk_size, state, mask,
+                      max_surprise_norm=max_surprise_norm)
     return chunked_memory_scan(q, k, v, theta, eta, alpha, weights, chunk_size, state, mask,
-                               compiled=compiled, checkpoint_blocks=checkpoint_blocks)
+                               max_surprise_norm=max_surprise_norm, compiled=compiled,
+                               checkpoint_blocks=checkpoint_blocks)
 
 
 def _to_grid(x: Tensor, offsets: Tensor | None, grid_length: int) -> Tensor:
@@ -104,19 +112,20 @@ def _from_grid(y: Tensor, offsets: Tensor | None, length: int) -> Tensor:
 def chunked_memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor,
                         alpha: Tensor, weights: Sequence[Tensor], chunk_size: int = 16,
                         state: MemoryState | None = None, mask: Tensor | None = None, *,
-                        compiled: bool = False, checkpoint_blocks: bool = False
-                        ) -> tuple[Tensor, MemoryState]:
+                        max_surprise_norm: float | None = None, compiled: bool = False,
+                        checkpoint_blocks: bool = False) -> tuple[Tensor, MemoryState]:
     """:func:`memory_scan` without input checks (the caller has done them)."""
     dtype = compute_dtype(q, k, v, theta, eta, alpha, *weights)
     with torch.autocast(q.device.type, enabled=False):  # the recurrence stays in fp32 or fp64
         return _scan(*(t.to(dtype) for t in (q, k, v, theta, eta, alpha)),
-                     weights, chunk_size, state, mask, dtype, compiled, checkpoint_blocks)
+                     weights, chunk_size, state, mask, dtype, compiled, checkpoint_blocks,
+                     max_surprise_norm)
 
 
 def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Tensor,
           weights: Sequence[Tensor], chunk_size: int, state: MemoryState | None,
-          mask: Tensor | None, dtype: torch.dtype, compiled: bool, checkpoint_blocks: bool
-          ) -> tuple[Tensor, MemoryState]:
+          mask: Tensor | None, dtype: torch.dtype, compiled: bool, checkpoint_blocks: bool,
+          max_surprise_norm: float | None) -> tuple[Tensor, MemoryState]:
     batch, heads, length, _ = k.shape
     if state is None:
         state = MemoryState.initial(weights, batch, chunk_size, dtype)
@@ -164,7 +173,7 @@ def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Te
     for index, (queries, keys, values, block_coefficients) in enumerate(blocks):
         arguments = (queries, keys, values, block_coefficients, memory,
                      first_gradient_point if index == 0 else None, open_chunk_start,
-                     last_chunk, index * _CHUNKS_PER_BLOCK, compiled)
+                     last_chunk, index * _CHUNKS_PER_BLOCK, compiled, max_surprise_norm)
         if recompute:  # keep only the block's inputs; redo its forward during backward
             memory, output, open_chunk_start = torch.utils.checkpoint.checkpoint(
                 _process_block, *arguments, use_reentrant=False)
@@ -190,11 +199,12 @@ def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Te
 def _process_block(queries: Tensor, keys: Tensor, values: Tensor,
                    coefficients: ChunkCoefficients, memory: list[Tensor],
                    first_gradient_point: list[Tensor] | None, open_chunk_start: list[Tensor],
-                   last_chunk: Tensor, block_start: int, compiled: bool
+                   last_chunk: Tensor, block_start: int, compiled: bool,
+                   max_surprise_norm: float | None = None
                    ) -> tuple[list[Tensor], Tensor, list[Tensor]]:
     """One block of chunks: the sequential pass, the batched reads, the open chunk's start."""
     memory, factors, starts = _advance(keys, values, coefficients, memory, first_gradient_point,
-                                       compiled)
+                                       compiled, max_surprise_norm)
     output = _retrieve(queries, coefficients, factors, starts)
     return memory, output, _select_chunk_start(open_chunk_start, starts, last_chunk, block_start)
 
@@ -211,13 +221,15 @@ def _silu_and_derivative(pre_activation: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _chunk_step(keys: Tensor, values: Tensor, memory: tuple[Tensor, ...], transition: Tensor,
-                update_weights: Tensor, gradient_point: tuple[Tensor, ...] | None
+                update_weights: Tensor, gradient_point: tuple[Tensor, ...] | None,
+                max_surprise_norm: float | None = None
                 ) -> tuple[tuple[Tensor, ...], list[Tensor], list[Tensor]]:
     """One chunk of the sequential pass.
 
     ``keys, values (B, H, C, D)``; ``memory[l] = [W; S]`` (B, H, 2, D_in, D_out);
     ``transition (B, H, 2, 2)``; ``update_weights (B, H, 2, 1, C)``; ``gradient_point``: the
-    weights at which this chunk's gradients are taken (None: the memory's own W).
+    weights at which this chunk's gradients are taken (None: the memory's own W);
+    ``max_surprise_norm``: see :func:`memory_scan`.
     Returns the memory after the chunk and each layer's gradient factors ``a_l, δ_l``.
     """
     depth = len(memory)
@@ -247,6 +259,8 @@ def _chunk_step(keys: Tensor, values: Tensor, memory: tuple[Tensor, ...], transi
             torch.ops.aten.silu_backward(back, derivatives[layer - 1])
         output_grads.append(output_grad)
     output_grads.reverse()
+    if max_surprise_norm is not None:
+        output_grads = _clip_surprise(layer_inputs, output_grads, max_surprise_norm)
 
     # 2. [W; S] after the chunk's last token (Eqs. 13 and 18), one fused matmul per layer:
     #    [W_C; S_C] = transition · [W_0; S_0] − [aᵀ diag(G[C]θ); aᵀ diag(E[C]θ)] · δ
@@ -265,6 +279,21 @@ def _chunk_step(keys: Tensor, values: Tensor, memory: tuple[Tensor, ...], transi
     return tuple(new_memory), layer_inputs, output_grads
 
 
+def clip_factor(squared_norm: Tensor, max_norm: float) -> Tensor:
+    """``min(1, τ / ‖u‖)`` from ``‖u‖²``; smooth at ``u = 0`` (no square root of 0)."""
+    return max_norm / squared_norm.clamp_min(max_norm ** 2).sqrt()
+
+
+def _clip_surprise(layer_inputs: list[Tensor], output_grads: list[Tensor], max_norm: float
+                   ) -> list[Tensor]:
+    """Scale every token's gradient ``u_i = (a_iᵀ δ_i)_l`` to norm at most ``max_norm`` over all
+    layers, through its ``δ``: ``‖a_iᵀ δ_i‖_F = ‖a_i‖ ‖δ_i‖`` for a rank-1 term."""
+    squared = sum(a.square().sum(-1) * d.square().sum(-1)
+                  for a, d in zip(layer_inputs, output_grads))  # (B, H, C)
+    factor = clip_factor(squared, max_norm).unsqueeze(-1)  # (B, H, C, 1)
+    return [d * factor for d in output_grads]
+
+
 _compiled_chunk_step = None
 
 
@@ -278,7 +307,7 @@ def _get_compiled_chunk_step():
 
 def _advance(keys: Tensor, values: Tensor, coefficients: ChunkCoefficients,
              memory: list[Tensor], first_gradient_point: list[Tensor] | None,
-             compiled: bool = False
+             compiled: bool = False, max_surprise_norm: float | None = None
              ) -> tuple[list[Tensor], list[tuple[Tensor, Tensor]], list[Tensor]]:
     """The sequential part: per chunk, gradients at its start weights, then the state update.
 
@@ -302,7 +331,8 @@ def _advance(keys: Tensor, values: Tensor, coefficients: ChunkCoefficients,
         for layer in range(depth):
             starts_per_chunk[layer].append(state[layer])
         state, layer_inputs, output_grads = step(keys_n, values_n, state, transition,
-                                                 update_weights, gradient_point)
+                                                 update_weights, gradient_point,
+                                                 max_surprise_norm)
         for layer in range(depth):
             inputs_per_chunk[layer].append(layer_inputs[layer])
             grads_per_chunk[layer].append(output_grads[layer])

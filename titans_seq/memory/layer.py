@@ -13,7 +13,7 @@ from .chunked import chunked_memory_scan
 from .conv import CausalDepthwiseConv1d
 from .mlp import memory_mlp
 from .state import MemoryState
-from .validation import check_scan_inputs, check_sequence
+from .validation import check_max_surprise_norm, check_scan_inputs, check_sequence
 
 
 @dataclass
@@ -72,6 +72,10 @@ class NeuralMemory(nn.Module):
         Causal depthwise convolution after the q/k/v projections (Table 5's "w/o Convolution").
     conv_kernel : int
         Width of that convolution.
+    max_surprise_norm : float, optional
+        Clip each token's surprise (the inner gradient over all memory layers) to this norm
+        (see :func:`~titans_seq.memory.memory_scan`); None is the paper's update. Worth setting
+        for a deep memory trained at a high learning rate: its writes can otherwise diverge.
     compiled : bool
         Run the memory's sequential chunk step through ``torch.compile`` (same results; faster
         after a one-off compilation per input shape).
@@ -83,7 +87,8 @@ class NeuralMemory(nn.Module):
     def __init__(self, dim: int, heads: int = 4, head_dim: int | None = None,
                  memory_depth: int = 2, memory_hidden: int | None = None, chunk_size: int = 16,
                  max_lr: float | None = None, momentum: bool = True, forgetting: bool = True,
-                 convolution: bool = True, conv_kernel: int = 4, compiled: bool = False,
+                 convolution: bool = True, conv_kernel: int = 4,
+                 max_surprise_norm: float | None = None, compiled: bool = False,
                  checkpoint_blocks: bool = False) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("heads", heads), ("memory_depth", memory_depth),
@@ -103,7 +108,9 @@ class NeuralMemory(nn.Module):
         self.memory_depth, self.memory_hidden = memory_depth, memory_hidden
         self.chunk_size, self.max_lr = chunk_size, max_lr
         self.momentum, self.forgetting, self.convolution = momentum, forgetting, convolution
+        check_max_surprise_norm(max_surprise_norm)
         self.compiled, self.checkpoint_blocks = compiled, checkpoint_blocks
+        self.max_surprise_norm = max_surprise_norm
         inner = heads * head_dim
 
         self.qkv = nn.Linear(dim, 3 * inner, bias=False)  # W_Q, W_K, W_V (Eqs. 11, 15)
@@ -178,7 +185,8 @@ class NeuralMemory(nn.Module):
 
         read, memory_state = chunked_memory_scan(
             q, k, v, theta, eta, alpha, list(self.initial_weights), self.chunk_size,
-            state.memory, mask, compiled=self.compiled,
+            state.memory, mask, max_surprise_norm=self.max_surprise_norm,
+            compiled=self.compiled,
             checkpoint_blocks=self.checkpoint_blocks)  # (B, H, T, D)
 
         y = self._output(read, x)

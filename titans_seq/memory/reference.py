@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from .chunked import clip_factor
 from .mlp import memory_mlp
 from .state import MemoryState
 from .validation import check_scan_inputs, compute_dtype
@@ -34,20 +35,23 @@ def _where(condition: Tensor, new: tuple[Tensor, ...], old: tuple[Tensor, ...]
 
 def memory_scan_reference(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor,
                           alpha: Tensor, weights: Sequence[Tensor], chunk_size: int = 16,
-                          state: MemoryState | None = None, mask: Tensor | None = None
+                          state: MemoryState | None = None, mask: Tensor | None = None, *,
+                          max_surprise_norm: float | None = None
                           ) -> tuple[Tensor, MemoryState]:
     """Per-token reference of :func:`titans_seq.memory.memory_scan` (same signature and result).
 
     For every token ``t`` of a row (``W_c`` = the weights at the start of its chunk):
 
-    - ``u_t = ∂‖M_{W_c}(k_t) − v_t‖² / ∂W``      (Eqs. 12 and 16)
+    - ``u_t = ∂‖M_{W_c}(k_t) − v_t‖² / ∂W``      (Eqs. 12 and 16), times
+      ``min(1, τ / ‖u_t‖)`` (norm over all layers) with ``max_surprise_norm=τ``
     - ``S_t = η_t S_{t−1} − θ_t u_t``            (Eqs. 10 and 18)
     - ``W_t = (1 − α_t) W_{t−1} + S_t``          (Eq. 13)
     - ``y_t = M_{W_t}(q_t)``                     (Eq. 15, read after the update)
 
     Padded tokens (``mask`` False) leave the state untouched and give ``y_t = 0``.
     """
-    check_scan_inputs(q, k, v, theta, eta, alpha, weights, chunk_size, state, mask)
+    check_scan_inputs(q, k, v, theta, eta, alpha, weights, chunk_size, state, mask,
+                      max_surprise_norm=max_surprise_norm)
     dtype = compute_dtype(q, k, v, theta, eta, alpha, *weights)
     q, k, v, theta, eta, alpha = (t.to(dtype) for t in (q, k, v, theta, eta, alpha))
     batch, _, length, _ = k.shape
@@ -68,6 +72,10 @@ def memory_scan_reference(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: T
             opens_chunk = tokens_seen % chunk_size == 0
             gradient_point = _where(opens_chunk, current, chunk_start)
             gradient = _per_row_gradient(gradient_point, k[:, :, t], v[:, :, t])
+            if max_surprise_norm is not None:
+                squared = sum(u.square().sum((-2, -1)) for u in gradient)  # (B, H)
+                factor = clip_factor(squared, max_surprise_norm)[:, :, None, None]
+                gradient = tuple(u * factor for u in gradient)
 
             def gate(g: Tensor) -> Tensor:
                 return g[:, :, t, None, None]  # (B, H, 1, 1)

@@ -6,6 +6,7 @@ messages that name the problem and the fix.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -35,10 +36,19 @@ def compute_dtype(*tensors: Tensor) -> torch.dtype:
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
 
 
+def check_max_surprise_norm(value: float | None) -> None:
+    """``max_surprise_norm`` is None or a positive finite number."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0 < value < math.inf):
+        raise ValueError(f"max_surprise_norm must be None (no clipping) or a positive finite "
+                         f"number, got {value!r}")
+
+
 def check_scan_inputs(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor,
                       alpha: Tensor, weights: Sequence[Tensor], chunk_size: int,
                       state: MemoryState | None, mask: Tensor | None,
-                      check_values: bool = True) -> None:
+                      check_values: bool = True, max_surprise_norm: float | None = None
+                      ) -> None:
     """Raise ``TypeError`` / ``ValueError`` for anything :func:`memory_scan` cannot take.
 
     ``check_values=False`` skips the data-dependent checks (finite values, gate ranges), which
@@ -47,6 +57,7 @@ def check_scan_inputs(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tenso
     for name, value in (("q", q), ("k", k), ("v", v), ("theta", theta), ("eta", eta),
                         ("alpha", alpha)):
         _require_tensor(name, value)
+    check_max_surprise_norm(max_surprise_norm)
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError("q, k and v must be 4-D (batch, heads, time, features); got shapes "
                          f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")

@@ -6,6 +6,7 @@ import contextlib
 import copy
 import logging
 import warnings
+from typing import Callable
 
 import lightning.pytorch as pl
 import torch
@@ -48,6 +49,8 @@ def quiet_lightning():
             logger.setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*litlogger.*")
+        # Estimators hold nothing out when the data are too small to; that is documented.
+        warnings.filterwarnings("ignore", message=".*validation_step` but have no `val_data.*")
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
         try:
             yield
@@ -58,13 +61,17 @@ def quiet_lightning():
 
 def train_module(module: pl.LightningModule, train: Dataset, val: Dataset | None, *,
                  max_epochs: int, batch_size: int, patience: int, verbose: bool,
-                 seed: int | None, trainer_kwargs: dict, monitor: str = "val_mse") -> None:
-    """Fit ``module`` on ``train`` with early stopping on ``val`` (if it has windows)."""
+                 seed: int | None, trainer_kwargs: dict, monitor: str = "val_mse",
+                 collate_fn: Callable | None = None) -> None:
+    """Fit ``module`` on ``train`` with early stopping on ``val`` (if it has items): the best
+    validation weights by ``monitor`` (lower is better) are kept."""
     generator = torch.Generator()
     generator.manual_seed(seed if seed is not None else int(torch.randint(2**31, ()).item()))
-    train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator)
+    train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator,
+                              collate_fn=collate_fn)
     has_val = val is not None and len(val) > 0
-    val_loader = DataLoader(val, batch_size=max(256, batch_size)) if has_val else None
+    val_loader = (DataLoader(val, batch_size=max(256, batch_size), collate_fn=collate_fn)
+                  if has_val else None)
     callbacks = [KeepBestWeights(monitor, patience)] if has_val else []
     options = dict(max_epochs=max_epochs, logger=False, enable_checkpointing=False,
                    enable_model_summary=False, enable_progress_bar=verbose,

@@ -1,0 +1,401 @@
+"""`DNADataModule`: labelled DNA sequences for Lightning, from any :func:`read_dna` source.
+
+Batches are ``{"inputs", "mask", "label"}``: ``inputs`` is int64 ``(B, T)`` token ids (char,
+kmer) or float32 ``(B, T, 4)`` one-hot, ``mask`` is bool ``(B, T)`` with True = valid, and
+``label`` is int64 ``(B,)`` class indices into ``classes_`` (-1 when unlabelled). ``T`` is
+the longest sequence of the batch, cropped to ``max_length``.
+
+Padding is always at the END of each row. A causal/recurrent reader (the Titans memory) must
+therefore take its output at the last valid position, ``mask.sum(1) - 1``, or pool with the
+mask, and must not let padding positions write into memory.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+import polars
+import torch
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from .alphabet import normalize_sequence, reverse_complement
+from .readers import DNARecords, read_dna, read_genomic_benchmark
+from .tokenizers import TOKENIZERS, DNATokenizer, KmerTokenizer, make_tokenizer, pad_batch
+
+__all__ = ["DNADataModule", "DNADataset", "collate_dna"]
+
+Crop = Literal["right", "left", "center"]
+
+
+class DNADataset(Dataset):
+    """Normalised sequences with integer labels, encoded on access.
+
+    Parameters
+    ----------
+    sequences : sequence of str
+        DNA sequences (normalised again here, with IUPAC codes → N, so raw strings work too).
+    labels : ndarray or None
+        Integer class index per sequence, or None (then ``"label"`` is -1).
+    tokenizer : DNATokenizer
+        Encodes each (possibly reverse-complemented) string.
+    rc_augment : float
+        Probability of reverse-complementing a sequence, on the string before encoding.
+    seed : int
+        Seed of the augmentation draws. In a DataLoader worker the draws are seeded from
+        ``(seed, worker seed)``, so they are reproducible given the loader's generator.
+    """
+
+    def __init__(self, sequences: Sequence[str], labels: np.ndarray | None,
+                 tokenizer: DNATokenizer, *, rc_augment: float = 0.0, seed: int = 0) -> None:
+        if isinstance(sequences, str) or not hasattr(sequences, "__len__"):
+            raise TypeError("sequences must be a list of str, got "
+                            f"{type(sequences).__name__}; wrap a single sequence in a list")
+        if not isinstance(tokenizer, DNATokenizer):
+            raise TypeError(f"tokenizer must be a DNATokenizer (e.g. make_tokenizer('char')), "
+                            f"got {type(tokenizer).__name__}")
+        if isinstance(rc_augment, bool) or not isinstance(rc_augment, (int, float)) \
+                or not 0.0 <= rc_augment <= 1.0:
+            raise ValueError(f"rc_augment is a probability in [0, 1], got {rc_augment!r}")
+        self.sequences = [normalize_sequence(s, name=f"seq{i}") for i, s in enumerate(sequences)]
+        if labels is not None:
+            labels = np.asarray(labels)
+            if labels.shape != (len(self.sequences),) or not np.issubdtype(labels.dtype,
+                                                                            np.integer):
+                raise ValueError(f"labels must be integer class indices of shape "
+                                 f"({len(self.sequences)},), got {labels.dtype} "
+                                 f"{labels.shape}; map labels to indices first")
+            labels = labels.astype(np.int64)
+        self.labels = labels
+        self.tokenizer, self.rc_augment, self.seed = tokenizer, float(rc_augment), int(seed)
+        self._generator: np.random.Generator | None = None
+        self._generator_key: Any = "unset"
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def _rng(self) -> np.random.Generator:
+        # Each worker process holds a copy of the dataset; re-seed whenever the worker (or a
+        # new epoch's worker seed) changes, so draws do not repeat across workers.
+        info = get_worker_info()
+        key = None if info is None else (info.id, info.seed)
+        if key != self._generator_key:
+            entropy = [self.seed] if info is None else [self.seed, info.seed]
+            self._generator = np.random.default_rng(np.random.SeedSequence(entropy))
+            self._generator_key = key
+        return self._generator
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sequence = self.sequences[index]
+        if self.rc_augment > 0 and self._rng().random() < self.rc_augment:
+            sequence = reverse_complement(sequence)
+        label = -1 if self.labels is None else self.labels[index]
+        return {"inputs": self.tokenizer.encode(sequence), "label": np.int64(label)}
+
+
+def collate_dna(items: list[dict], *, pad_id: int, max_length: int | None = None,
+                crop: Crop = "right") -> dict[str, torch.Tensor]:
+    """Pad a list of :class:`DNADataset` items into one batch.
+
+    Use ``functools.partial(collate_dna, pad_id=..., max_length=...)`` as a DataLoader's
+    ``collate_fn`` (picklable, so it works with worker processes).
+
+    Returns
+    -------
+    dict
+        ``inputs`` (B, T) int64 or (B, T, C) float32, ``mask`` (B, T) bool with True = valid
+        and padding at the end of each row, ``label`` (B,) int64 (-1 = unlabelled).
+    """
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ValueError("collate_dna needs a non-empty list of dataset items")
+    if any(not isinstance(item, dict) or "inputs" not in item for item in items):
+        raise TypeError("collate_dna items must be dicts with an 'inputs' array (DNADataset "
+                        "items)")
+    inputs, mask = pad_batch([item["inputs"] for item in items], pad_id=pad_id,
+                             max_length=max_length, crop=crop)
+    labels = torch.tensor([int(item.get("label", -1)) for item in items], dtype=torch.long)
+    return {"inputs": inputs, "mask": mask, "label": labels}
+
+
+def _is_benchmark_root(source: Any) -> bool:
+    return isinstance(source, (str, Path)) and (Path(source) / "train").is_dir() \
+        and (Path(source) / "test").is_dir()
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+class DNADataModule(pl.LightningDataModule):
+    """Labelled DNA sequences for classification: reading, stratified splits, batches.
+
+    Parameters
+    ----------
+    train
+        Any :func:`read_dna` source, or a Genomic Benchmarks root with ``train/`` and
+        ``test/`` (its ``test/`` is then the test set). Needs labels.
+    test, predict
+        Optional further sources; ``test`` needs labels seen in ``train``; ``predict``
+        labels are ignored.
+    labels, label_from_header, sequence_col, label_col
+        How labels are read (see :func:`read_dna`). A side table / dict / regex applies to
+        every FASTA/FASTQ source; a plain list of labels applies to ``train`` only.
+    val_fraction : float
+        Fraction of the training part held out for validation (stratified, seeded).
+    test_fraction : float
+        Fraction of ``train`` held out first as a test set when no ``test`` is given.
+    tokenizer : {"char", "onehot", "kmer"}
+        Encoding (``k`` is the k-mer length).
+    max_length : int, optional
+        Crop longer sequences to this many tokens (``crop`` says which end is cut).
+    ambiguity, rna
+        Normalisation policy (see :func:`normalize_sequence`).
+    rc_augment : float
+        Probability of reverse-complementing a training sequence (not val/test/predict).
+    batch_size, num_workers, seed
+        DataLoader settings; ``seed`` fixes the splits, the shuffling and the augmentation.
+
+    Notes
+    -----
+    Each row of a batch is padded at its END (``mask`` True = valid): a model must read its
+    last valid position (``mask.sum(1) - 1``) or pool with the mask.
+    """
+
+    def __init__(self, train: Any = None, test: Any = None, predict: Any = None, *,
+                 labels: Any = None, label_from_header: str | None = None,
+                 sequence_col: str = "sequence", label_col: str = "label",
+                 val_fraction: float = 0.1, test_fraction: float = 0.0,
+                 tokenizer: Literal["char", "onehot", "kmer"] = "char", k: int = 6,
+                 max_length: int | None = None, crop: Crop = "right",
+                 ambiguity: Literal["n", "error"] = "n", rna: bool = False,
+                 rc_augment: float = 0.0, batch_size: int = 64, num_workers: int = 0,
+                 seed: int = 0) -> None:
+        super().__init__()
+        _check_fraction("val_fraction", val_fraction)
+        _check_fraction("test_fraction", test_fraction)
+        if val_fraction + test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must leave sequences for training")
+        if test_fraction > 0 and (test is not None or _is_benchmark_root(train)):
+            raise ValueError("test_fraction splits a test set off train, but a test set is "
+                             "already given; set test_fraction=0")
+        if tokenizer not in TOKENIZERS:
+            raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got "
+                             f"{tokenizer!r}")
+        KmerTokenizer(k)  # validates k (1..8) whichever tokenizer is chosen
+        if max_length is not None and (isinstance(max_length, bool) or
+                                       not isinstance(max_length, int) or max_length < 1):
+            raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
+        if crop not in ("right", "left", "center"):
+            raise ValueError(f"crop must be 'right', 'left' or 'center', got {crop!r}")
+        if ambiguity not in ("n", "error"):
+            raise ValueError(f"ambiguity must be 'n' or 'error', got {ambiguity!r}")
+        if isinstance(rc_augment, bool) or not isinstance(rc_augment, (int, float)) \
+                or not 0 <= rc_augment <= 1:
+            raise ValueError(f"rc_augment is a probability in [0, 1], got {rc_augment!r}")
+        for name, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
+                                 ("seed", seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        self.train, self.test, self.predict = train, test, predict
+        self.labels, self.label_from_header = labels, label_from_header
+        self.sequence_col, self.label_col = sequence_col, label_col
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.tokenizer, self.k, self.max_length, self.crop = tokenizer, k, max_length, crop
+        self.ambiguity, self.rna, self.rc_augment = ambiguity, rna, rc_augment
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        # Only plain values go into hparams (DataFrames, lists and dicts stay out of YAML).
+        plain = (str, int, float, bool, type(None))
+        self.save_hyperparameters(ignore=[name for name, value in (
+            ("train", train), ("test", test), ("predict", predict), ("labels", labels),
+            ("label_from_header", label_from_header)) if not isinstance(value, plain)])
+        self._classes: np.ndarray | None = None
+        self._tokenizer: DNATokenizer | None = None
+        self.datasets: dict[str, DNADataset] = {}
+
+    # -- properties -----------------------------------------------------------------------
+    @property
+    def classes_(self) -> np.ndarray:
+        """Sorted unique training labels; index ``i`` is class ``i`` of the batches."""
+        if self._classes is None:
+            raise ValueError("the classes are known after setup() (or load_state_dict from a "
+                             "checkpoint); call setup('fit') first")
+        return self._classes
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes_)
+
+    @property
+    def tokenizer_(self) -> DNATokenizer:
+        if self._tokenizer is None:
+            self._tokenizer = make_tokenizer(self.tokenizer, self.k)
+        return self._tokenizer
+
+    @property
+    def vocab_size(self) -> int | None:
+        return self.tokenizer_.vocab_size
+
+    @property
+    def n_features(self) -> int:
+        return self.tokenizer_.n_features
+
+    # -- reading and splitting -------------------------------------------------------------
+    def _read(self, source: Any, *, labels: Any, label_from_header: Any) -> DNARecords:
+        return read_dna(source, labels=labels, label_from_header=label_from_header,
+                        sequence_col=self.sequence_col, label_col=self.label_col,
+                        ambiguity=self.ambiguity, rna=self.rna)
+
+    def _side_labels(self) -> Any:
+        """``labels`` that apply to every source (a table/dict, not a per-train list)."""
+        per_item = isinstance(self.labels, (list, tuple, np.ndarray, pd.Series, polars.Series))
+        return None if per_item else self.labels
+
+    def _indices(self, records: DNARecords, role: str) -> np.ndarray:
+        if records.labels is None:
+            raise ValueError(f"the {role} data has no labels; give labels= (a list or an "
+                             f"id → label table), label_from_header=, or a {self.label_col!r} "
+                             f"column (label_col=)")
+        lookup = {label: i for i, label in enumerate(self.classes_.tolist())}
+        unseen = sorted({label for label in records.labels if label not in lookup}, key=str)
+        if unseen:
+            raise ValueError(f"the {role} data has label(s) {unseen[:5]} that are not among the "
+                             f"classes {self.classes_.tolist()} (of the training data or the "
+                             f"checkpoint); fix the labels or add training examples of them")
+        return np.array([lookup[label] for label in records.labels], dtype=np.int64)
+
+    def _split(self, index: np.ndarray, y: np.ndarray, fraction: float, part: str
+               ) -> tuple[np.ndarray, np.ndarray]:
+        counts = np.bincount(y[index], minlength=len(self.classes_))
+        for c in np.flatnonzero((counts > 0) & (counts < 2)):
+            raise ValueError(f"class {self.classes_.tolist()[c]!r} has only {counts[c]} "
+                             f"sequence(s) to split into train and {part}; a stratified split "
+                             f"needs >= 2 per class: add examples, drop the class, or set "
+                             f"{part}_fraction=0")
+        try:
+            return train_test_split(index, test_size=fraction, stratify=y[index],
+                                    random_state=self.seed)
+        except ValueError as error:
+            raise ValueError(f"cannot split {len(index)} sequences of {len(self.classes_)} "
+                             f"classes with {part}_fraction={fraction}: {error}; use a larger "
+                             f"{part}_fraction or more data") from None
+
+    def _setup_train(self) -> None:
+        side = self._side_labels()
+        if _is_benchmark_root(self.train):
+            parts = read_genomic_benchmark(self.train, ambiguity=self.ambiguity, rna=self.rna)
+            if self.test is not None:
+                raise ValueError("train is a Genomic Benchmarks root whose test/ folder is the "
+                                 "test set; drop test= or pass train=<root>/train")
+            if self.labels is not None or self.label_from_header is not None:
+                raise ValueError("the labels of a Genomic Benchmarks root are its class folder "
+                                 "names; drop labels= / label_from_header=")
+            train, test = parts["train"], parts["test"]
+        else:
+            train = self._read(self.train, labels=self.labels,
+                               label_from_header=self.label_from_header)
+            test = None if self.test is None else self._read(
+                self.test, labels=side, label_from_header=self.label_from_header)
+        if train.labels is None:
+            self._indices(train, "training")  # raises with the fix
+        types = {type(label) for label in train.labels}
+        if len(types) > 1 and not types <= {int, float}:
+            raise ValueError(f"training labels mix types {sorted(t.__name__ for t in types)}; "
+                             f"use all strings or all numbers")
+        found = np.array(sorted(set(train.labels)))
+        if self._classes is None:
+            self._classes = found
+        y = self._indices(train, "training")
+        index = np.arange(len(train))
+        parts_index = {}
+        if self.test_fraction > 0:
+            index, parts_index["test"] = self._split(index, y, self.test_fraction, "test")
+        if self.val_fraction > 0:
+            index, parts_index["val"] = self._split(index, y, self.val_fraction, "val")
+        parts_index["train"] = index
+        tokenizer = self.tokenizer_
+        for role, chosen in parts_index.items():
+            chosen = np.sort(chosen)  # keep file order inside each part
+            self.datasets[role] = DNADataset(
+                [train.sequences[i] for i in chosen], y[chosen], tokenizer,
+                rc_augment=self.rc_augment if role == "train" else 0.0, seed=self.seed)
+        if test is not None:
+            self.datasets["test"] = DNADataset(test.sequences, self._indices(test, "test"),
+                                               tokenizer, seed=self.seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read and split the data once; later calls only add what a new stage needs."""
+        needs_train = stage != "predict" or self._classes is None
+        if self.train is not None and needs_train and "train" not in self.datasets:
+            self._setup_train()
+        elif self.train is None and self.test is not None and "test" not in self.datasets \
+                and stage in (None, "test"):
+            if self._classes is None:
+                raise ValueError("the test labels need the classes: give train= or restore "
+                                 "them with load_state_dict (a checkpoint)")
+            test = self._read(self.test, labels=self._side_labels(),
+                              label_from_header=self.label_from_header)
+            self.datasets["test"] = DNADataset(test.sequences, self._indices(test, "test"),
+                                               self.tokenizer_, seed=self.seed)
+        if self.predict is not None and stage in (None, "predict") \
+                and "predict" not in self.datasets:
+            records = self._read(self.predict, labels=None, label_from_header=None)
+            self.datasets["predict"] = DNADataset(records.sequences, None, self.tokenizer_)
+        required = {"fit": "train", "validate": "val", "test": "test", "predict": "predict"}
+        if stage in required and required[stage] not in self.datasets:
+            source = {"train": "train=", "val": "train= with val_fraction > 0",
+                      "test": "test= (or test_fraction > 0, or a Genomic Benchmarks root)",
+                      "predict": "predict="}[required[stage]]
+            raise ValueError(f"stage {stage!r} needs {source} in DNADataModule")
+
+    # -- loaders ----------------------------------------------------------------------------
+    def _loader(self, role: str, shuffle: bool = False) -> DataLoader | list:
+        dataset = self.datasets.get(role)
+        if dataset is None or len(dataset) == 0:
+            return []
+        collate = partial(collate_dna, pad_id=self.tokenizer_.pad_id,
+                          max_length=self.max_length, crop=self.crop)
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
+                          generator=generator, collate_fn=collate,
+                          num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader | list:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader | list:
+        return self._loader("predict")
+
+    # -- the classes travel with checkpoints --------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        classes = None if self._classes is None else self._classes.tolist()
+        return {"classes": classes, "tokenizer": self.tokenizer, "k": self.k}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        saved = (state_dict.get("tokenizer", self.tokenizer), state_dict.get("k", self.k))
+        if saved[0] != self.tokenizer or (saved[0] == "kmer" and saved[1] != self.k):
+            raise ValueError(f"the checkpoint was made with tokenizer={saved[0]!r}, k={saved[1]}"
+                             f", this DNADataModule has tokenizer={self.tokenizer!r}, "
+                             f"k={self.k}; create it with the checkpoint's settings")
+        classes = state_dict.get("classes")
+        if classes is not None:
+            if self.datasets and self._classes is not None and \
+                    self._classes.tolist() != list(classes):
+                raise ValueError(f"the checkpoint's classes {list(classes)} differ from those of "
+                                 f"the data already set up, {self._classes.tolist()}; use the "
+                                 f"data the checkpoint was trained on")
+            self._classes = np.array(classes)
