@@ -45,11 +45,13 @@ def titans(train_part: tuple[list[str], np.ndarray], test_part: tuple[list[str],
     classifier.fit(*train_part)
     seconds = time.perf_counter() - start
     sequences, labels = test_part
-    probabilities = classifier.predict_proba(sequences)[:, 1]
-    predicted = classifier.classes_[(probabilities > 0.5).astype(int)]
+    probabilities = classifier.predict_proba(sequences)  # columns: class indices 0..K-1
+    predicted = probabilities.argmax(1)
+    auroc = (roc_auc_score(labels, probabilities[:, 1]) if probabilities.shape[1] == 2
+             else roc_auc_score(labels, probabilities, multi_class="ovr"))
     return {"accuracy": accuracy_score(labels, predicted),
-            "mcc": matthews_corrcoef(labels, predicted),
-            "auroc": roc_auc_score(labels, probabilities), "train_seconds": seconds}
+            "mcc": matthews_corrcoef(labels, predicted), "auroc": auroc,
+            "train_seconds": seconds}
 
 
 def make_classifier(args: argparse.Namespace) -> TitansClassifier:
@@ -67,7 +69,7 @@ def check_split(train_part: tuple[list[str], np.ndarray], split: dict,
                 args: argparse.Namespace) -> None:
     """The classifier's own hold-out must be the protocol's validation part."""
     _, classes = np.unique(train_part[1], return_inverse=True)
-    _, val_rows = make_classifier(args)._hold_out(classes)
+    _, val_rows = make_classifier(args)._hold_out(classes, 0)
     if sorted(train_part[0][i] for i in val_rows) != sorted(split["val"][0]):
         raise RuntimeError("the classifier's validation rows differ from the protocol's")
 
@@ -78,19 +80,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--variant", default="lmm")
     parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--depth", type=int, default=1)
     parser.add_argument("--memory-depth", type=int, default=2)
     parser.add_argument("--chunk-size", type=int, default=16)
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--bidirectional", action="store_true")
     parser.add_argument("--readout", default="mean", choices=["mean", "last"])
-    parser.add_argument("--stem-kernel", type=int, default=0)
+    parser.add_argument("--stem-kernel", type=int, default=6)
     parser.add_argument("--max-surprise-norm", type=float, default=5.0,
                         help="clip each memory write's surprise (0: no clip, the paper's update)")
     parser.add_argument("--tokenizer", default="char", choices=["char", "onehot", "kmer"])
     parser.add_argument("--k", type=int, default=3)
-    parser.add_argument("--rc-augment", type=float, default=0.0)
-    parser.add_argument("--rc-average", action="store_true")
+    parser.add_argument("--rc-augment", type=float, default=0.5)
+    parser.add_argument("--rc-average", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=3)
@@ -106,7 +108,9 @@ def main() -> None:
     if missing:
         raise SystemExit(f"{args.data} lacks the column(s) {sorted(missing)}; it needs "
                          "sequence,label")
-    sequences, labels = frame["sequence"].tolist(), frame["label"].to_numpy()
+    # Class indices 0..K-1 (labels of any type), the same for every model.
+    classes, labels = np.unique(frame["label"].to_numpy(), return_inverse=True)
+    sequences = frame["sequence"].tolist()
     split = protocol_split(sequences, labels)
     train_sequences, test_sequences, train_labels, test_labels = train_test_split(
         sequences, labels, test_size=0.2, stratify=labels, random_state=0)
@@ -115,7 +119,8 @@ def main() -> None:
     print(f"device cpu ({platform.processor() or platform.machine()}), fp32, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, lightning "
           f"{lightning.__version__}")
-    print(f"data {args.data}: " + ", ".join(f"{k} {len(v[0])}" for k, v in split.items()))
+    print(f"data {args.data}: " + ", ".join(f"{k} {len(v[0])}" for k, v in split.items())
+          + f"; classes {list(classes)}")
     print("titans " + ", ".join(f"{k}={getattr(args, k)}" for k in (
         "variant", "dim", "depth", "memory_depth", "chunk_size", "dropout", "bidirectional",
         "readout", "stem_kernel", "max_surprise_norm", "tokenizer", "k", "rc_augment", "rc_average", "epochs",

@@ -51,12 +51,13 @@ def protocol_split(sequences: list[str], labels: np.ndarray, seed: int = 0
     """PROTOCOLS.md section 3: stratified 80/20 train/test (random_state=seed, 0 by the
     protocol), then a stratified 10 % of the training part (same seed) as validation.
 
-    Returns {"train", "val", "test"} -> (sequences, labels) with labels as an int64 array.
+    Returns {"train", "val", "test"} -> (sequences, labels) with labels as int64 class indices
+    (the position of each label in the sorted unique labels: any label type works).
     """
     from sklearn.model_selection import train_test_split
 
     seqs = list(sequences)
-    y = np.asarray(labels).astype(np.int64)
+    y = np.unique(np.asarray(labels), return_inverse=True)[1].astype(np.int64)
     if len(seqs) != len(y):
         raise ValueError(f"{len(seqs)} sequences but {len(y)} labels")
     idx = np.arange(len(seqs))
@@ -68,12 +69,23 @@ def protocol_split(sequences: list[str], labels: np.ndarray, seed: int = 0
 
 
 def _metrics(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dict:
+    """Binary: ``score`` (n,) is P(class 1), thresholded. Several classes: ``score`` (n, K)
+    probabilities, the prediction is the arg-max and AUROC is one-vs-rest (macro)."""
     from sklearn.metrics import accuracy_score, matthews_corrcoef, roc_auc_score
 
-    pred = (score > threshold).astype(np.int64)
+    if score.ndim == 2:
+        pred = score.argmax(1)
+        auroc = roc_auc_score(y_true, score, multi_class="ovr")
+    else:
+        pred = (score > threshold).astype(np.int64)
+        auroc = roc_auc_score(y_true, score)
     return {"accuracy": float(accuracy_score(y_true, pred)),
-            "mcc": float(matthews_corrcoef(y_true, pred)),
-            "auroc": float(roc_auc_score(y_true, score))}
+            "mcc": float(matthews_corrcoef(y_true, pred)), "auroc": float(auroc)}
+
+
+def _class_scores(probabilities: np.ndarray) -> np.ndarray:
+    """P(class 1) for two classes, all columns otherwise (the ``score`` of :func:`_metrics`)."""
+    return probabilities[:, 1] if probabilities.shape[1] == 2 else probabilities
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,9 +207,9 @@ def kmer_logistic_regression(split, ks=(4, 5, 6), C: float | None = None) -> dic
         best = None
         for c in C_GRID:
             model = fit(c)
-            prob = model.predict_proba(x_va)[:, 1]
-            acc = float(accuracy_score(y_va, (prob > 0.5).astype(np.int64)))
-            key = (acc, -float(log_loss(y_va, prob, labels=[0, 1])), -c)
+            prob = model.predict_proba(x_va)
+            acc = float(accuracy_score(y_va, model.classes_[prob.argmax(1)]))
+            key = (acc, -float(log_loss(y_va, prob, labels=model.classes_)), -c)
             grid[c] = acc
             if best is None or key > best[0]:
                 best = (key, c, model)
@@ -207,7 +219,7 @@ def kmer_logistic_regression(split, ks=(4, 5, 6), C: float | None = None) -> dic
     val_acc = float(accuracy_score(y_va, model.predict(x_va)))
     train_seconds = time.perf_counter() - t0
 
-    score = model.predict_proba(scaler.transform(kmer_features(s_te, ks)))[:, 1]
+    score = _class_scores(model.predict_proba(scaler.transform(kmer_features(s_te, ks))))
     result = _metrics(y_te, score, 0.5)
     result["train_seconds"] = train_seconds
     result["params"] = {"C": float(C), "ks": list(ks), "n_features": int(x_tr.shape[1]),
@@ -222,9 +234,10 @@ def kmer_logistic_regression(split, ks=(4, 5, 6), C: float | None = None) -> dic
 
 class SmallCNN(nn.Module):
     """The baseline CNN on one-hot input of ``input_len`` positions (architecture: see
-    :func:`small_cnn`); ``forward`` maps (batch, 4, input_len) to logits (batch,)."""
+    :func:`small_cnn`); ``forward`` maps (batch, 4, input_len) to logits (batch,) for two
+    classes, (batch, n_classes) for more."""
 
-    def __init__(self, input_len: int, dropout: float = 0.3):
+    def __init__(self, input_len: int, dropout: float = 0.3, n_classes: int = 2):
         super().__init__()
         layers: list[nn.Module] = []
         channels = (4, 16, 8, 4)
@@ -236,10 +249,11 @@ class SmallCNN(nn.Module):
         if flat < 1:
             raise ValueError(f"input_len={input_len} is too short for three conv+pool blocks")
         self.head = nn.Sequential(nn.Linear(flat, 512), nn.ReLU(), nn.Dropout(dropout),
-                                  nn.Linear(512, 1))
+                                  nn.Linear(512, 1 if n_classes == 2 else n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)).squeeze(-1)
+        logits = self.head(self.features(x))
+        return logits.squeeze(-1) if logits.shape[-1] == 1 else logits
 
 
 def _conv_pool_length(length: int) -> int:
@@ -260,6 +274,7 @@ def small_cnn(split, epochs: int = 20, batch_size: int = 64, lr: float = 1e-3, s
         Conv1d(16 -> 8, kernel 8) - BatchNorm1d(8)  - ReLU - MaxPool1d(2)
         Conv1d(8 -> 4,  kernel 8) - BatchNorm1d(4)  - ReLU - MaxPool1d(2)
         Flatten - Linear(4 * L'', 512) - ReLU - Dropout(0.3) - Linear(512, 1)  (logit)
+        (``Linear(512, K)`` and cross-entropy for K > 2 classes)
 
     The convolutional part (filters 16/8/4, width 8, no padding, pool 2) is the reference's.
     Differences from the reference: one-hot input instead of a learned 100-d embedding of the
@@ -284,20 +299,27 @@ def small_cnn(split, epochs: int = 20, batch_size: int = 64, lr: float = 1e-3, s
     try:
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
+        n_classes = int(max(np.max(y_tr), np.max(y_va), np.max(y_te))) + 1
+        binary = n_classes == 2
         x_tr = torch.from_numpy(one_hot(s_tr, input_len))
-        t_tr = torch.as_tensor(np.asarray(y_tr), dtype=torch.float32)
+        t_tr = torch.as_tensor(np.asarray(y_tr), dtype=torch.float32 if binary else torch.int64)
         x_va = torch.from_numpy(one_hot(s_va, input_len))
         x_te = torch.from_numpy(one_hot(s_te, input_len))
 
-        model = SmallCNN(input_len)
+        model = SmallCNN(input_len, n_classes=n_classes)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
-        loss_fn = nn.BCEWithLogitsLoss()
+        loss_fn = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
 
         def scores(x: torch.Tensor) -> np.ndarray:
             model.eval()
             with torch.no_grad():
                 out = torch.cat([model(x[i:i + 1024]) for i in range(0, len(x), 1024)])
-            return torch.sigmoid(out).numpy().astype(np.float64)
+            out = torch.sigmoid(out) if binary else out.softmax(-1)
+            return out.numpy().astype(np.float64)
+
+        def predictions(x: torch.Tensor) -> np.ndarray:
+            score = scores(x)
+            return score.argmax(1) if score.ndim == 2 else (score > 0.5).astype(np.int64)
 
         best_acc, best_epoch, best_state, stale, epochs_run = -1.0, 0, None, 0, 0
         t0 = time.perf_counter()
@@ -315,7 +337,7 @@ def small_cnn(split, epochs: int = 20, batch_size: int = 64, lr: float = 1e-3, s
                 opt.step()
                 total += loss.item() * len(b)
             epochs_run = epoch
-            val_acc = float(((scores(x_va) > 0.5).astype(np.int64) == np.asarray(y_va)).mean())
+            val_acc = float((predictions(x_va) == np.asarray(y_va)).mean())
             if verbose:
                 print(f"epoch {epoch:3d}  train loss {total / len(x_tr):.4f}  "
                       f"val acc {100 * val_acc:.2f} %", flush=True)

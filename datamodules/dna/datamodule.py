@@ -3,7 +3,8 @@
 Batches are ``{"inputs", "mask", "label"}``: ``inputs`` is int64 ``(B, T)`` token ids (char,
 kmer) or float32 ``(B, T, 4)`` one-hot, ``mask`` is bool ``(B, T)`` with True = valid, and
 ``label`` is int64 ``(B,)`` class indices into ``classes_`` (-1 when unlabelled). ``T`` is
-the longest sequence of the batch, cropped to ``max_length``.
+the longest sequence of the batch, cropped to ``max_length`` (or exactly ``max_length`` with
+``padding="max_length"``).
 
 Padding is always at the END of each row. A causal/recurrent reader (the Titans memory) must
 therefore take its output at the last valid position, ``mask.sum(1) - 1``, or pool with the
@@ -25,7 +26,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from .alphabet import normalize_sequence, reverse_complement
-from .readers import DNARecords, read_dna, read_genomic_benchmark
+from .readers import DNARecords, _detect_format, read_dna, read_genomic_benchmark
 from .tokenizers import TOKENIZERS, DNATokenizer, KmerTokenizer, make_tokenizer, pad_batch
 
 __all__ = ["DNADataModule", "DNADataset", "collate_dna"]
@@ -99,7 +100,8 @@ class DNADataset(Dataset):
 
 
 def collate_dna(items: list[dict], *, pad_id: int, max_length: int | None = None,
-                crop: Crop = "right") -> dict[str, torch.Tensor]:
+                crop: Crop = "right", padding: Literal["dynamic", "max_length"] = "dynamic"
+                ) -> dict[str, torch.Tensor]:
     """Pad a list of :class:`DNADataset` items into one batch.
 
     Use ``functools.partial(collate_dna, pad_id=..., max_length=...)`` as a DataLoader's
@@ -117,9 +119,23 @@ def collate_dna(items: list[dict], *, pad_id: int, max_length: int | None = None
         raise TypeError("collate_dna items must be dicts with an 'inputs' array (DNADataset "
                         "items)")
     inputs, mask = pad_batch([item["inputs"] for item in items], pad_id=pad_id,
-                             max_length=max_length, crop=crop)
+                             max_length=max_length, crop=crop, padding=padding)
     labels = torch.tensor([int(item.get("label", -1)) for item in items], dtype=torch.long)
     return {"inputs": inputs, "mask": mask, "label": labels}
+
+
+def _is_fastx(source: Any) -> bool:
+    """Whether ``source`` is a FASTA/FASTQ path (the sources that side labels apply to)."""
+    if not isinstance(source, (str, Path)):
+        return False
+    try:
+        return _detect_format(Path(source)) in ("fasta", "fastq")
+    except ValueError:
+        return False
+
+
+def _is_sequence_list(source: Any) -> bool:
+    return isinstance(source, (list, tuple, np.ndarray, pd.Series, polars.Series))
 
 
 def _is_benchmark_root(source: Any) -> bool:
@@ -154,6 +170,10 @@ class DNADataModule(pl.LightningDataModule):
         Encoding (``k`` is the k-mer length).
     max_length : int, optional
         Crop longer sequences to this many tokens (``crop`` says which end is cut).
+        Reverse-complement augmentation happens on the whole string first, so with
+        ``crop="right"``/``"left"`` an augmented example shows the other end of the sequence.
+    padding : {"dynamic", "max_length"}
+        Pad each batch to its longest row, or to exactly ``max_length`` (fixed shapes).
     ambiguity, rna
         Normalisation policy (see :func:`normalize_sequence`).
     rc_augment : float
@@ -173,6 +193,7 @@ class DNADataModule(pl.LightningDataModule):
                  val_fraction: float = 0.1, test_fraction: float = 0.0,
                  tokenizer: Literal["char", "onehot", "kmer"] = "char", k: int = 6,
                  max_length: int | None = None, crop: Crop = "right",
+                 padding: Literal["dynamic", "max_length"] = "dynamic",
                  ambiguity: Literal["n", "error"] = "n", rna: bool = False,
                  rc_augment: float = 0.0, batch_size: int = 64, num_workers: int = 0,
                  seed: int = 0) -> None:
@@ -193,6 +214,10 @@ class DNADataModule(pl.LightningDataModule):
             raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
         if crop not in ("right", "left", "center"):
             raise ValueError(f"crop must be 'right', 'left' or 'center', got {crop!r}")
+        if padding not in ("dynamic", "max_length") or (padding == "max_length"
+                                                        and max_length is None):
+            raise ValueError(f"padding must be 'dynamic' or 'max_length' (with max_length "
+                             f"set), got padding={padding!r}, max_length={max_length!r}")
         if ambiguity not in ("n", "error"):
             raise ValueError(f"ambiguity must be 'n' or 'error', got {ambiguity!r}")
         if isinstance(rc_augment, bool) or not isinstance(rc_augment, (int, float)) \
@@ -207,6 +232,7 @@ class DNADataModule(pl.LightningDataModule):
         self.sequence_col, self.label_col = sequence_col, label_col
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.tokenizer, self.k, self.max_length, self.crop = tokenizer, k, max_length, crop
+        self.padding = padding
         self.ambiguity, self.rna, self.rc_augment = ambiguity, rna, rc_augment
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         # Only plain values go into hparams (DataFrames, lists and dicts stay out of YAML).
@@ -247,6 +273,12 @@ class DNADataModule(pl.LightningDataModule):
 
     # -- reading and splitting -------------------------------------------------------------
     def _read(self, source: Any, *, labels: Any, label_from_header: Any) -> DNARecords:
+        sources = (self.train, self.test, self.predict)
+        if not _is_fastx(source) and not _is_sequence_list(source) \
+                and any(_is_fastx(other) for other in sources):
+            # Side labels and header rules are for the FASTA/FASTQ sources; a table beside
+            # them carries its own label column.
+            labels, label_from_header = None, None
         return read_dna(source, labels=labels, label_from_header=label_from_header,
                         sequence_col=self.sequence_col, label_col=self.label_col,
                         ambiguity=self.ambiguity, rna=self.rna)
@@ -359,7 +391,7 @@ class DNADataModule(pl.LightningDataModule):
         if dataset is None or len(dataset) == 0:
             return []
         collate = partial(collate_dna, pad_id=self.tokenizer_.pad_id,
-                          max_length=self.max_length, crop=self.crop)
+                          max_length=self.max_length, crop=self.crop, padding=self.padding)
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
                           generator=generator, collate_fn=collate,

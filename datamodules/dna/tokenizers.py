@@ -305,7 +305,8 @@ def make_tokenizer(name: Literal["char", "onehot", "kmer"] = "char", k: int = 6)
 
 
 def pad_batch(encoded: Sequence[np.ndarray], *, pad_id: int = 0, max_length: int | None = None,
-              crop: Literal["right", "left", "center"] = "right"
+              crop: Literal["right", "left", "center"] = "right",
+              padding: Literal["dynamic", "max_length"] = "dynamic"
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack encoded sequences into one right-padded batch with a validity mask.
 
@@ -321,6 +322,9 @@ def pad_batch(encoded: Sequence[np.ndarray], *, pad_id: int = 0, max_length: int
         ``min(longest row, max_length)`` long: never padded beyond its longest row.
     crop : {"right", "left", "center"}
         Which end(s) of a long row are cut off.
+    padding : {"dynamic", "max_length"}
+        Pad to the batch's longest (cropped) row, or every batch to exactly ``max_length``
+        (fixed shapes, e.g. for compiled models; needs ``max_length``).
 
     Returns
     -------
@@ -337,6 +341,10 @@ def pad_batch(encoded: Sequence[np.ndarray], *, pad_id: int = 0, max_length: int
         raise ValueError("pad_batch got no sequences; pass at least one encoded array")
     if crop not in ("right", "left", "center"):
         raise ValueError(f"crop must be 'right', 'left' or 'center', got {crop!r}")
+    if padding not in ("dynamic", "max_length"):
+        raise ValueError(f"padding must be 'dynamic' or 'max_length', got {padding!r}")
+    if padding == "max_length" and max_length is None:
+        raise ValueError("padding='max_length' pads every batch to max_length; set max_length")
     if max_length is not None and (isinstance(max_length, bool) or
                                    not isinstance(max_length, (int, np.integer)) or
                                    max_length < 1):
@@ -359,7 +367,7 @@ def pad_batch(encoded: Sequence[np.ndarray], *, pad_id: int = 0, max_length: int
                 row = row[start:start + max_length]
             cropped.append(row)
         rows = cropped
-    steps = max(len(row) for row in rows)
+    steps = max_length if padding == "max_length" else max(len(row) for row in rows)
     if ndim == 1:
         if not np.issubdtype(rows[0].dtype, np.integer):
             raise TypeError(f"1-D rows must hold integer ids, got {rows[0].dtype}")

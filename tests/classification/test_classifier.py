@@ -54,6 +54,10 @@ def test_batch_padding_and_order_do_not_change_a_prediction(fitted):
     # Lower case (soft-masked), IUPAC codes read as N, and numpy/pandas inputs are the same DNA.
     np.testing.assert_allclose(fitted.predict_proba([s.lower() for s in X]), together)
     np.testing.assert_allclose(fitted.predict_proba(np.array(X)), together)
+    fixed = clone(fitted).set_params(padding="max_length", max_length=64)
+    fixed.module_, fixed.classes_, fixed.input_kind_ = (fitted.module_, fitted.classes_,
+                                                        fitted.input_kind_)
+    np.testing.assert_allclose(fixed.predict_proba(X), together, atol=1e-5)
 
 
 def test_pickle_round_trip_is_exact(fitted):
@@ -140,6 +144,14 @@ def test_bad_input_is_refused_with_the_fix():
         TitansClassifier(max_epochs=0).fit(X, y)
     with pytest.raises(ValueError, match="val_fraction"):
         TitansClassifier(val_fraction=1.5).fit(X, y)
+    with pytest.raises(TypeError, match=r"X\[2\] is NoneType"):
+        classifier.fit(X[:2] + [None] + X[3:], y)
+    with pytest.raises(ValueError, match="rc_average applies to DNA"):
+        TitansClassifier(rc_average=True, **SMALL).fit(np.zeros((10, 4)), np.arange(10) % 2)
+    for name, value in (("rc_augment", "0.5"), ("lr", -1.0), ("dropout", 1.5),
+                        ("crop", "middle"), ("readout", "max"), ("random_state", "seed")):
+        with pytest.raises(ValueError, match=name):
+            TitansClassifier(**{**SMALL, name: value}).fit(X, y)
     fitted = TitansClassifier(max_epochs=1, **SMALL).fit(X, y)
     with pytest.raises(ValueError, match="fitted on DNA"):
         fitted.predict(np.zeros((2, 5)))

@@ -86,6 +86,8 @@ def test_bad_inputs_are_refused():
         numeric(torch.rand(1, 5, 2))
     with pytest.raises(ValueError, match="rc_average needs tokenizer"):
         ClassificationModule(vocab_size=71, tokenizer="kmer", rc_average=True)
+    with pytest.raises(ValueError, match="tokenizer='onehot' gives vocab_size=None"):
+        ClassificationModule(vocab_size=10, tokenizer="onehot", rc_average=True)
     with pytest.raises(ValueError, match="n_classes"):
         TitansClassifierNet(1, vocab_size=10)
     with pytest.raises(ValueError, match="stem_kernel"):

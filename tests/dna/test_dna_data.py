@@ -198,3 +198,16 @@ def test_pad_batch_features_and_errors():
         pad_batch([np.arange(3)], max_length=0)
     with pytest.raises(TypeError, match="list of per-sequence arrays"):
         pad_batch(np.arange(3))
+
+
+def test_fixed_length_padding():
+    rows = [np.array([5, 6, 7]), np.array([5, 6, 7, 8, 9, 5, 6])]
+    inputs, mask = pad_batch(rows, max_length=5, padding="max_length")
+    assert inputs.shape == (2, 5) and mask.sum(1).tolist() == [3, 5]
+    assert inputs[0].tolist() == [5, 6, 7, 0, 0]
+    short, _ = pad_batch(rows[:1], max_length=5, padding="max_length")
+    assert short.shape == (1, 5)  # fixed even when every row is shorter
+    with pytest.raises(ValueError, match="set max_length"):
+        pad_batch(rows, padding="max_length")
+    with pytest.raises(ValueError, match="padding must be"):
+        pad_batch(rows, padding="longest")

@@ -234,3 +234,18 @@ def test_datamodule_errors(imbalanced):
         DNADataset(["ACGT"], np.array(["a"]), CharTokenizer())
     with pytest.raises(ValueError, match="non-empty list"):
         collate_dna([], pad_id=0)
+
+
+def test_table_train_with_fasta_test_labelled_from_headers(tmp_path):
+    """A side rule for FASTA labels does not apply to a table beside it."""
+    rng = np.random.default_rng(0)
+    sequences = ["".join(rng.choice(list("ACGT"), size=20)) for _ in range(40)]
+    table = tmp_path / "train.csv"
+    pd.DataFrame({"sequence": sequences, "label": ["a", "b"] * 20}).to_csv(table, index=False)
+    fasta = tmp_path / "test.fa"
+    fasta.write_text("".join(f">s{i} label={'ab'[i % 2]}\n{sequences[i]}\n" for i in range(6)))
+    data = DNADataModule(str(table), test=str(fasta), label_from_header=r"label=(\w+)",
+                         val_fraction=0.25)
+    data.setup("fit")
+    assert list(data.classes_) == ["a", "b"]
+    assert [int(data.datasets["test"][i]["label"]) for i in range(6)] == [0, 1] * 3

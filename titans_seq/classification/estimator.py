@@ -46,9 +46,11 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
         DNA tokens: one per base, one-hot channels, or non-overlapping ``k``-mers.
     k : int
         k-mer length (``tokenizer="kmer"``).
-    max_length, crop
+    max_length, crop, padding
         Crop DNA longer than ``max_length`` tokens: ``"right"`` keeps the first tokens,
-        ``"left"`` the last, ``"center"`` the middle. Shorter sequences are padded per batch.
+        ``"left"`` the last, ``"center"`` the middle. Shorter sequences are padded (at the end,
+        masked) to the batch's longest, or to exactly ``max_length`` with
+        ``padding="max_length"``.
     ambiguity : {"n", "error"}
         IUPAC ambiguity codes (R, Y, …) read as N, or refused.
     rna : bool
@@ -63,9 +65,9 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
         stratified, for early stopping on the validation loss (best weights kept). When the data
         are too small for a stratified hold-out (a class with fewer than 2 members, or fewer
         held-out rows than classes) or ``val_fraction=0``, all data train for ``max_epochs``.
-    random_state : int, optional
-        Seed of initialisation, split, shuffling and augmentation; the caller's random state is
-        left untouched.
+    random_state : int or numpy RandomState, optional
+        Seed of initialisation, split, shuffling and augmentation; the caller's torch random
+        state (CPU and GPUs) is left untouched.
     verbose : bool
         Progress bar during fit.
     accelerator, devices, trainer_kwargs
@@ -97,6 +99,7 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
                  tokenizer: Literal["char", "onehot", "kmer"] = "char", k: int = 6,
                  max_length: int | None = None,
                  crop: Literal["right", "left", "center"] = "right",
+                 padding: Literal["dynamic", "max_length"] = "dynamic",
                  ambiguity: Literal["n", "error"] = "n", rna: bool = False,
                  rc_augment: float = 0.0, rc_average: bool = False, max_epochs: int = 10,
                  batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-2,
@@ -109,6 +112,7 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
         self.bidirectional, self.readout, self.stem_kernel = bidirectional, readout, stem_kernel
         self.max_surprise_norm = max_surprise_norm
         self.tokenizer, self.k, self.max_length, self.crop = tokenizer, k, max_length, crop
+        self.padding = padding
         self.ambiguity, self.rna = ambiguity, rna
         self.rc_augment, self.rc_average = rc_augment, rc_average
         self.max_epochs, self.batch_size, self.lr = max_epochs, batch_size, lr
@@ -136,6 +140,12 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
                                  "pass one label per sequence")
             inputs_kind = "dna"
         else:
+            for name, unused in (("rc_augment", self.rc_augment > 0),
+                                 ("rc_average", self.rc_average),
+                                 ("max_length", self.max_length is not None)):
+                if unused:
+                    raise ValueError(f"{name} applies to DNA strings, and X is numeric; leave "
+                                     f"{name} at its default for numeric sequences")
             X, y = validate_data(self, X, y, allow_nd=True, dtype=[np.float64, np.float32])
             sequences = self._check_numeric(X, reset=True)
             inputs_kind = "numeric"
@@ -144,28 +154,33 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
         if len(classes) < 2:
             raise ValueError(f"y has only one class ({classes.tolist()[0]!r}); a classifier can't train "
                              "when only one class is present: pass examples of at least two")
-        for name in ("n_features_in_", "n_channels_", "channel_mean_", "channel_std_"):
+        for name in ("n_features_in_", "feature_names_in_", "n_channels_", "channel_mean_",
+                     "channel_std_"):
             if inputs_kind == "dna" and name in self.__dict__:
                 delattr(self, name)  # a second fit on DNA forgets the numeric attributes
         self.input_kind_, self.classes_ = inputs_kind, classes
-        train_rows, val_rows = self._hold_out(label_index)
-        with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
-            if self.random_state is not None:
-                torch.manual_seed(self.random_state)
+        seed = _seed(self.random_state)
+        train_rows, val_rows = self._hold_out(label_index, seed)
+        # The caller's random state (CPU and every visible GPU) is left as it was.
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+            if seed is not None:
+                torch.manual_seed(seed)
             module = self._build(len(classes))
-            train_module(module, self._dataset(sequences, label_index, train_rows, True),
-                         self._dataset(sequences, label_index, val_rows, False)
+            train_module(module, self._dataset(sequences, label_index, train_rows, True, seed),
+                         self._dataset(sequences, label_index, val_rows, False, seed)
                          if len(val_rows) else None,
                          max_epochs=self.max_epochs, batch_size=self.batch_size,
-                         patience=self.patience, verbose=self.verbose, seed=self.random_state,
+                         patience=self.patience, verbose=self.verbose, seed=seed,
                          trainer_kwargs={"accelerator": self.accelerator,
                                          "devices": self.devices, "gradient_clip_val": 1.0,
                                          **(self.trainer_kwargs or {})},
                          monitor="val_loss", collate_fn=self._collate())
+        module.trainer = None  # let the Trainer and its data loaders go
         self.module_ = module.cpu().eval()
         return self
 
-    def _hold_out(self, label_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _hold_out(self, label_index: np.ndarray, seed: int | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
         """Row indices for training and for early stopping (stratified, seeded)."""
         rows = np.arange(len(label_index))
         counts = np.bincount(label_index)
@@ -174,7 +189,7 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
                 or len(rows) - n_val < len(counts):
             return rows, rows[:0]
         train, val = train_test_split(rows, test_size=n_val, stratify=label_index,
-                                      random_state=self.random_state)
+                                      random_state=seed)
         return np.sort(train), np.sort(val)
 
     def _build(self, n_classes: int) -> ClassificationModule:
@@ -196,19 +211,21 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
             weight_decay=self.weight_decay)
 
     def _dataset(self, sequences: Any, label_index: np.ndarray | None, rows: np.ndarray,
-                 train: bool) -> Dataset:
+                 train: bool, seed: int | None = None) -> Dataset:
         labels = None if label_index is None else label_index[rows]
         if self.input_kind_ == "dna":
             return DNADataset([sequences[i] for i in rows], labels,
                               make_tokenizer(self.tokenizer, self.k),
                               rc_augment=self.rc_augment if train else 0.0,
-                              seed=self.random_state or 0)
+                              seed=seed or 0)
         return _ArraySequences(sequences[rows], labels)
 
     def _collate(self):
         pad = make_tokenizer(self.tokenizer, self.k).pad_id if self.input_kind_ == "dna" else 0
         max_length = self.max_length if self.input_kind_ == "dna" else None
-        return functools.partial(collate_dna, pad_id=pad, max_length=max_length, crop=self.crop)
+        padding = self.padding if self.input_kind_ == "dna" else "dynamic"
+        return functools.partial(collate_dna, pad_id=pad, max_length=max_length, crop=self.crop,
+                                 padding=padding)
 
     # -- predict -----------------------------------------------------------------------------
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -272,20 +289,32 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
         return ((X - self.channel_mean_) / self.channel_std_).astype(np.float32)
 
     def _check_params(self) -> None:
+        choices = {"variant": ("lmm", "mac", "mag", "mal"), "readout": ("mean", "last"),
+                   "tokenizer": ("char", "onehot", "kmer"), "crop": ("right", "left", "center"),
+                   "ambiguity": ("n", "error"), "padding": ("dynamic", "max_length")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name, low, high in (("val_fraction", 0, 1), ("rc_augment", 0, 1.0000001),
+                                ("dropout", 0, 1), ("lr", 1e-12, float("inf")),
+                                ("weight_decay", 0, float("inf"))):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+                    or not low <= value < high:
+                raise ValueError(f"{name} must be a number in [{low}, {high:.3g}), got "
+                                 f"{value!r}")
         for name in ("dim", "depth", "heads", "memory_depth", "chunk_size", "max_epochs",
                      "batch_size", "k"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
-        if not 0 <= self.rc_augment <= 1:
-            raise ValueError(f"rc_augment must be a probability in [0, 1], got "
-                             f"{self.rc_augment!r}")
         if self.max_length is not None and (not isinstance(self.max_length, (int, np.integer))
                                             or self.max_length < 1):
             raise ValueError(f"max_length must be a positive int or None, got "
                              f"{self.max_length!r}")
+        if self.padding == "max_length" and self.max_length is None:
+            raise ValueError("padding='max_length' pads every batch to max_length; set "
+                             "max_length")
         if isinstance(self.patience, bool) or not isinstance(self.patience, int) \
                 or self.patience < 0:
             raise ValueError(f"patience must be an int >= 0 (0: never stop early), got "
@@ -308,6 +337,18 @@ class _ArraySequences(Dataset):
         return item
 
 
+def _seed(random_state: Any) -> int | None:
+    """An int seed from ``random_state`` (None, an int, or a ``numpy`` RandomState)."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
+        raise ValueError(f"random_state must be None, an int or a numpy RandomState, got "
+                         f"{random_state!r}")
+    return int(random_state)
+
+
 def _is_dna(X: Any) -> bool:
     """Whether ``X`` is a one-dimensional collection of strings."""
     if isinstance(X, str):
@@ -319,5 +360,10 @@ def _is_dna(X: Any) -> bool:
     if isinstance(X, (list, tuple)):
         if not X:
             raise ValueError("X is empty: pass at least one sequence")
-        return all(isinstance(item, str) for item in X)
+        strings = [isinstance(item, str) for item in X]
+        if any(strings) and not all(strings):
+            index = strings.index(False)
+            raise TypeError(f"X[{index}] is {type(X[index]).__name__}, the other items are DNA "
+                            "strings; pass every sequence as a str")
+        return all(strings)
     return False

@@ -11,6 +11,8 @@ from torch.nn import functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import AUROC, Accuracy, F1Score, MatthewsCorrCoef
 
+from datamodules.dna import make_tokenizer
+
 from ..blocks.encoder import Variant
 from ..optim import warmup_cosine_adamw
 from .network import Readout, TitansClassifierNet
@@ -49,7 +51,7 @@ class ClassificationModule(pl.LightningModule):
     label_smoothing, lr, weight_decay, warmup_fraction : float
         Cross-entropy and AdamW with a linear warm-up, then cosine decay.
 
-    Each stage logs ``{stage}_loss`` and torchmetrics ``{stage}_accuracy``, ``{stage}_mcc``,
+    Each stage (train, val, test) logs ``{stage}_loss`` and torchmetrics ``{stage}_accuracy``, ``{stage}_mcc``,
     ``{stage}_f1`` (macro for several classes) and ``{stage}_auroc``, synchronised across
     processes.
     """
@@ -68,6 +70,15 @@ class ClassificationModule(pl.LightningModule):
         if rc_average and tokenizer not in STRANDED_INPUTS:
             raise ValueError(f"rc_average needs tokenizer 'char' or 'onehot' (a per-position "
                              f"complement), got {tokenizer!r}; use rc_augment for k-mers")
+        if tokenizer in STRANDED_INPUTS:  # their inputs have a fixed shape; k-mers depend on k
+            expected = make_tokenizer(tokenizer)
+            if (vocab_size, n_features if vocab_size is None else 1) != \
+                    (expected.vocab_size, expected.n_features):
+                raise ValueError(
+                    f"tokenizer={tokenizer!r} gives vocab_size={expected.vocab_size}, "
+                    f"n_features={expected.n_features}, but the module has vocab_size="
+                    f"{vocab_size}, n_features={n_features}; pass the datamodule's "
+                    f"vocab_size and n_features (or tokenizer=None for other inputs)")
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
         self.save_hyperparameters()
@@ -87,6 +98,7 @@ class ClassificationModule(pl.LightningModule):
             "accuracy": Accuracy(**options), "mcc": MatthewsCorrCoef(**options),
             "f1": F1Score(**options, **({} if task == "binary" else {"average": "macro"})),
             "auroc": AUROC(**options)})
+        self.train_metrics = metrics.clone(prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
 
@@ -110,6 +122,11 @@ class ClassificationModule(pl.LightningModule):
         loss = F.cross_entropy(logits, batch["label"],
                                label_smoothing=self.hparams.label_smoothing)
         self.log("train_loss", loss, prog_bar=True, batch_size=logits.shape[0])
+        probabilities = logits.detach().softmax(-1)
+        self.train_metrics.update(probabilities[:, 1] if self.n_classes == 2 else probabilities,
+                                  batch["label"])
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True,
+                      batch_size=logits.shape[0])
         return loss
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:

@@ -145,7 +145,8 @@ class TitansForecaster(BaseEstimator):
                               context, self.horizon)
         val = WindowDataset(prepared, [(max(b[0], context), b[1] - self.horizon)
                                        for b in borders], context, self.horizon)
-        with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        # The caller's random state (CPU and every visible GPU) is left as it was.
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
             if self.random_state is not None:
                 torch.manual_seed(self.random_state)
             module = self._train(series, calendar, future_names, train, val)
