@@ -51,6 +51,8 @@ def quiet_lightning():
         warnings.filterwarnings("ignore", message=".*litlogger.*")
         # Estimators hold nothing out when the data are too small to; that is documented.
         warnings.filterwarnings("ignore", message=".*validation_step` but have no `val_data.*")
+        # Lightning's CLI still passes jsonargparse's deprecated skip_none when saving configs.
+        warnings.filterwarnings("ignore", message="(?s).*skip_none parameter was deprecated")
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
         try:
             yield

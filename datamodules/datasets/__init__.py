@@ -80,5 +80,17 @@ def load_nontata_promoters(as_frame: Literal["pandas", "polars", "lists"] = "pan
     raise ValueError(f"as_frame must be 'pandas', 'polars' or 'lists', got {as_frame!r}")
 
 
-__all__ = ["ETTH1_CITATION", "PROMOTERS_CITATION", "etth1_path", "load_etth1",
-           "load_nontata_promoters", "nontata_promoters_path"]
+EMBEDDED = {"etth1": etth1_path, "nontata_promoters": nontata_promoters_path}
+
+
+def resolve_embedded(source: Any) -> Any:
+    """``source``, or the path of the embedded dataset it names (``"etth1"``,
+    ``"nontata_promoters"``) when it is such a name and no file of that name exists: configs
+    can then say ``data: etth1`` and run from any folder."""
+    if isinstance(source, str) and source in EMBEDDED and not Path(source).exists():
+        return EMBEDDED[source]()
+    return source
+
+
+__all__ = ["EMBEDDED", "ETTH1_CITATION", "PROMOTERS_CITATION", "etth1_path", "load_etth1",
+           "load_nontata_promoters", "nontata_promoters_path", "resolve_embedded"]

@@ -25,6 +25,8 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from ..datasets import resolve_embedded
+from ..sampling import training_sampler
 from .alphabet import normalize_sequence, reverse_complement
 from .readers import DNARecords, _detect_format, read_dna, read_genomic_benchmark
 from .tokenizers import TOKENIZERS, DNATokenizer, KmerTokenizer, make_tokenizer, pad_batch
@@ -154,7 +156,8 @@ class DNADataModule(pl.LightningDataModule):
     Parameters
     ----------
     train
-        Any :func:`read_dna` source, or a Genomic Benchmarks root with ``train/`` and
+        Any :func:`read_dna` source, the name of an embedded dataset
+        (``"nontata_promoters"``), or a Genomic Benchmarks root with ``train/`` and
         ``test/`` (its ``test/`` is then the test set). Needs labels.
     test, predict
         Optional further sources; ``test`` needs labels seen in ``train``; ``predict``
@@ -273,7 +276,8 @@ class DNADataModule(pl.LightningDataModule):
 
     # -- reading and splitting -------------------------------------------------------------
     def _read(self, source: Any, *, labels: Any, label_from_header: Any) -> DNARecords:
-        sources = (self.train, self.test, self.predict)
+        source = resolve_embedded(source)
+        sources = tuple(resolve_embedded(s) for s in (self.train, self.test, self.predict))
         if not _is_fastx(source) and not _is_sequence_list(source) \
                 and any(_is_fastx(other) for other in sources):
             # Side labels and header rules are for the FASTA/FASTQ sources; a table beside
@@ -392,9 +396,10 @@ class DNADataModule(pl.LightningDataModule):
             return []
         collate = partial(collate_dna, pad_id=self.tokenizer_.pad_id,
                           max_length=self.max_length, crop=self.crop, padding=self.padding)
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
-                          generator=generator, collate_fn=collate,
+        # The order depends only on (seed, epoch): resuming from a checkpoint repeats it.
+        sampler = training_sampler(dataset, True, self.seed) if shuffle else None
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
+                          collate_fn=collate,
                           num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 

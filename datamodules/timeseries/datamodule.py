@@ -8,6 +8,8 @@ import lightning.pytorch as pl
 import numpy as np
 from torch.utils.data import DataLoader
 
+from ..datasets import resolve_embedded
+from ..sampling import training_sampler
 from .covariates import calendar_names
 from .frames import Missing, SeriesSet, read_series
 from .preparation import SeriesScaler, prepare_series
@@ -59,7 +61,8 @@ class TimeSeriesDataModule(pl.LightningDataModule):
     Parameters
     ----------
     data
-        The series: anything :func:`~datamodules.timeseries.frames.read_series` reads.
+        The series: anything :func:`~datamodules.timeseries.frames.read_series` reads, or the
+        name of an embedded dataset (``"etth1"``).
     lookback, horizon : int
         Input rows and forecast rows of a window.
     warmup : int
@@ -78,6 +81,9 @@ class TimeSeriesDataModule(pl.LightningDataModule):
         statistics are saved with the module (``state_dict``, so in Lightning checkpoints).
     stride : int
         Step between training origins (validation and test use every origin).
+    shuffle, seed
+        Shuffle the training windows in an order that depends only on ``seed`` and the epoch
+        (a resumed run repeats it).
     """
 
     def __init__(self, data: Any = None, lookback: int = 96, horizon: int = 96,
@@ -89,7 +95,7 @@ class TimeSeriesDataModule(pl.LightningDataModule):
                  borders: list[int] | None = None, scale: bool = True,
                  missing: Missing = "error", stride: int = 1, batch_size: int = 32,
                  eval_batch_size: int | None = None, num_workers: int = 0,
-                 shuffle: bool = True) -> None:
+                 shuffle: bool = True, seed: int = 0) -> None:
         super().__init__()
         for name, value in (("lookback", lookback), ("horizon", horizon),
                             ("stride", stride), ("batch_size", batch_size)):
@@ -107,7 +113,7 @@ class TimeSeriesDataModule(pl.LightningDataModule):
         self.split, self.val_fraction, self.test_fraction = split, val_fraction, test_fraction
         self.borders, self.scale, self.stride = borders, scale, stride
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
-        self.num_workers, self.shuffle = num_workers, shuffle
+        self.num_workers, self.shuffle, self.seed = num_workers, shuffle, seed
         self.series: SeriesSet | None = None
         self.scaler: SeriesScaler | None = None
         self.datasets: dict[str, WindowDataset] = {}
@@ -118,7 +124,7 @@ class TimeSeriesDataModule(pl.LightningDataModule):
         if self.series is None:
             if self.data is None:
                 raise ValueError("TimeSeriesDataModule needs data=…")
-            series = read_series(self.data, target=self.target, time_col=self.time_col,
+            series = read_series(resolve_embedded(self.data), target=self.target, time_col=self.time_col,
                                  id_col=self.id_col, future_covariates=self.future_covariates,
                                  static_covariates=self.static_covariates,
                                  missing=self.missing, name="data")
@@ -180,16 +186,20 @@ class TimeSeriesDataModule(pl.LightningDataModule):
                 predict_series, [(length, length) for length in series.lengths], context,
                 self.horizon)
 
-    def _loader(self, name: str, shuffle: bool = False) -> DataLoader | list:
+    def _loader(self, name: str) -> DataLoader | list:
         dataset = self.datasets.get(name)
         if dataset is None or len(dataset) == 0:
             return []
-        return DataLoader(dataset, batch_size=self.batch_size if shuffle else self.eval_batch_size,
-                          shuffle=shuffle, num_workers=self.num_workers,
+        training = name == "train"
+        # The order depends only on (seed, epoch): resuming from a checkpoint repeats it.
+        sampler = training_sampler(dataset, self.shuffle, self.seed) if training else None
+        batch_size = self.batch_size if training else self.eval_batch_size
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler,
+                          num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=self.shuffle)
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader | list:
         return self._loader("val")

@@ -85,9 +85,9 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match=r"float \(B, T, 3\)"):
         numeric(torch.rand(1, 5, 2))
     with pytest.raises(ValueError, match="rc_average needs tokenizer"):
-        ClassificationModule(vocab_size=71, tokenizer="kmer", rc_average=True)
+        ClassificationModule(n_classes=2, vocab_size=71, tokenizer="kmer", rc_average=True)
     with pytest.raises(ValueError, match="tokenizer='onehot' gives vocab_size=None"):
-        ClassificationModule(vocab_size=10, tokenizer="onehot", rc_average=True)
+        ClassificationModule(n_classes=2, vocab_size=10, tokenizer="onehot", rc_average=True)
     with pytest.raises(ValueError, match="n_classes"):
         TitansClassifierNet(1, vocab_size=10)
     with pytest.raises(ValueError, match="stem_kernel"):

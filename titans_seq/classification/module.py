@@ -25,8 +25,10 @@ class ClassificationModule(pl.LightningModule):
 
     Parameters
     ----------
-    n_classes : int
-        Number of classes (2 for binary).
+    n_classes : int, optional
+        Number of classes (2 for binary). None: ``n_classes``, ``vocab_size``, ``n_features``
+        and ``tokenizer`` come from the :class:`~datamodules.DNADataModule` the Trainer runs
+        with (see :meth:`configure_model`).
     vocab_size : int, optional
         Token ids in ``[0, vocab_size)`` (``DNADataModule.vocab_size``); None for numeric
         inputs of ``n_features`` channels.
@@ -51,49 +53,56 @@ class ClassificationModule(pl.LightningModule):
     label_smoothing, lr, weight_decay, warmup_fraction : float
         Cross-entropy and AdamW with a linear warm-up, then cosine decay.
 
-    Each stage (train, val, test) logs ``{stage}_loss`` and torchmetrics ``{stage}_accuracy``, ``{stage}_mcc``,
-    ``{stage}_f1`` (macro for several classes) and ``{stage}_auroc``, synchronised across
-    processes.
+    Each stage (train, val, test) logs ``{stage}_loss`` and torchmetrics
+    ``{stage}_accuracy``, ``{stage}_mcc``, ``{stage}_f1`` (macro for several classes) and
+    ``{stage}_auroc``, synchronised across processes.
     """
 
-    def __init__(self, n_classes: int = 2, vocab_size: int | None = None, n_features: int = 1,
-                 readout: Readout = "mean", head_dropout: float = 0.0, stem_kernel: int = 0,
-                 variant: Variant = "lmm", dim: int = 64, depth: int = 2, heads: int = 4,
-                 memory_heads: int = 4, memory_depth: int = 2, chunk_size: int = 16,
-                 max_lr: float | None = None, window: int = 64, segment_len: int = 64,
-                 persistent_tokens: int = 4, dropout: float = 0.1, bidirectional: bool = False,
-                 max_surprise_norm: float | None = 5.0,
+    def __init__(self, n_classes: int | None = None, vocab_size: int | None = None,
+                 n_features: int = 1, readout: Readout = "mean", head_dropout: float = 0.0,
+                 stem_kernel: int = 0, variant: Variant = "lmm", dim: int = 64, depth: int = 2,
+                 heads: int = 4, memory_heads: int = 4, memory_depth: int = 2,
+                 chunk_size: int = 16, max_lr: float | None = None, window: int = 64,
+                 segment_len: int = 64, persistent_tokens: int = 4, dropout: float = 0.1,
+                 bidirectional: bool = False, max_surprise_norm: float | None = 5.0,
                  tokenizer: Literal["char", "onehot", "kmer"] | None = None,
                  rc_average: bool = False, label_smoothing: float = 0.0, lr: float = 1e-3,
                  weight_decay: float = 1e-2, warmup_fraction: float = 0.05) -> None:
         super().__init__()
-        if rc_average and tokenizer not in STRANDED_INPUTS:
-            raise ValueError(f"rc_average needs tokenizer 'char' or 'onehot' (a per-position "
-                             f"complement), got {tokenizer!r}; use rc_augment for k-mers")
-        if tokenizer in STRANDED_INPUTS:  # their inputs have a fixed shape; k-mers depend on k
-            expected = make_tokenizer(tokenizer)
-            if (vocab_size, n_features if vocab_size is None else 1) != \
-                    (expected.vocab_size, expected.n_features):
-                raise ValueError(
-                    f"tokenizer={tokenizer!r} gives vocab_size={expected.vocab_size}, "
-                    f"n_features={expected.n_features}, but the module has vocab_size="
-                    f"{vocab_size}, n_features={n_features}; pass the datamodule's "
-                    f"vocab_size and n_features (or tokenizer=None for other inputs)")
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
         self.save_hyperparameters()
+        self.net: TitansClassifierNet | None = None
+        if n_classes is not None:
+            self._build()
+
+    def _build(self) -> None:
+        """The network and the metrics, once the shapes of the data are known."""
+        h = self.hparams
+        if h.rc_average and h.tokenizer not in STRANDED_INPUTS:
+            raise ValueError(f"rc_average needs tokenizer 'char' or 'onehot' (a per-position "
+                             f"complement), got {h.tokenizer!r}; use rc_augment for k-mers")
+        if h.tokenizer in STRANDED_INPUTS:  # their inputs have a fixed shape; k-mers depend on k
+            expected = make_tokenizer(h.tokenizer)
+            if (h.vocab_size, h.n_features if h.vocab_size is None else 1) != \
+                    (expected.vocab_size, expected.n_features):
+                raise ValueError(
+                    f"tokenizer={h.tokenizer!r} gives vocab_size={expected.vocab_size}, "
+                    f"n_features={expected.n_features}, but the module has vocab_size="
+                    f"{h.vocab_size}, n_features={h.n_features}; pass the datamodule's "
+                    f"vocab_size and n_features (or tokenizer=None for other inputs)")
         self.net = TitansClassifierNet(
-            n_classes, vocab_size=vocab_size, n_features=n_features, readout=readout,
-            head_dropout=head_dropout, stem_kernel=stem_kernel, variant=variant, dim=dim,
-            depth=depth, heads=heads,
-            memory_heads=memory_heads, memory_depth=memory_depth, chunk_size=chunk_size,
-            max_lr=max_lr, window=window, segment_len=segment_len,
-            persistent_tokens=persistent_tokens, dropout=dropout, bidirectional=bidirectional,
-            max_surprise_norm=max_surprise_norm)
-        self.n_classes = n_classes
-        task = "binary" if n_classes == 2 else "multiclass"
+            h.n_classes, vocab_size=h.vocab_size, n_features=h.n_features, readout=h.readout,
+            head_dropout=h.head_dropout, stem_kernel=h.stem_kernel, variant=h.variant,
+            dim=h.dim, depth=h.depth, heads=h.heads, memory_heads=h.memory_heads,
+            memory_depth=h.memory_depth, chunk_size=h.chunk_size, max_lr=h.max_lr,
+            window=h.window, segment_len=h.segment_len, persistent_tokens=h.persistent_tokens,
+            dropout=h.dropout, bidirectional=h.bidirectional,
+            max_surprise_norm=h.max_surprise_norm)
+        self.n_classes = h.n_classes
+        task = "binary" if h.n_classes == 2 else "multiclass"
         options = {"task": task} if task == "binary" else {"task": task,
-                                                           "num_classes": n_classes}
+                                                           "num_classes": h.n_classes}
         metrics = MetricCollection({
             "accuracy": Accuracy(**options), "mcc": MatthewsCorrCoef(**options),
             "f1": F1Score(**options, **({} if task == "binary" else {"average": "macro"})),
@@ -101,6 +110,20 @@ class ClassificationModule(pl.LightningModule):
         self.train_metrics = metrics.clone(prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
+
+    def configure_model(self) -> None:
+        """With ``n_classes=None``, take the shapes from the Trainer's datamodule (the CLI's
+        way: a config names the data once); they are then saved with the hyper-parameters,
+        so ``load_from_checkpoint`` rebuilds the same network."""
+        if self.net is not None:
+            return
+        data = self.trainer.datamodule if self._trainer is not None else None
+        if data is None or not hasattr(data, "n_classes"):
+            raise ValueError("n_classes is None: pass n_classes (and vocab_size or "
+                             "n_features), or train with a DNADataModule to take them from")
+        self.hparams.update(n_classes=int(data.n_classes), vocab_size=data.vocab_size,
+                            n_features=int(data.n_features), tokenizer=data.tokenizer)
+        self._build()
 
     def forward(self, inputs: Tensor, mask: Tensor | None = None) -> Tensor:
         """Class logits ``(B, n_classes)``."""

@@ -19,7 +19,9 @@ class ForecastingModule(pl.LightningModule):
     Parameters
     ----------
     n_channels, n_covariates, n_static : int
-        Shapes of the data (``TimeSeriesDataModule.n_channels`` and so on).
+        Shapes of the data (``TimeSeriesDataModule.n_channels`` and so on). ``n_channels=None``
+        takes all three from the datamodule the Trainer runs with (see
+        :meth:`configure_model`).
     lookback, horizon, warmup : int
         As in the datamodule: ``warmup`` rows (a multiple of ``lookback``) precede each
         window's lookback and are written into the memory first.
@@ -38,7 +40,7 @@ class ForecastingModule(pl.LightningModule):
     forecast, in the datamodule's scaled units) and ``{stage}_pinball`` for quantile losses.
     """
 
-    def __init__(self, n_channels: int, lookback: int = 96, horizon: int = 96,
+    def __init__(self, n_channels: int | None = None, lookback: int = 96, horizon: int = 96,
                  warmup: int = 0, n_covariates: int = 0, n_static: int = 0,
                  patch_len: int = 8, channel_mode: ChannelMode = "independent",
                  revin: bool = True, head_dropout: float = 0.0, linear_skip: bool = False,
@@ -64,19 +66,46 @@ class ForecastingModule(pl.LightningModule):
             quantiles = None
         self.save_hyperparameters()
         self.loss_name, self.quantiles = loss, quantiles
-        self.net = TitansForecastNet(
-            n_channels, lookback, horizon, patch_len=patch_len, channel_mode=channel_mode,
-            n_covariates=n_covariates, n_static=n_static, quantiles=quantiles, revin=revin,
-            head_dropout=head_dropout, linear_skip=linear_skip, variant=variant, dim=dim,
-            depth=depth, heads=heads,
-            memory_heads=memory_heads, memory_depth=memory_depth, chunk_size=chunk_size,
-            max_lr=max_lr, window=window, segment_len=segment_len,
-            persistent_tokens=persistent_tokens, dropout=dropout)
+        self.net: TitansForecastNet | None = None
+        if n_channels is not None:
+            self._build()
         metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
         if quantiles:
             self.val_pinball, self.test_pinball = PinballLoss(quantiles), PinballLoss(quantiles)
+
+    def _build(self) -> None:
+        h = self.hparams
+        self.net = TitansForecastNet(
+            h.n_channels, h.lookback, h.horizon, patch_len=h.patch_len,
+            channel_mode=h.channel_mode, n_covariates=h.n_covariates, n_static=h.n_static,
+            quantiles=self.quantiles, revin=h.revin, head_dropout=h.head_dropout,
+            linear_skip=h.linear_skip, variant=h.variant, dim=h.dim, depth=h.depth,
+            heads=h.heads, memory_heads=h.memory_heads, memory_depth=h.memory_depth,
+            chunk_size=h.chunk_size, max_lr=h.max_lr, window=h.window,
+            segment_len=h.segment_len, persistent_tokens=h.persistent_tokens,
+            dropout=h.dropout)
+
+    def configure_model(self) -> None:
+        """With ``n_channels=None``, take ``n_channels``, ``n_covariates`` and ``n_static``
+        from the Trainer's :class:`~datamodules.TimeSeriesDataModule` (the CLI's way: a config
+        names the data once); they are then saved with the hyper-parameters, so
+        ``load_from_checkpoint`` rebuilds the same network."""
+        if self.net is not None:
+            return
+        data = self.trainer.datamodule if self._trainer is not None else None
+        if data is None or not hasattr(data, "n_channels"):
+            raise ValueError("n_channels is None: pass n_channels, or train with a "
+                             "TimeSeriesDataModule to take it from")
+        h = self.hparams
+        for name in ("lookback", "horizon", "warmup"):
+            if getattr(data, name) != h[name]:
+                raise ValueError(f"the datamodule's {name} is {getattr(data, name)}, the "
+                                 f"model's {h[name]}; set them equal")
+        self.hparams.update(n_channels=data.n_channels, n_covariates=data.n_covariates,
+                            n_static=data.n_static)
+        self._build()
 
     @property
     def median_index(self) -> int | None:
