@@ -177,3 +177,15 @@ def test_main_prints_a_table(tmp_path, capsys):
     assert gb.main(["--data", str(path), "--epochs", "2", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "accuracy %" in out and "k-mer (4-6) + LogReg" in out and "CNN" in out
+
+
+def test_dna_datamodule_split_is_the_protocol_split():
+    """configs/dna_promoters.yaml (DNADataModule, test_fraction=0.2, val_fraction=0.1, seed 0)
+    trains and tests on exactly the benchmark's parts."""
+    from datamodules import DNADataModule, load_nontata_promoters
+    sequences, labels = load_nontata_promoters("lists")
+    split = gb.protocol_split(sequences, labels)
+    data = DNADataModule("nontata_promoters", test_fraction=0.2, val_fraction=0.1, seed=0)
+    data.setup("fit")
+    for role in ("train", "val", "test"):
+        assert sorted(data.datasets[role].sequences) == sorted(split[role][0])

@@ -53,6 +53,8 @@ def quiet_lightning():
         warnings.filterwarnings("ignore", message=".*validation_step` but have no `val_data.*")
         # Lightning's CLI still passes jsonargparse's deprecated skip_none when saving configs.
         warnings.filterwarnings("ignore", message="(?s).*skip_none parameter was deprecated")
+        warnings.filterwarnings("ignore", message="(?s).*was deprecated in v4.49.0 and will be "
+                                "removed in v5")  # jsonargparse, as Lightning's CLI calls it
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
         try:
             yield

@@ -26,6 +26,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from ..datasets import resolve_embedded
+from ..loaders import RoleLoaders
 from ..sampling import training_sampler
 from .alphabet import normalize_sequence, reverse_complement
 from .readers import DNARecords, _detect_format, read_dna, read_genomic_benchmark
@@ -150,7 +151,7 @@ def _check_fraction(name: str, value: float) -> None:
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
-class DNADataModule(pl.LightningDataModule):
+class DNADataModule(RoleLoaders, pl.LightningDataModule):
     """Labelled DNA sequences for classification: reading, stratified splits, batches.
 
     Parameters
@@ -390,30 +391,18 @@ class DNADataModule(pl.LightningDataModule):
             raise ValueError(f"stage {stage!r} needs {source} in DNADataModule")
 
     # -- loaders ----------------------------------------------------------------------------
-    def _loader(self, role: str, shuffle: bool = False) -> DataLoader | list:
+    def _loader(self, role: str) -> DataLoader | list:
         dataset = self.datasets.get(role)
         if dataset is None or len(dataset) == 0:
             return []
         collate = partial(collate_dna, pad_id=self.tokenizer_.pad_id,
                           max_length=self.max_length, crop=self.crop, padding=self.padding)
         # The order depends only on (seed, epoch): resuming from a checkpoint repeats it.
-        sampler = training_sampler(dataset, True, self.seed) if shuffle else None
+        sampler = training_sampler(dataset, True, self.seed) if role == "train" else None
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
-                          collate_fn=collate,
-                          num_workers=self.num_workers,
+                          collate_fn=collate, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader | list:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader | list:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader | list:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader | list:
-        return self._loader("predict")
 
     # -- the classes travel with checkpoints --------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

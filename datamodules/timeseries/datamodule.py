@@ -9,6 +9,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from ..datasets import resolve_embedded
+from ..loaders import RoleLoaders
 from ..sampling import training_sampler
 from .covariates import calendar_names
 from .frames import Missing, SeriesSet, read_series
@@ -55,7 +56,7 @@ def split_borders(length: int, split: Split, val_fraction: float = 0.1,
                      f"got {split!r}")
 
 
-class TimeSeriesDataModule(pl.LightningDataModule):
+class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
     """Forecasting windows from pandas/polars tables (wide or long), arrays, CSV or Parquet.
 
     Parameters
@@ -198,17 +199,6 @@ class TimeSeriesDataModule(pl.LightningDataModule):
                           num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader | list:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader | list:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader | list:
-        return self._loader("predict")
 
     # -- scaler statistics travel with checkpoints ------------------------------------------
     def state_dict(self) -> dict[str, Any]:

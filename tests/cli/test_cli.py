@@ -87,3 +87,19 @@ def test_bad_config_value_is_refused(empty_folder):
     with pytest.raises(SystemExit):
         build_cli(["fit", "--config", str(CONFIGS / "forecast_etth1.yaml"),
                    "--model.init_args.variant=xyz"])
+
+
+def test_fit_then_validate_test_and_predict_from_the_checkpoint(empty_folder):
+    common = ["--config", str(CONFIGS / "forecast_etth1.yaml"), "--model.init_args.dim=16",
+              "--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=1",
+              "--trainer.limit_test_batches=1"]
+    build_cli(["fit", *common, "--trainer.enable_checkpointing=true",
+               f"--trainer.default_root_dir={empty_folder}", "--trainer.max_epochs=1",
+               "--trainer.limit_train_batches=2"])
+    checkpoint = next(empty_folder.rglob("*.ckpt"))
+    for subcommand, metric in (("validate", "val_mse"), ("test", "test_mse")):
+        cli = build_cli([subcommand, *common, f"--ckpt_path={checkpoint}"])
+        assert metric in cli.trainer.callback_metrics
+    cli = build_cli(["predict", *common, f"--ckpt_path={checkpoint}"])
+    assert cli.trainer.state.finished and cli.trainer.predict_loop.predictions[0].shape == \
+        (1, 96, 7)  # one forecast of 96 rows and 7 channels past the end of ETTh1

@@ -18,6 +18,10 @@ from .parts import BlockConfig, BlockState, RMSNorm
 
 BLOCKS = {"mac": MACBlock, "mag": MAGBlock, "mal": MALBlock, "lmm": LMMBlock}
 Variant = Literal["mac", "mag", "mal", "lmm"]
+# The encoder arguments the task modules expose under the same names.
+MODULE_ENCODER_OPTIONS = ("variant", "dim", "depth", "heads", "memory_heads", "memory_depth",
+                          "chunk_size", "max_lr", "window", "segment_len", "persistent_tokens",
+                          "dropout")
 
 
 @dataclass

@@ -13,7 +13,7 @@ from torchmetrics.classification import AUROC, Accuracy, F1Score, MatthewsCorrCo
 
 from datamodules.dna import make_tokenizer
 
-from ..blocks.encoder import Variant
+from ..blocks.encoder import MODULE_ENCODER_OPTIONS, Variant
 from ..optim import warmup_cosine_adamw
 from .network import Readout, TitansClassifierNet
 from .reverse import STRANDED_INPUTS, reverse_complement_batch
@@ -93,12 +93,9 @@ class ClassificationModule(pl.LightningModule):
                     f"vocab_size and n_features (or tokenizer=None for other inputs)")
         self.net = TitansClassifierNet(
             h.n_classes, vocab_size=h.vocab_size, n_features=h.n_features, readout=h.readout,
-            head_dropout=h.head_dropout, stem_kernel=h.stem_kernel, variant=h.variant,
-            dim=h.dim, depth=h.depth, heads=h.heads, memory_heads=h.memory_heads,
-            memory_depth=h.memory_depth, chunk_size=h.chunk_size, max_lr=h.max_lr,
-            window=h.window, segment_len=h.segment_len, persistent_tokens=h.persistent_tokens,
-            dropout=h.dropout, bidirectional=h.bidirectional,
-            max_surprise_norm=h.max_surprise_norm)
+            head_dropout=h.head_dropout, stem_kernel=h.stem_kernel,
+            bidirectional=h.bidirectional, max_surprise_norm=h.max_surprise_norm,
+            **{name: h[name] for name in MODULE_ENCODER_OPTIONS})
         self.n_classes = h.n_classes
         task = "binary" if h.n_classes == 2 else "multiclass"
         options = {"task": task} if task == "binary" else {"task": task,

@@ -6,7 +6,7 @@ import lightning.pytorch as pl
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
-from ..blocks.encoder import Variant
+from ..blocks.encoder import MODULE_ENCODER_OPTIONS, Variant
 from ..optim import warmup_cosine_adamw
 from .losses import LossName, PinballLoss, forecast_loss
 from .network import ChannelMode, TitansForecastNet
@@ -81,11 +81,7 @@ class ForecastingModule(pl.LightningModule):
             h.n_channels, h.lookback, h.horizon, patch_len=h.patch_len,
             channel_mode=h.channel_mode, n_covariates=h.n_covariates, n_static=h.n_static,
             quantiles=self.quantiles, revin=h.revin, head_dropout=h.head_dropout,
-            linear_skip=h.linear_skip, variant=h.variant, dim=h.dim, depth=h.depth,
-            heads=h.heads, memory_heads=h.memory_heads, memory_depth=h.memory_depth,
-            chunk_size=h.chunk_size, max_lr=h.max_lr, window=h.window,
-            segment_len=h.segment_len, persistent_tokens=h.persistent_tokens,
-            dropout=h.dropout)
+            linear_skip=h.linear_skip, **{name: h[name] for name in MODULE_ENCODER_OPTIONS})
 
     def configure_model(self) -> None:
         """With ``n_channels=None``, take ``n_channels``, ``n_covariates`` and ``n_static``
