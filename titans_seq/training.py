@@ -55,6 +55,7 @@ def quiet_lightning():
         warnings.filterwarnings("ignore", message="(?s).*skip_none parameter was deprecated")
         warnings.filterwarnings("ignore", message="(?s).*was deprecated in v4.49.0 and will be "
                                 "removed in v5")  # jsonargparse, as Lightning's CLI calls it
+        warnings.filterwarnings("ignore", message="(?s).*only one JsonargparseDeprecationWarning")
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
         try:
             yield
