@@ -37,6 +37,32 @@ class KeepBestWeights(pl.Callback):
         if self.best_weights is not None:
             module.load_state_dict(self.best_weights)
 
+    def state_dict(self) -> dict:
+        """Saved in checkpoints, so a resumed run keeps the best epoch seen before."""
+        return {"best": self.best, "stale": self.stale, "best_weights": self.best_weights}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best, self.stale = state_dict["best"], state_dict["stale"]
+        self.best_weights = state_dict["best_weights"]
+
+
+class RandomStateInCheckpoints:
+    """LightningModule mixin: the torch random state (dropout masks) travels in checkpoints,
+    so a run resumed at an epoch boundary draws what the uninterrupted run drew."""
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"].cpu())
+        states = checkpoint.get("cuda_rng_states")
+        if states is not None and torch.cuda.is_available() \
+                and len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([state.cpu() for state in states])
+
 
 @contextlib.contextmanager
 def quiet_lightning():

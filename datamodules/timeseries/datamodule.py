@@ -115,7 +115,7 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
         self.borders, self.scale, self.stride = borders, scale, stride
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.shuffle, self.seed = num_workers, shuffle, seed
-        self.series: SeriesSet | None = None
+        self.series: SeriesSet | None = None  # read once, by read()
         self.scaler: SeriesScaler | None = None
         self.datasets: dict[str, WindowDataset] = {}
 
@@ -207,6 +207,13 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "scaler" in state_dict:
             self.scaler = SeriesScaler.from_state_dict(state_dict["scaler"])
+            if self.datasets:
+                # Lightning restores a checkpoint after setup(): rebuild the windows with the
+                # checkpoint's statistics, not the ones just fitted on this data.
+                stages = {"predict"} if "predict" in self.datasets else {None}
+                self.datasets = {}
+                for stage in stages:
+                    self.setup(stage)
 
     def inverse_transform(self, values: np.ndarray, series: int | np.ndarray) -> np.ndarray:
         """Scaled model output ``(..., C)`` back to the data's units."""

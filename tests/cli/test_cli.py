@@ -64,15 +64,17 @@ def test_flags_reach_the_encoder(empty_folder):
     assert encoder.variant == "mag" and encoder.depth == 2
 
 
-def test_logger_true_gives_csv_logs_and_the_config(empty_folder):
-    build_cli(["fit", "--config", str(CONFIGS / "forecast_etth1.yaml"),
+@pytest.mark.parametrize("config, metric", [("forecast_etth1.yaml", "val_mse"),
+                                            ("dna_promoters.yaml", "val_accuracy")])
+def test_logger_true_gives_csv_logs_and_the_config(config, metric, empty_folder):
+    build_cli(["fit", "--config", str(CONFIGS / config),
                "--trainer.logger=true", f"--trainer.default_root_dir={empty_folder}",
                "--trainer.enable_progress_bar=false", "--trainer.fast_dev_run=0",
                "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
                "--trainer.limit_val_batches=1", "--trainer.log_every_n_steps=1",
                "--model.init_args.dim=16"])
     logs = list(empty_folder.rglob("metrics.csv"))
-    assert len(logs) == 1 and "val_mse" in logs[0].read_text()
+    assert len(logs) == 1 and metric in logs[0].read_text()
     assert (logs[0].parent / "config.yaml").exists()
 
 

@@ -106,3 +106,20 @@ def test_predict_refuses_series_shorter_than_a_window():
                                   test_fraction=0.0)
     with pytest.raises(ValueError, match=r"series \['b'\] have fewer than"):
         module.setup("predict")
+
+
+def test_checkpoint_scaler_replaces_the_one_fitted_on_new_data(etth1):
+    """Lightning restores a checkpoint after setup(): the windows must then use the
+    checkpoint's statistics, not the ones setup() fitted on the new data."""
+    trained = TimeSeriesDataModule(etth1.iloc[:3000], lookback=24, horizon=24)
+    trained.setup("fit")
+    other = etth1.iloc[5000:8000].reset_index(drop=True)
+    restored = TimeSeriesDataModule(other, lookback=24, horizon=24)
+    restored.setup("test")
+    restored.load_state_dict(trained.state_dict())
+    values = other.drop(columns="date").to_numpy()
+    expected = (values - trained.scaler.mean[0]) / trained.scaler.std[0]
+    first = restored.datasets["test"][0]
+    origin = int(first["origin"])
+    np.testing.assert_allclose(first["history"].numpy(), expected[origin - 24:origin],
+                               atol=1e-5)

@@ -7,17 +7,18 @@ import torch
 
 from datamodules import DNADataModule, TimeSeriesDataModule, load_etth1
 from titans_seq import ClassificationModule, ForecastingModule
-from titans_seq.training import quiet_lightning
+from titans_seq.training import KeepBestWeights, quiet_lightning
 
 from ..classification.test_classifier import motif_task
 
 
-def forecasting_run(tmp_path, max_epochs, callbacks=(), ckpt_path=None, precision="32-true"):
+def forecasting_run(tmp_path, max_epochs, callbacks=(), ckpt_path=None, precision="32-true",
+                    dropout=0.0):
     pl.seed_everything(0, verbose=False)
     data = TimeSeriesDataModule(load_etth1().iloc[:800], lookback=24, horizon=12,
                                 batch_size=16, seed=3)
     model = ForecastingModule(lookback=24, horizon=12, patch_len=8, dim=16, depth=1,
-                              memory_heads=2, chunk_size=2, dropout=0.0)
+                              memory_heads=2, chunk_size=2, dropout=dropout)
     with quiet_lightning():
         trainer = pl.Trainer(accelerator="cpu", max_epochs=max_epochs, limit_train_batches=4,
                              limit_val_batches=1, logger=False, enable_progress_bar=False,
@@ -41,19 +42,27 @@ class StopAfter(pl.Callback):
             trainer.should_stop = True
 
 
+@pytest.mark.filterwarnings("ignore:The dirpath has changed")  # a new folder on purpose
 def test_interrupt_and_resume_gives_the_uninterrupted_weights(tmp_path):
-    straight, _ = forecasting_run(tmp_path / "straight", max_epochs=4)
+    """With dropout (the random state travels in the checkpoint) and the best-epoch callback
+    of the shipped configs (its state too)."""
+    def best():
+        return KeepBestWeights("val_mse", 0)
+    straight, _ = forecasting_run(tmp_path / "straight", max_epochs=4, callbacks=[best()],
+                                  dropout=0.1)
     checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True,
                                               save_top_k=0)
-    forecasting_run(tmp_path / "first", max_epochs=4, callbacks=[checkpoint, StopAfter(1)])
+    forecasting_run(tmp_path / "first", max_epochs=4,
+                    callbacks=[best(), checkpoint, StopAfter(1)], dropout=0.1)
+    interrupted = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["state_dict"]
     resumed, trainer = forecasting_run(tmp_path / "second", max_epochs=4, callbacks=[
-        pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt2", save_last=True, save_top_k=0)],
-        ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+        best(), pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt2", save_last=True,
+                                             save_top_k=0)],
+        ckpt_path=tmp_path / "ckpt" / "last.ckpt", dropout=0.1)
     assert trainer.current_epoch == 4
     for name, value in straight.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[name], value, rtol=0, atol=1e-6)
     # Training on differs from what the checkpoint held: the resumed run did train on.
-    interrupted = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["state_dict"]
     assert any(not torch.equal(interrupted[k], v) for k, v in straight.state_dict().items())
 
 

@@ -15,11 +15,12 @@ from datamodules.dna import make_tokenizer
 
 from ..blocks.encoder import MODULE_ENCODER_OPTIONS, Variant
 from ..optim import warmup_cosine_adamw
+from ..training import RandomStateInCheckpoints
 from .network import Readout, TitansClassifierNet
 from .reverse import STRANDED_INPUTS, reverse_complement_batch
 
 
-class ClassificationModule(pl.LightningModule):
+class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
     """Binary or multi-class sequence classification with a Titans encoder (batches of
     ``{"inputs", "mask", "label"}`` as :class:`~datamodules.DNADataModule` gives them).
 
@@ -118,8 +119,14 @@ class ClassificationModule(pl.LightningModule):
         if data is None or not hasattr(data, "n_classes"):
             raise ValueError("n_classes is None: pass n_classes (and vocab_size or "
                              "n_features), or train with a DNADataModule to take them from")
-        self.hparams.update(n_classes=int(data.n_classes), vocab_size=data.vocab_size,
-                            n_features=int(data.n_features), tokenizer=data.tokenizer)
+        if self.hparams.tokenizer not in (None, data.tokenizer):
+            raise ValueError(f"the model's tokenizer is {self.hparams.tokenizer!r}, the "
+                             f"datamodule's {data.tokenizer!r}; leave the model's unset")
+        shapes = dict(n_classes=int(data.n_classes), vocab_size=data.vocab_size,
+                      n_features=int(data.n_features), tokenizer=str(data.tokenizer))
+        self.hparams.update(shapes)
+        # Loggers merge these with the datamodule's hyper-parameters: the same values now.
+        self._hparams_initial.update(shapes)
         self._build()
 
     def forward(self, inputs: Tensor, mask: Tensor | None = None) -> Tensor:

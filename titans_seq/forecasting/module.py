@@ -8,11 +8,12 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from ..blocks.encoder import MODULE_ENCODER_OPTIONS, Variant
 from ..optim import warmup_cosine_adamw
+from ..training import RandomStateInCheckpoints
 from .losses import LossName, PinballLoss, forecast_loss
 from .network import ChannelMode, TitansForecastNet
 
 
-class ForecastingModule(pl.LightningModule):
+class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
     """Multi-horizon forecasting with a Titans encoder (batches of
     :class:`~datamodules.timeseries.WindowDataset`).
 
@@ -99,8 +100,10 @@ class ForecastingModule(pl.LightningModule):
             if getattr(data, name) != h[name]:
                 raise ValueError(f"the datamodule's {name} is {getattr(data, name)}, the "
                                  f"model's {h[name]}; set them equal")
-        self.hparams.update(n_channels=data.n_channels, n_covariates=data.n_covariates,
-                            n_static=data.n_static)
+        shapes = dict(n_channels=data.n_channels, n_covariates=data.n_covariates,
+                      n_static=data.n_static)
+        self.hparams.update(shapes)
+        self._hparams_initial.update(shapes)  # what loggers record
         self._build()
 
     @property
