@@ -46,6 +46,23 @@ class KeepBestWeights(pl.Callback):
         self.best_weights = state_dict["best_weights"]
 
 
+def trainer_datamodule(module: pl.LightningModule, attribute: str, fix: str):
+    """The datamodule the module's Trainer runs with, if it has ``attribute``; else a
+    ``ValueError`` ending in ``fix``."""
+    data = module.trainer.datamodule if module._trainer is not None else None
+    if data is None or not hasattr(data, attribute):
+        raise ValueError(f"{attribute} is None: {fix}")
+    return data
+
+
+def adopt_shapes(module: pl.LightningModule, shapes: dict) -> None:
+    """Record shapes taken from the data as hyper-parameters: in checkpoints (so
+    ``load_from_checkpoint`` rebuilds the same network) and in what loggers merge with the
+    datamodule's hyper-parameters."""
+    module.hparams.update(shapes)
+    module._hparams_initial.update(shapes)
+
+
 class RandomStateInCheckpoints:
     """LightningModule mixin: the torch random state (dropout masks) travels in checkpoints,
     so a run resumed at an epoch boundary draws what the uninterrupted run drew."""

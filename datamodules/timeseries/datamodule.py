@@ -125,7 +125,8 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
         if self.series is None:
             if self.data is None:
                 raise ValueError("TimeSeriesDataModule needs data=…")
-            series = read_series(resolve_embedded(self.data), target=self.target, time_col=self.time_col,
+            series = read_series(resolve_embedded(self.data), target=self.target,
+                                 time_col=self.time_col,
                                  id_col=self.id_col, future_covariates=self.future_covariates,
                                  static_covariates=self.static_covariates,
                                  missing=self.missing, name="data")
@@ -210,10 +211,9 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
             if self.datasets:
                 # Lightning restores a checkpoint after setup(): rebuild the windows with the
                 # checkpoint's statistics, not the ones just fitted on this data.
-                stages = {"predict"} if "predict" in self.datasets else {None}
+                stage = "predict" if "predict" in self.datasets else None
                 self.datasets = {}
-                for stage in stages:
-                    self.setup(stage)
+                self.setup(stage)
 
     def inverse_transform(self, values: np.ndarray, series: int | np.ndarray) -> np.ndarray:
         """Scaled model output ``(..., C)`` back to the data's units."""

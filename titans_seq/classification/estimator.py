@@ -152,7 +152,8 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         classes, label_index = np.unique(y, return_inverse=True)
         if len(classes) < 2:
-            raise ValueError(f"y has only one class ({classes.tolist()[0]!r}); a classifier can't train "
+            raise ValueError(f"y has only one class ({classes.tolist()[0]!r}); a classifier "
+                             "can't train "
                              "when only one class is present: pass examples of at least two")
         for name in ("n_features_in_", "feature_names_in_", "n_channels_", "channel_mean_",
                      "channel_std_"):
@@ -295,14 +296,15 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name, low, high in (("val_fraction", 0, 1), ("rc_augment", 0, 1.0000001),
-                                ("dropout", 0, 1), ("lr", 1e-12, float("inf")),
-                                ("weight_decay", 0, float("inf"))):
+        ranges = {"val_fraction": ("in [0, 1)", lambda v: 0 <= v < 1),
+                  "rc_augment": ("in [0, 1]", lambda v: 0 <= v <= 1),
+                  "dropout": ("in [0, 1)", lambda v: 0 <= v < 1),
+                  "lr": ("> 0", lambda v: v > 0), "weight_decay": (">= 0", lambda v: v >= 0)}
+        for name, (allowed, valid) in ranges.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
-                    or not low <= value < high:
-                raise ValueError(f"{name} must be a number in [{low}, {high:.3g}), got "
-                                 f"{value!r}")
+                    or not valid(value):
+                raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
         for name in ("dim", "depth", "heads", "memory_depth", "chunk_size", "max_epochs",
                      "batch_size", "k"):
             value = getattr(self, name)

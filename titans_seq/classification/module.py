@@ -15,7 +15,7 @@ from datamodules.dna import make_tokenizer
 
 from ..blocks.encoder import MODULE_ENCODER_OPTIONS, Variant
 from ..optim import warmup_cosine_adamw
-from ..training import RandomStateInCheckpoints
+from ..training import RandomStateInCheckpoints, adopt_shapes, trainer_datamodule
 from .network import Readout, TitansClassifierNet
 from .reverse import STRANDED_INPUTS, reverse_complement_batch
 
@@ -115,18 +115,13 @@ class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
         so ``load_from_checkpoint`` rebuilds the same network."""
         if self.net is not None:
             return
-        data = self.trainer.datamodule if self._trainer is not None else None
-        if data is None or not hasattr(data, "n_classes"):
-            raise ValueError("n_classes is None: pass n_classes (and vocab_size or "
-                             "n_features), or train with a DNADataModule to take them from")
+        data = trainer_datamodule(self, "n_classes", "pass n_classes (and vocab_size or "
+                                  "n_features), or train with a DNADataModule to take them from")
         if self.hparams.tokenizer not in (None, data.tokenizer):
             raise ValueError(f"the model's tokenizer is {self.hparams.tokenizer!r}, the "
                              f"datamodule's {data.tokenizer!r}; leave the model's unset")
-        shapes = dict(n_classes=int(data.n_classes), vocab_size=data.vocab_size,
-                      n_features=int(data.n_features), tokenizer=str(data.tokenizer))
-        self.hparams.update(shapes)
-        # Loggers merge these with the datamodule's hyper-parameters: the same values now.
-        self._hparams_initial.update(shapes)
+        adopt_shapes(self, dict(n_classes=int(data.n_classes), vocab_size=data.vocab_size,
+                                n_features=int(data.n_features), tokenizer=str(data.tokenizer)))
         self._build()
 
     def forward(self, inputs: Tensor, mask: Tensor | None = None) -> Tensor:

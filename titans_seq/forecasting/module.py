@@ -8,7 +8,7 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from ..blocks.encoder import MODULE_ENCODER_OPTIONS, Variant
 from ..optim import warmup_cosine_adamw
-from ..training import RandomStateInCheckpoints
+from ..training import RandomStateInCheckpoints, adopt_shapes, trainer_datamodule
 from .losses import LossName, PinballLoss, forecast_loss
 from .network import ChannelMode, TitansForecastNet
 
@@ -91,19 +91,15 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
         ``load_from_checkpoint`` rebuilds the same network."""
         if self.net is not None:
             return
-        data = self.trainer.datamodule if self._trainer is not None else None
-        if data is None or not hasattr(data, "n_channels"):
-            raise ValueError("n_channels is None: pass n_channels, or train with a "
-                             "TimeSeriesDataModule to take it from")
+        data = trainer_datamodule(self, "n_channels", "pass n_channels, or train with a "
+                                  "TimeSeriesDataModule to take it from")
         h = self.hparams
         for name in ("lookback", "horizon", "warmup"):
             if getattr(data, name) != h[name]:
                 raise ValueError(f"the datamodule's {name} is {getattr(data, name)}, the "
                                  f"model's {h[name]}; set them equal")
-        shapes = dict(n_channels=data.n_channels, n_covariates=data.n_covariates,
-                      n_static=data.n_static)
-        self.hparams.update(shapes)
-        self._hparams_initial.update(shapes)  # what loggers record
+        adopt_shapes(self, dict(n_channels=data.n_channels, n_covariates=data.n_covariates,
+                                n_static=data.n_static))
         self._build()
 
     @property
