@@ -1,4 +1,4 @@
-"""benchmarks/genomic_baselines.py: protocol split, k-mer counting, and the two DNA baselines."""
+"""benchmarks/genomic_baselines.py: protocol split, k-mer counting, and the DNA baselines."""
 
 from __future__ import annotations
 
@@ -169,6 +169,49 @@ def test_small_cnn_finds_a_planted_motif_and_is_seeded(motif_split):
     assert again["accuracy"] == r["accuracy"] and again["auroc"] == r["auroc"]
 
 
+def two_motif_xor_task(n: int = 600, length: int = 80, motifs=("GGC", "TTA"), seed: int = 0):
+    """Label 1 iff exactly one of two motifs is planted (XOR): every single k-mer count has the
+    same mean in both classes, so a linear model on counts is at chance; a model that combines
+    k-mers is not."""
+    rng = np.random.default_rng(seed)
+    seqs, labels = [], []
+    for i in range(n):
+        planted = (i % 2 == 1, (i // 2) % 2 == 1)
+        while True:
+            s = "".join(rng.choice(list("ACGT"), size=length))
+            if not any(m in s for m in motifs):
+                break
+        s = list(s)
+        for motif, present in zip(motifs, planted):
+            for _ in range(2 if present else 0):
+                pos = int(rng.integers(0, length - len(motif) + 1))
+                s[pos:pos + len(motif)] = motif
+        seqs.append("".join(s))
+        labels.append(int(planted[0] != planted[1]))
+    return seqs, np.array(labels)
+
+
+def test_kmer_mlp_combines_kmers_where_logistic_regression_cannot():
+    split = gb.protocol_split(*two_motif_xor_task())
+    threads = torch.get_num_threads()
+    mlp = gb.kmer_mlp(split, ks=(3,), hidden=32, lr=3e-3, epochs=40, patience=40, threads=1)
+    assert set(mlp) == {"accuracy", "mcc", "auroc", "train_seconds", "params", "epochs_run"}
+    assert torch.get_num_threads() == threads
+    linear = gb.kmer_logistic_regression(split, ks=(3,))
+    assert linear["accuracy"] < 0.65, linear           # the XOR defeats a linear model
+    assert mlp["accuracy"] >= 0.8 and mlp["auroc"] >= 0.85, mlp
+    again = gb.kmer_mlp(split, ks=(3,), hidden=32, lr=3e-3, epochs=40, patience=40, threads=1)
+    assert again["accuracy"] == mlp["accuracy"] and again["auroc"] == mlp["auroc"]
+
+
+def test_kmer_mlp_handles_several_classes(motif_split):
+    sequences = [*motif_split["train"][0], *motif_split["val"][0], *motif_split["test"][0]]
+    labels = np.arange(len(sequences)) % 3          # random labels: only the shapes matter
+    split = gb.protocol_split(sequences, labels)
+    result = gb.kmer_mlp(split, ks=(2,), hidden=8, epochs=2, threads=1)
+    assert 0.0 <= result["accuracy"] <= 1.0 and result["epochs_run"] == 2
+
+
 def test_main_prints_a_table(tmp_path, capsys):
     seqs, labels = planted_motif_task(n=200, length=60, copies=1)
     path = tmp_path / "dna.csv.gz"
@@ -177,6 +220,7 @@ def test_main_prints_a_table(tmp_path, capsys):
     assert gb.main(["--data", str(path), "--epochs", "2", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "accuracy %" in out and "k-mer (4-6) + LogReg" in out and "CNN" in out
+    assert "k-mer (1-6) + MLP" in out
 
 
 def test_dna_datamodule_split_is_the_protocol_split():

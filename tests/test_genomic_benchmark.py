@@ -31,7 +31,7 @@ def test_any_sequence_label_csv(tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "classes ['ccggaat', 'gattaca', 'plain']" in completed.stdout
     results = json.loads(out.read_text())["results"]
-    assert set(results) == {"titans", "cnn", "kmer-logreg"}
+    assert set(results) == {"titans", "cnn", "kmer-logreg", "kmer-mlp"}
     for row in results.values():
         assert 0 <= row["accuracy"] <= 1 and 0 <= row["auroc"] <= 1 and -1 <= row["mcc"] <= 1
     assert results["kmer-logreg"]["accuracy"] > 0.5  # three classes: chance is 1/3
