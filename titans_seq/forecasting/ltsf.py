@@ -49,13 +49,14 @@ def linear_baseline(data: TimeSeriesDataModule, test_history: np.ndarray,
     shifts do not break), fitted on the training windows. Returns forecasts ``(W, H, C)`` for
     ``test_history (W, L, C)``."""
     history, target = _windows(data.datasets["train"])
-    channels = history.shape[2]
+    channels, lookback = history.shape[2], history.shape[1]
     last = history[:, -1:, :]
-    inputs = (history - last).transpose(0, 2, 1).reshape(-1, history.shape[1])
+    # The last step relative to itself is always 0: dropping it keeps the system well posed.
+    inputs = (history - last)[:, :-1].transpose(0, 2, 1).reshape(-1, lookback - 1)
     outputs = (target - last).transpose(0, 2, 1).reshape(-1, target.shape[1])
     model = Ridge(alpha=alpha).fit(inputs, outputs)
     test_last = test_history[:, -1:, :]
-    flat = (test_history - test_last).transpose(0, 2, 1).reshape(-1, test_history.shape[1])
+    flat = (test_history - test_last)[:, :-1].transpose(0, 2, 1).reshape(-1, lookback - 1)
     forecast = model.predict(flat).reshape(-1, channels, target.shape[1]).transpose(0, 2, 1)
     return forecast + test_last
 
