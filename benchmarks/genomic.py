@@ -63,8 +63,8 @@ def make_classifier(args: argparse.Namespace) -> TitansClassifier:
         readout=args.readout, stem_kernel=args.stem_kernel, tokenizer=args.tokenizer, k=args.k,
         rc_augment=args.rc_augment, rc_average=args.rc_average,
         max_surprise_norm=args.max_surprise_norm or None, max_epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, patience=args.patience, val_fraction=0.1, random_state=0,
-        verbose=args.verbose)
+        batch_size=args.batch_size, lr=args.lr, patience=args.patience, val_fraction=0.1,
+        random_state=0, verbose=args.verbose)
 
 
 def check_split(train_part: tuple[list[str], np.ndarray], split: dict,
@@ -122,7 +122,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, lightning "
           f"{lightning.__version__}")
     print(f"data {args.data}: " + ", ".join(f"{k} {len(v[0])}" for k, v in split.items())
-          + f"; classes {list(classes)}")
+          + f"; classes {classes.tolist()}")
     print("titans " + ", ".join(f"{k}={getattr(args, k)}" for k in (
         "variant", "dim", "depth", "memory_depth", "chunk_size", "dropout", "bidirectional",
         "readout", "stem_kernel", "max_surprise_norm", "tokenizer", "k", "rc_augment",

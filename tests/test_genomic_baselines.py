@@ -204,6 +204,13 @@ def test_kmer_mlp_combines_kmers_where_logistic_regression_cannot():
     assert again["accuracy"] == mlp["accuracy"] and again["auroc"] == mlp["auroc"]
 
 
+def test_kmer_random_forest_finds_a_planted_motif(motif_split):
+    r = gb.kmer_random_forest(motif_split, ks=(6,), n_estimators=50)
+    assert set(r) == {"accuracy", "mcc", "auroc", "train_seconds", "params"}
+    assert r["accuracy"] >= 0.9 and r["auroc"] >= 0.95, r
+    assert r["params"]["n_features"] == 4096 and 0.5 < r["params"]["val_accuracy"] <= 1.0
+
+
 def test_kmer_mlp_handles_several_classes(motif_split):
     sequences = [*motif_split["train"][0], *motif_split["val"][0], *motif_split["test"][0]]
     labels = np.arange(len(sequences)) % 3          # random labels: only the shapes matter
@@ -217,10 +224,11 @@ def test_main_prints_a_table(tmp_path, capsys):
     path = tmp_path / "dna.csv.gz"
     import pandas as pd
     pd.DataFrame({"sequence": seqs, "label": labels, "split": "test"}).to_csv(path, index=False)
-    assert gb.main(["--data", str(path), "--epochs", "2", "--threads", "1"]) == 0
+    assert gb.main(["--data", str(path), "--epochs", "2", "--threads", "1",
+                    "--random-forest"]) == 0
     out = capsys.readouterr().out
     assert "accuracy %" in out and "k-mer (4-6) + LogReg" in out and "CNN" in out
-    assert "k-mer (1-6) + MLP" in out
+    assert "k-mer (1-6) + MLP" in out and "k-mer (6) + forest" in out
 
 
 def test_dna_datamodule_split_is_the_protocol_split():
