@@ -1,7 +1,17 @@
-"""Long-term forecasting benchmark (shared/PROTOCOLS.md §2).
+"""Long-term forecasting benchmark (shared/PROTOCOLS.md §2, and §2b with --long-history).
 
     python benchmarks/ltsf.py --data PATH.csv[.gz] [--lookback 96] [--horizons 96,192,336,720]
                               [--epochs 3] [--peers PEERS.json]
+    python benchmarks/ltsf.py --long-history --data PATH.csv[.gz] [--peers PEERS.json ...]
+                              [--window-epochs 3]
+
+--long-history: the §2 test windows (scaled values, stride 1, all channels), but every model
+may read the whole series before each origin. Side by side: the default Titans
+(``TitansForecaster(horizon=H)``'s network and training, memory reading everything), the same
+fit with the memory frozen after the training rows and with its linear path alone, Titans
+without the memory (trained), Titans in the fixed-window mode (§2's model), ridge at lookbacks
+96 / 336 / 720 on raw and relative values, the neuralforecast peers from their JSON files, and
+the reference rows.
 
 Trains a Titans forecaster per horizon under the protocol and reports test MSE/MAE (scaled
 values, every window, all channels) next to the naive and linear baselines of the same run and
@@ -21,6 +31,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np  # noqa: E402
+
 from titans_seq.forecasting.ltsf import protocol_split, run_ltsf  # noqa: E402
 
 PAPER = {"etth1": (0.420, 0.421), "etth2": (0.336, 0.382), "ettm1": (0.358, 0.387),
@@ -45,9 +57,19 @@ def main() -> None:
     parser.add_argument("--loss", default="mse", choices=["mse", "mae"])
     parser.add_argument("--linear-skip", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--peers", help="JSON written by benchmarks/peers/ltsf_neuralforecast.py")
+    parser.add_argument("--peers", nargs="*",
+                        help="JSON files written by benchmarks/peers/ltsf_neuralforecast.py")
     parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument("--long-history", action="store_true",
+                        help="PROTOCOLS §2b: every model may read the whole history")
+    parser.add_argument("--window-epochs", type=int, default=3,
+                        help="--long-history: epochs of the fixed-window ablation (0: skip)")
+    parser.add_argument("--titans-epochs", type=int, default=None,
+                        help="--long-history: epochs of the default Titans (default: the "
+                             "estimator's max_epochs, with its early stopping)")
     args = parser.parse_args()
+    if args.long_history:
+        return long_history_main(args)
     torch.set_num_threads(args.threads)
     horizons = [int(h) for h in args.horizons.split(",")]
     split = protocol_split(args.data)
@@ -72,10 +94,11 @@ def main() -> None:
         print(f"  h={horizon}: " + ", ".join(f"{n} {m['mse']:.3f}/{m['mae']:.3f}"
                                              for n, m in result.metrics.items())
               + f"  ({result.seconds['titans']:.0f} s training)", flush=True)
-    if args.peers:
-        peers = json.loads(Path(args.peers).read_text())["results"]
+    for path in args.peers or []:
+        peers = json.loads(Path(path).read_text())["results"]
         for name, rows in peers.items():
-            table[f"nf-{name}"] = {int(h): v for h, v in rows.items() if int(h) in horizons}
+            table[f"nf-{name}"] = {int(h): v for h, v in rows.items()
+                               if h.isdigit() and int(h) in horizons}
     print(f"\n{'model':<16}" + "".join(f"{'h=' + str(h):>16}" for h in horizons)
           + f"{'average':>16}{'train min':>11}")
     for name, rows in table.items():
@@ -91,6 +114,91 @@ def main() -> None:
     if key in PAPER:
         print(f"{'paper (Table 3)':<16}" + "".join(f"{'':>16}" for _ in horizons)
               + f"{PAPER[key][0]:.3f} / {PAPER[key][1]:.3f}".rjust(16))
+    if args.out:
+        Path(args.out).write_text(json.dumps(table, indent=1))
+
+
+REFERENCES = {"etth1": {"paper Table 3 (NM)": 0.420, "RLinear searched": 0.413,
+                         "PatchTST/64": 0.413, "xPatch searched": 0.391},
+              "etth2": {"paper Table 3 (NM)": 0.336, "RLinear searched": 0.328,
+                        "PatchTST/64": 0.331, "xPatch searched": 0.299},
+              "ettm1": {"paper Table 3 (NM)": 0.358, "RLinear searched": 0.359,
+                        "PatchTST/64": 0.353, "xPatch searched": 0.341}}
+
+
+def long_history_main(args) -> None:
+    import time
+
+    from long_history import (protocol_series, ridge_forecasts, run_titans, scores,
+                                         test_targets)
+
+    torch.set_num_threads(args.threads)
+    horizons = [int(h) for h in args.horizons.split(",")]
+    split = protocol_split(args.data)
+    import lightning, pandas
+    print(f"device cpu ({platform.processor() or platform.machine()}), fp32, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, lightning "
+          f"{lightning.__version__}, pandas {pandas.__version__}")
+    print(f"long-history protocol (PROTOCOLS §2b): data {args.data} (split {split}), "
+          "every test origin (stride 1), all channels, scaled values")
+    table: dict[str, dict[int, dict[str, float]]] = {}
+
+    def record(name, horizon, metrics):
+        table.setdefault(name, {})[horizon] = metrics
+
+    series = protocol_series(args.data)
+    for horizon in horizons:
+        target = test_targets(series, horizon)
+        for lookback in (96, 336, 720):
+            for relative in (False, True):
+                start = time.perf_counter()
+                forecast, _ = ridge_forecasts(series, lookback, horizon, relative)
+                name = f"ridge-{lookback}-{'rel' if relative else 'raw'}"
+                record(name, horizon, {**scores(forecast, target),
+                                       "seconds": time.perf_counter() - start})
+        for name, metrics in run_titans(args.data, horizon, args.titans_epochs).items():
+            record(name, horizon, metrics)
+        for name, metrics in run_titans(args.data, horizon, args.titans_epochs,
+                                        memory=False).items():
+            record(name, horizon, metrics)
+        if args.window_epochs:
+            result = run_ltsf(args.data, horizon, 96, split=split, epochs=args.window_epochs,
+                              verbose=False, variant="lmm", dim=64, depth=1, patch_len=16,
+                              chunk_size=2, memory_depth=2, dropout=0.1)
+            record("titans-window", horizon, {**result.metrics["titans"],
+                                              "seconds": result.seconds["titans"]})
+        print(f"  h={horizon}: " + ", ".join(f"{n} {rows[horizon]['mse']:.3f}"
+                                             for n, rows in table.items() if horizon in rows),
+              flush=True)
+    ridges = [n for n in table if n.startswith("ridge-")]
+    best = min(ridges, key=lambda n: np.mean([table[n][h]["mse"] for h in horizons]))
+    table["ridge-best"] = table[best]
+    for path in args.peers or []:
+        peers = json.loads(Path(path).read_text())
+        for name, rows in peers["results"].items():
+            config = peers.get("config", {}).get(name, {})
+            label = f"nf-{name}-{config.get('input_size', '?')}-{config.get('max_steps', '?')}st"
+            table[label] = {int(h): v for h, v in rows.items()
+                            if h.isdigit() and int(h) in horizons}
+    print(f"\n{'model':<22}" + "".join(f"{'h=' + str(h):>16}" for h in horizons)
+          + f"{'average':>16}{'train min':>11}")
+    for name, rows in table.items():
+        cells = [f"{rows[h]['mse']:.3f} / {rows[h]['mae']:.3f}" if h in rows else "—"
+                 for h in horizons]
+        done = [rows[h] for h in horizons if h in rows]
+        average = (f"{sum(r['mse'] for r in done) / len(done):.3f} / "
+                   f"{sum(r['mae'] for r in done) / len(done):.3f}") if done else "—"
+        minutes = sum(r.get("seconds", 0.0) for r in done) / 60
+        label = f"{name} ({best})" if name == "ridge-best" else name
+        print(f"{label:<22}" + "".join(f"{c:>16}" for c in cells) + f"{average:>16}"
+              f"{minutes:>11.1f}")
+    key = Path(args.data).name.lower().split(".")[0]
+    for name, value in REFERENCES.get(key, {}).items():
+        print(f"{name + ', not run':<22}" + "".join(f"{'':>16}" for _ in horizons)
+              + f"{value:.3f}".rjust(16))
+    print("(ridge: channel-independent, fitted on every training window, alpha chosen on the "
+          "validation windows; titans-frozen and titans-linear-path are the titans fit "
+          "scored again; train min of those is the shared fit)")
     if args.out:
         Path(args.out).write_text(json.dumps(table, indent=1))
 

@@ -1,10 +1,14 @@
-"""The main job: forecast ETTh1 (embedded) with a Titans memory, next to naive and linear
-baselines, and draw the forecast.
+"""The main job: forecast ETTh1 (embedded) with the default Titans forecaster, whose memory
+reads the whole history and keeps learning through the test rows, next to the naive and
+linear baselines and the fixed-window ablation, and draw the forecasts.
 
-    python -m titans_seq.forecast_demo [--horizon 96] [--epochs 2] [--out etth1_forecast.png]
+    python -m titans_seq.forecast_demo [--horizon 96] [--out etth1_forecast.png]
 
-Protocol of ``shared/PROTOCOLS.md`` §2 (standard ETT borders, scaler fitted on the training
-rows, MSE/MAE on scaled values over every test window and channel).
+Protocol of ``shared/PROTOCOLS.md`` §2b: the standard ETT borders, every test origin (stride
+1), MSE/MAE on values scaled by the training rows' statistics, over all channels. The Titans
+models are ``TitansForecaster`` estimators fitted on the training and validation rows (the
+validation rows for early stopping), then backtested over the test rows without refitting:
+the default one's memory reads every row before each origin.
 """
 
 from __future__ import annotations
@@ -15,34 +19,60 @@ import time
 import numpy as np
 import torch
 
+from datamodules import TimeSeriesDataModule
 from datamodules.datasets import ETTH1_CITATION, load_etth1
-from titans_seq.forecasting.ltsf import run_ltsf
+from datamodules.timeseries.datamodule import ETT_HOUR_BORDERS
+from titans_seq.forecasting import TitansForecaster
+from titans_seq.forecasting.ltsf import _windows, linear_baseline
+
+TRAIN_END, VAL_END, TEST_END = ETT_HOUR_BORDERS
 
 
-def plot(result, path: str) -> None:
+def titans_backtest(model: TitansForecaster, values: np.ndarray, horizon: int
+                    ) -> tuple[np.ndarray, float]:
+    """Fit on the training and validation rows, then forecast every test origin; scaled
+    forecasts ``(W, H, C)`` and the fit's seconds."""
+    start = time.perf_counter()
+    model.fit(values[:VAL_END])
+    seconds = time.perf_counter() - start
+    windows = TEST_END - VAL_END - horizon + 1
+    result = model.backtest(values[:TEST_END], n_windows=windows, step=1)
+    scale = model.scaler_
+    return (result.forecasts - scale.mean[0]) / scale.std[0], seconds
+
+
+def linear_forecasts(values: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
+    """Ridge on the last ``lookback`` rows relative to the last value (fitted on the training
+    windows); scaled test forecasts ``(W, H, C)``."""
+    data = TimeSeriesDataModule(values, mode="window", lookback=lookback, horizon=horizon,
+                                split="ett-hour", scale=True)
+    data.setup("fit")
+    history, _ = _windows(data.datasets["test"])
+    return linear_baseline(data, history)
+
+
+def plot(path: str, values: np.ndarray, mean: np.ndarray, std: np.ndarray,
+         forecasts: dict[str, np.ndarray], horizon: int, channel: int) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data, module = result.data, result.module
-    dataset = data.datasets["test"]
-    item = dataset[len(dataset) - 1]
-    batch = {k: v[None] for k, v in item.items()}
-    module.eval()
-    with torch.inference_mode():
-        forecast = module(batch)[0].numpy()
-    channel = data.read().target_names.index("OT")
-    unscale = lambda v: data.inverse_transform(v, 0)[:, channel]
-    history, target = unscale(item["history"].numpy()), unscale(item["target"].numpy())
-    lookback, horizon = len(history), len(target)
+    origin = TEST_END - horizon
+    history = values[origin - 2 * horizon:origin, channel]
+    actual = values[origin:TEST_END, channel]
     figure, axis = plt.subplots(figsize=(10, 4))
-    axis.plot(np.arange(lookback), history, color="black", label="history")
-    steps = np.arange(lookback, lookback + horizon)
-    axis.plot(steps, target, color="grey", label="actual")
-    axis.plot(steps, unscale(forecast), color="tab:red", label="Titans (LMM)")
-    axis.axvline(lookback - 0.5, color="grey", linestyle=":")
-    axis.set(title=f"ETTh1 oil temperature: last test window, {horizon}-hour forecast",
-             xlabel="hours", ylabel="OT (°C)")
+    past = np.arange(-len(history), 0)
+    axis.plot(past, history, color="black", label="history")
+    steps = np.arange(horizon)
+    axis.plot(steps, actual, color="grey", label="actual")
+    colours = {"Titans (default)": "tab:red", "Titans, fixed window": "tab:purple",
+               "linear (720 rows)": "tab:blue"}
+    for name, forecast in forecasts.items():
+        axis.plot(steps, forecast[-1, :, channel] * std[channel] + mean[channel],
+                  color=colours.get(name), label=name)
+    axis.axvline(-0.5, color="grey", linestyle=":")
+    axis.set(title=f"ETTh1 oil temperature: last test origin, {horizon}-hour forecast",
+             xlabel="hours from the origin", ylabel="OT (°C)")
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -52,28 +82,55 @@ def plot(result, path: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--horizon", type=int, default=96)
-    parser.add_argument("--lookback", type=int, default=96)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--window-epochs", type=int, default=2,
+                        help="epochs of the fixed-window ablation (0: leave it out)")
     parser.add_argument("--out", default="etth1_forecast.png")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.horizon < 1 or args.window_epochs < 0:
+        parser.error("--horizon must be >= 1 and --window-epochs >= 0")
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    frame = load_etth1()
+    names = [c for c in frame.columns if c != "date"]
+    values = frame[names].to_numpy(np.float64)
+    horizon = args.horizon
     print(f"ETTh1 (embedded; {ETTH1_CITATION})")
-    print(f"lookback {args.lookback}, horizon {args.horizon}, {args.epochs} epochs, "
+    print(f"horizon {horizon}; fit on rows [0, {VAL_END}) (the last {VAL_END - TRAIN_END} for "
+          f"early stopping), every test origin in [{VAL_END}, {TEST_END - horizon}], "
           f"{torch.get_num_threads()} threads")
     start = time.perf_counter()
-    result = run_ltsf(load_etth1(), args.horizon, args.lookback, split="ett-hour",
-                      epochs=args.epochs, verbose=not args.quiet, variant="lmm", dim=64,
-                      depth=1, patch_len=16, chunk_size=2)
-    print(f"\ntest windows: {len(result.data.datasets['test'])} (stride 1), 7 channels, "
-          "scaled values")
-    print(f"{'model':<14}{'MSE':>8}{'MAE':>8}")
-    for name, label in (("titans", "Titans (LMM)"), ("linear", "linear"), ("naive", "naive")):
-        metrics = result.metrics[name]
-        print(f"{label:<14}{metrics['mse']:>8.3f}{metrics['mae']:>8.3f}")
-    plot(result, args.out)
-    print(f"\nforecast plot: {args.out}   (training {result.seconds['titans']:.0f} s, "
-          f"total {time.perf_counter() - start:.0f} s)")
+    val_fraction = (VAL_END - TRAIN_END) / VAL_END
+    forecasts, seconds = {}, {}
+    default = TitansForecaster(horizon=horizon, val_fraction=val_fraction, random_state=0,
+                               verbose=not args.quiet)
+    forecasts["Titans (default)"], seconds["Titans (default)"] = titans_backtest(
+        default, values, horizon)
+    if args.window_epochs:
+        window = TitansForecaster(horizon=horizon, mode="window", val_fraction=val_fraction,
+                                  max_epochs=args.window_epochs, patch_len=16, chunk_size=2,
+                                  random_state=0, verbose=not args.quiet)
+        forecasts["Titans, fixed window"], seconds["Titans, fixed window"] = titans_backtest(
+            window, values, horizon)
+    for lookback in (720, 96):
+        name = f"linear ({lookback} rows)"
+        begin = time.perf_counter()
+        forecasts[name] = linear_forecasts(values, lookback, horizon)
+        seconds[name] = time.perf_counter() - begin
+    scaler = default.scaler_
+    scaled = (values - scaler.mean[0]) / scaler.std[0]
+    origins = np.arange(VAL_END, TEST_END - horizon + 1)
+    target = np.stack([scaled[o:o + horizon] for o in origins])
+    forecasts["naive (last value)"] = np.repeat(scaled[origins - 1][:, None], horizon, 1)
+    print(f"\ntest windows: {len(origins)} (stride 1), {len(names)} channels, scaled values")
+    print(f"{'model':<24}{'MSE':>8}{'MAE':>8}{'fit s':>8}")
+    for name, forecast in forecasts.items():
+        error = forecast - target
+        print(f"{name:<24}{np.mean(error ** 2):>8.3f}{np.mean(np.abs(error)):>8.3f}"
+              f"{seconds.get(name, 0.0):>8.0f}")
+    shown = {k: v for k, v in forecasts.items() if k != "naive (last value)"
+             and k != "linear (96 rows)"}
+    plot(args.out, values, scaler.mean[0], scaler.std[0], shown, horizon, names.index("OT"))
+    print(f"\nforecast plot: {args.out}   (total {time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Callable
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 
 class KeepBestWeights(pl.Callback):
@@ -92,6 +92,8 @@ def quiet_lightning():
             logger.setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*litlogger.*")
+        # mode="stream" loaders are IterableDatasets with a length, read by one process
+        warnings.filterwarnings("ignore", message=".*IterableDataset` has `__len__` defined.*")
         # Estimators hold nothing out when the data are too small to; that is documented.
         warnings.filterwarnings("ignore", message=".*validation_step` but have no `val_data.*")
         # Lightning's CLI still passes jsonargparse's deprecated skip_none when saving configs.
@@ -115,11 +117,16 @@ def train_module(module: pl.LightningModule, train: Dataset, val: Dataset | None
     validation weights by ``monitor`` (lower is better) are kept."""
     generator = torch.Generator()
     generator.manual_seed(seed if seed is not None else int(torch.randint(2**31, ()).item()))
-    train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator,
-                              collate_fn=collate_fn)
     has_val = val is not None and len(val) > 0
-    val_loader = (DataLoader(val, batch_size=max(256, batch_size), collate_fn=collate_fn)
-                  if has_val else None)
+    if isinstance(train, IterableDataset):
+        # Items are whole batches, in the order a recurrent model must read them.
+        train_loader = DataLoader(train, batch_size=None)
+        val_loader = DataLoader(val, batch_size=None) if has_val else None
+    else:
+        train_loader = DataLoader(train, batch_size=batch_size, shuffle=True,
+                                  generator=generator, collate_fn=collate_fn)
+        val_loader = (DataLoader(val, batch_size=max(256, batch_size), collate_fn=collate_fn)
+                      if has_val else None)
     callbacks = [KeepBestWeights(monitor, patience)] if has_val else []
     options = dict(max_epochs=max_epochs, logger=False, enable_checkpointing=False,
                    enable_model_summary=False, enable_progress_bar=verbose,

@@ -4,8 +4,9 @@ from .covariates import align_covariates, calendar_features, calendar_names
 from .datamodule import TimeSeriesDataModule, split_borders
 from .frames import SeriesSet, read_series, read_table
 from .preparation import SeriesScaler, prepare_series
+from .streams import LaneSegments, segment_targets
 from .windows import PreparedSeries, WindowDataset
 
-__all__ = ["PreparedSeries", "SeriesScaler", "SeriesSet", "TimeSeriesDataModule",
+__all__ = ["LaneSegments", "PreparedSeries", "SeriesScaler", "SeriesSet", "TimeSeriesDataModule",
            "WindowDataset", "align_covariates", "calendar_features", "calendar_names",
-           "prepare_series", "read_series", "read_table", "split_borders"]
+           "prepare_series", "read_series", "read_table", "segment_targets", "split_borders"]

@@ -14,9 +14,11 @@ from ..sampling import training_sampler
 from .covariates import calendar_names
 from .frames import Missing, SeriesSet, read_series
 from .preparation import SeriesScaler, prepare_series
+from .streams import LaneSegments
 from .windows import WindowDataset
 
 Split = Literal["fractions", "borders", "ett-hour", "ett-minute"]
+Mode = Literal["stream", "window"]
 ETT_HOUR_BORDERS = (8640, 11520, 14400)  # 12, 4 and 4 months of hourly rows
 
 
@@ -83,8 +85,17 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
     stride : int
         Step between training origins (validation and test use every origin).
     shuffle, seed
-        Shuffle the training windows in an order that depends only on ``seed`` and the epoch
-        (a resumed run repeats it).
+        Shuffle the training windows (or group the lanes) in an order that depends only on
+        ``seed`` and the epoch (a resumed run repeats it).
+    mode : {"stream", "window"}
+        ``"stream"``: batches of :class:`~datamodules.timeseries.LaneSegments` (each channel of
+        each series a lane read from its first row, segment after segment in time order,
+        ``batch_size`` lanes at a time) for a model whose memory reads the whole history; every
+        origin of a part is scored, with everything before it readable. ``"window"``: windows
+        of ``warmup + lookback`` rows (:class:`~datamodules.timeseries.WindowDataset`).
+    linear_lookback, patch_len, segment_tokens : int
+        ``mode="stream"``: rows a forecast reads besides the memory are ``max(lookback,
+        linear_lookback)``; rows per memory token; tokens per segment (as the model's).
     """
 
     def __init__(self, data: Any = None, lookback: int = 96, horizon: int = 96,
@@ -96,8 +107,20 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
                  borders: list[int] | None = None, scale: bool = True,
                  missing: Missing = "error", stride: int = 1, batch_size: int = 32,
                  eval_batch_size: int | None = None, num_workers: int = 0,
-                 shuffle: bool = True, seed: int = 0) -> None:
+                 shuffle: bool = True, seed: int = 0, mode: Mode = "stream",
+                 linear_lookback: int = 720, patch_len: int = 16,
+                 segment_tokens: int = 32) -> None:
         super().__init__()
+        if mode not in ("stream", "window"):
+            raise ValueError(f"mode must be 'stream' or 'window', got {mode!r}")
+        for name, value, low in (("linear_lookback", linear_lookback, 0),
+                                 ("patch_len", patch_len, 1),
+                                 ("segment_tokens", segment_tokens, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        if mode == "stream" and warmup:
+            raise ValueError("warmup is for mode='window'; in mode='stream' the memory reads "
+                             "the whole history; set warmup=0")
         for name, value in (("lookback", lookback), ("horizon", horizon),
                             ("stride", stride), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -115,6 +138,8 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
         self.borders, self.scale, self.stride = borders, scale, stride
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.shuffle, self.seed = num_workers, shuffle, seed
+        self.mode, self.linear_lookback = mode, linear_lookback
+        self.patch_len, self.segment_tokens = patch_len, segment_tokens
         self.series: SeriesSet | None = None  # read once, by read()
         self.scaler: SeriesScaler | None = None
         self.datasets: dict[str, WindowDataset] = {}
@@ -161,7 +186,10 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
             raise ValueError("the loaded scaler statistics do not match the data: "
                              f"{self.scaler.mean.shape} vs {(series.n_series, series.n_channels)}")
         prepared = prepare_series(series, self.scaler, self.calendar)
-        context = self.lookback + self.warmup
+        context = self.context
+        if self.mode == "stream":
+            self._setup_streams(series, prepared, borders, stage)
+            return
         parts = {"train": [(context, b[0] - self.horizon) for b in borders],
                  "val": [(max(b[0], context), b[1] - self.horizon) for b in borders],
                  "test": [(max(b[1], context), b[2] - self.horizon) for b in borders]}
@@ -188,10 +216,56 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
                 predict_series, [(length, length) for length in series.lengths], context,
                 self.horizon)
 
+    @property
+    def context(self) -> int:
+        """Rows before an origin that a window (or a forecast besides the memory) reads."""
+        return max(self.lookback, self.linear_lookback) if self.mode == "stream" \
+            else self.lookback + self.warmup
+
+    def _setup_streams(self, series, prepared, borders, stage: str | None) -> None:
+        context, horizon = self.context, self.horizon
+        rank, world = 0, 1
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            rank, world = trainer.global_rank, trainer.world_size
+        parts = {"train": ([(context, b[0] - horizon) for b in borders], [b[0] for b in borders]),
+                 "val": ([(max(b[0], context), b[1] - horizon) for b in borders],
+                         [b[1] for b in borders]),
+                 "test": ([(max(b[1], context), b[2] - horizon) for b in borders],
+                          [b[2] for b in borders])}
+        for name, (origins, stops) in parts.items():
+            training = name == "train"
+            self.datasets[name] = LaneSegments(
+                prepared, origins, stops, context, horizon, self.patch_len,
+                self.segment_tokens, self.batch_size if training else self.eval_batch_size,
+                shuffle=training and self.shuffle, seed=self.seed, rank=rank,
+                world_size=world, merge_unscored=not training)
+        if len(self.datasets["train"]) == 0:
+            shortest = min(b[0] for b in borders)
+            raise ValueError(f"no training origin: a forecast needs max(lookback, "
+                             f"linear_lookback) + horizon = {context + horizon} training rows, "
+                             f"the longest series has {max(b[0] for b in borders)} (shortest "
+                             f"{shortest}); use a shorter linear_lookback/horizon or more data")
+        if stage == "predict":
+            short = [key for key, n in zip(series.ids, series.lengths) if n < self.lookback]
+            if short:
+                raise ValueError(f"series {short[:5]} have fewer than lookback = "
+                                 f"{self.lookback} rows, so there is no window to forecast from")
+            if series.future_names:
+                raise ValueError("forecasting past the end needs the future covariates' next "
+                                 f"{horizon} rows; use TitansForecaster.predict(X=…)")
+            ahead = prepare_series(series, self.scaler, self.calendar, extra_rows=horizon)
+            self.datasets["predict"] = [
+                {"values": item.values, "observed": item.observed,
+                 "covariates": item.covariates, "static": item.static} for item in ahead]
+
     def _loader(self, name: str) -> DataLoader | list:
         dataset = self.datasets.get(name)
         if dataset is None or len(dataset) == 0:
             return []
+        if self.mode == "stream":
+            # Items are whole batches already, in the order the memory must read them.
+            return DataLoader(dataset, batch_size=None, num_workers=min(self.num_workers, 1))
         training = name == "train"
         # The order depends only on (seed, epoch): resuming from a checkpoint repeats it.
         sampler = training_sampler(dataset, self.shuffle, self.seed) if training else None

@@ -13,6 +13,7 @@ from titans_seq.cli import build_cli
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # Small overrides so a shipped config trains in seconds.
 FAST = {"forecast_etth1.yaml": ["--model.init_args.dim=16", "--trainer.fast_dev_run=1"],
+        "forecast_etth1_window.yaml": ["--model.init_args.dim=16", "--trainer.fast_dev_run=1"],
         "dna_promoters.yaml": ["--model.init_args.dim=16", "--trainer.fast_dev_run=1",
                                "--data.init_args.batch_size=8"]}
 

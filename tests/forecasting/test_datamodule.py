@@ -17,7 +17,7 @@ def etth1():
 
 
 def test_ett_protocol_windows_and_scaler(etth1):
-    module = TimeSeriesDataModule(etth1, lookback=96, horizon=96, split="ett-hour")
+    module = TimeSeriesDataModule(etth1, mode="window", lookback=96, horizon=96, split="ett-hour")
     module.setup("fit")
     # Time-Series-Library: 8640-96-96+1 train windows, 2880-96+1 val and test windows
     assert {k: len(v) for k, v in module.datasets.items()} == \
@@ -35,9 +35,9 @@ def test_ett_protocol_windows_and_scaler(etth1):
 
 
 def test_scaler_travels_with_state_dict(etth1):
-    fitted = TimeSeriesDataModule(etth1.iloc[:3000], lookback=24, horizon=24)
+    fitted = TimeSeriesDataModule(etth1.iloc[:3000], mode="window", lookback=24, horizon=24)
     fitted.setup("fit")
-    restored = TimeSeriesDataModule(None, lookback=24, horizon=24)
+    restored = TimeSeriesDataModule(None, mode="window", lookback=24, horizon=24)
     restored.load_state_dict(fitted.state_dict())
     restored.data = etth1.iloc[:3000].assign(OT=etth1["OT"].iloc[:3000] + 100)
     restored.setup("fit")  # statistics come from the state, not from the changed data
@@ -45,7 +45,7 @@ def test_scaler_travels_with_state_dict(etth1):
 
 
 def test_windows_are_lazy():
-    module = TimeSeriesDataModule(np.zeros((2_000_000, 1), dtype=np.float32), lookback=8,
+    module = TimeSeriesDataModule(np.zeros((2_000_000, 1), dtype=np.float32), mode="window", lookback=8,
                                   horizon=8, stride=1, scale=False)
     module.setup("fit")
     dataset = module.datasets["train"]
@@ -57,7 +57,7 @@ def test_windows_are_lazy():
 def test_calendar_and_covariate_coverage():
     frame = pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=300, freq="h"),
                           "y": np.sin(np.arange(300) / 5), "price": np.arange(300.0)})
-    module = TimeSeriesDataModule(frame, lookback=24, horizon=12, calendar=["hour", "month"],
+    module = TimeSeriesDataModule(frame, mode="window", lookback=24, horizon=12, calendar=["hour", "month"],
                                   future_covariates=["price"])
     module.setup("fit")
     item = module.datasets["train"][0]
@@ -68,7 +68,7 @@ def test_calendar_and_covariate_coverage():
     with pytest.raises(ValueError, match="must cover 2024-01-01 00:00:00 to 2024-01-13 23:00"):
         align_covariates(series, frame[["ds", "price"]].iloc[:-1], 12)
     with pytest.raises(ValueError, match="no training window"):
-        TimeSeriesDataModule(frame, lookback=192, horizon=96).setup("fit")
+        TimeSeriesDataModule(frame, mode="window", lookback=192, horizon=96).setup("fit")
     with pytest.raises(ValueError, match="future covariates"):
         module.setup("predict")
 
@@ -78,8 +78,8 @@ def test_lightning_fits_and_tests_with_masked_nan(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     values = np.sin(np.arange(600) / 6)[:, None] + 0.1 * rng.normal(size=(600, 2))
     values[100:110, 0] = np.nan
-    data = TimeSeriesDataModule(values, lookback=24, horizon=12, missing="mask", batch_size=32)
-    model = ForecastingModule(n_channels=2, lookback=24, horizon=12, dim=16, depth=1,
+    data = TimeSeriesDataModule(values, mode="window", lookback=24, horizon=12, missing="mask", batch_size=32)
+    model = ForecastingModule(mode="window", n_channels=2, lookback=24, horizon=12, dim=16, depth=1,
                               patch_len=6)
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
@@ -102,7 +102,7 @@ def test_predict_refuses_series_shorter_than_a_window():
                                                                             periods=n, freq="D"),
                                      "y": np.arange(n, dtype=float)})
                        for key, n in (("a", 200), ("b", 10))])
-    module = TimeSeriesDataModule(frame, lookback=16, horizon=4, val_fraction=0.0,
+    module = TimeSeriesDataModule(frame, mode="window", lookback=16, horizon=4, val_fraction=0.0,
                                   test_fraction=0.0)
     with pytest.raises(ValueError, match=r"series \['b'\] have fewer than"):
         module.setup("predict")
@@ -111,10 +111,10 @@ def test_predict_refuses_series_shorter_than_a_window():
 def test_checkpoint_scaler_replaces_the_one_fitted_on_new_data(etth1):
     """Lightning restores a checkpoint after setup(): the windows must then use the
     checkpoint's statistics, not the ones setup() fitted on the new data."""
-    trained = TimeSeriesDataModule(etth1.iloc[:3000], lookback=24, horizon=24)
+    trained = TimeSeriesDataModule(etth1.iloc[:3000], mode="window", lookback=24, horizon=24)
     trained.setup("fit")
     other = etth1.iloc[5000:8000].reset_index(drop=True)
-    restored = TimeSeriesDataModule(other, lookback=24, horizon=24)
+    restored = TimeSeriesDataModule(other, mode="window", lookback=24, horizon=24)
     restored.setup("test")
     restored.load_state_dict(trained.state_dict())
     values = other.drop(columns="date").to_numpy()

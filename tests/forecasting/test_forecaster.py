@@ -137,9 +137,9 @@ def test_covariates_are_required_and_checked():
 
 
 @pytest.mark.parametrize("params, words", [
-    (dict(lookback=10, patch_len=4), "multiple of patch_len"),
+    (dict(lookback=10, patch_len=4, mode="window"), "multiple of patch_len"),
     (dict(horizon=0), "horizon must be a positive int"),
-    (dict(warmup=5), "warmup must be a multiple"),
+    (dict(warmup=5, mode="window"), "warmup must be a multiple"),
 ])
 def test_bad_parameters(params, words):
     with pytest.raises(ValueError, match=words):
@@ -178,7 +178,8 @@ def test_streaming_blocks_equal_one_window():
     assert not torch.allclose(fresh, whole)  # the memory of earlier blocks matters
 
 
-def test_update_helps_after_a_regime_shift():
+@pytest.mark.parametrize("mode", ["stream", "window"])
+def test_update_helps_after_a_regime_shift(mode):
     """Test-time learning: after a regime shift, a forecaster whose memory has read the new
     regime (update) beats the same model forecasting from its lookback window alone."""
     rng = np.random.default_rng(0)
@@ -196,9 +197,10 @@ def test_update_helps_after_a_regime_shift():
         return np.concatenate(parts) + 0.05 * generator.normal(size=count * length)
 
     horizon, lookback = 8, 16  # the lookback sees half a period: the rest must be recalled
-    model = TitansForecaster(horizon=horizon, lookback=lookback, warmup=4 * lookback,
-                             patch_len=4, chunk_size=2, dim=32, max_epochs=3, dropout=0.0,
-                             lr=3e-3, random_state=0).fit(regimes(24, 256, rng))
+    options = dict(warmup=4 * lookback) if mode == "window" else dict(linear_lookback=lookback)
+    model = TitansForecaster(horizon=horizon, lookback=lookback, mode=mode, patch_len=4,
+                             chunk_size=2, dim=32, max_epochs=3, dropout=0.0, lr=3e-3,
+                             random_state=0, **options).fit(regimes(24, 256, rng))
     new = regimes(1, 256, np.random.default_rng(1))
     model.update(new[:160])
     updated, window_only = [], []
@@ -208,6 +210,7 @@ def test_update_helps_after_a_regime_shift():
         truth = new[origin:origin + horizon]
         updated.append(np.mean((model.predict() - truth) ** 2))
         window_only.append(np.mean((model.predict(new[origin - lookback:origin]) - truth) ** 2))
+    print(mode, np.mean(updated), np.mean(window_only))
     assert np.mean(updated) < 0.85 * np.mean(window_only)
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from titans_seq.forecast_demo import plot
+from titans_seq.forecast_demo import TEST_END, linear_forecasts, plot
 from titans_seq.forecasting.ltsf import protocol_split, run_ltsf
 
 
@@ -25,5 +25,23 @@ def test_protocol_runner_and_plot(tmp_path):
         assert np.isfinite(result.metrics[name]["mse"]) and result.metrics[name]["mse"] > 0
     # a 24-hour sine is what a linear map of the lookback captures: it must beat "last value"
     assert result.metrics["linear"]["mse"] < result.metrics["naive"]["mse"]
-    plot(result, str(tmp_path / "forecast.png"))
-    assert (tmp_path / "forecast.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_linear_baseline_and_plot(tmp_path):
+    """The main job's pieces on an ETT-sized series: the long linear baseline and the plot."""
+    rng = np.random.default_rng(0)
+    t = np.arange(TEST_END)
+    values = np.stack([np.sin(2 * np.pi * t / 24), np.cos(2 * np.pi * t / 168)], 1) \
+        + 0.05 * rng.normal(size=(TEST_END, 2))
+    horizon = 24
+    forecast = linear_forecasts(values, 96, horizon)
+    mean, std = values[:8640].mean(0), values[:8640].std(0)
+    scaled = (values - mean) / std
+    origins = np.arange(11520, TEST_END - horizon + 1)
+    target = np.stack([scaled[o:o + horizon] for o in origins])
+    naive = np.repeat(scaled[origins - 1][:, None], horizon, 1)
+    assert forecast.shape == target.shape
+    assert np.mean((forecast - target) ** 2) < 0.2 * np.mean((naive - target) ** 2)
+    path = tmp_path / "forecast.png"
+    plot(str(path), values, mean, std, {"linear (720 rows)": forecast}, horizon, 0)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -34,10 +34,10 @@ def main(out: Path, mode: str) -> None:
     processes = 2 if mode == "ddp" else 1
     pl.seed_everything(0, verbose=False)
     # 1201 rows: 110 validation windows, an even number, so no rank repeats one to even out.
-    data = TimeSeriesDataModule(load_etth1().iloc[:1201], lookback=24, horizon=12,
+    data = TimeSeriesDataModule(load_etth1().iloc[:1201], mode="window", lookback=24, horizon=12,
                                 batch_size=GLOBAL_BATCH // processes, eval_batch_size=64,
                                 seed=0)  # ranks take interleaved shards of one order
-    model = ForecastingModule(lookback=24, horizon=12, patch_len=8, dim=16, depth=1,
+    model = ForecastingModule(mode="window", lookback=24, horizon=12, patch_len=8, dim=16, depth=1,
                               memory_heads=2, chunk_size=2, dropout=0.0)
     counter = CountBatches()
     checkpoints = pl.callbacks.ModelCheckpoint(dirpath=out / f"checkpoints_{mode}",

@@ -15,9 +15,9 @@ from ..classification.test_classifier import motif_task
 def forecasting_run(tmp_path, max_epochs, callbacks=(), ckpt_path=None, precision="32-true",
                     dropout=0.0):
     pl.seed_everything(0, verbose=False)
-    data = TimeSeriesDataModule(load_etth1().iloc[:800], lookback=24, horizon=12,
+    data = TimeSeriesDataModule(load_etth1().iloc[:800], mode="window", lookback=24, horizon=12,
                                 batch_size=16, seed=3)
-    model = ForecastingModule(lookback=24, horizon=12, patch_len=8, dim=16, depth=1,
+    model = ForecastingModule(mode="window", lookback=24, horizon=12, patch_len=8, dim=16, depth=1,
                               memory_heads=2, chunk_size=2, dropout=dropout)
     with quiet_lightning():
         trainer = pl.Trainer(accelerator="cpu", max_epochs=max_epochs, limit_train_batches=4,

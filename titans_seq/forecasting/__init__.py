@@ -3,8 +3,9 @@
 from .estimator import BacktestResult, TitansForecaster
 from .losses import PinballLoss, forecast_loss, pinball
 from .module import ForecastingModule
+from .long_memory import LongMemoryForecastNet
 from .network import TitansForecastNet
 from .revin import RevIN
 
-__all__ = ["BacktestResult", "ForecastingModule", "PinballLoss", "RevIN", "TitansForecaster",
+__all__ = ["BacktestResult", "ForecastingModule", "LongMemoryForecastNet", "PinballLoss", "RevIN", "TitansForecaster",
            "TitansForecastNet", "forecast_loss", "pinball"]

@@ -12,12 +12,13 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from datamodules.timeseries import (SeriesScaler, SeriesSet, WindowDataset, align_covariates,
-                                    calendar_names, prepare_series, read_series, split_borders)
+from datamodules.timeseries import (LaneSegments, SeriesScaler, SeriesSet, WindowDataset,
+                                    align_covariates, calendar_names, prepare_series,
+                                    read_series, split_borders)
 
 from .module import ForecastingModule
 from .outputs import backtest_frame, forecast_output
-from .streaming import SeriesStream, absorb, forecast_at, move_state
+from .streaming import forecast_from, move_state, open_stream, read_upto
 from ..training import train_module
 
 
@@ -43,14 +44,27 @@ class TitansForecaster(BaseEstimator):
     ----------
     horizon : int
         Rows to forecast.
+    mode : {"stream", "window"}
+        ``"stream"`` (default): the memory reads every series from its first row, one token per
+        ``patch_len`` rows, and keeps reading after ``fit`` (:meth:`update`, :meth:`predict`
+        with ``y``); a forecast adds what the memory path makes of everything seen to a linear
+        map of the last ``linear_lookback`` rows. Training is decoder-style: every origin of a
+        series is a forecast in one pass over it (see
+        :class:`~titans_seq.forecasting.LongMemoryForecastNet`). ``"window"``: the memory reads
+        only ``warmup + lookback`` rows per forecast (the fixed-window model, an ablation).
     lookback : int
-        Rows a forecast reads through its head; a multiple of ``patch_len``.
+        Recent rows the memory path's head reads (``"window"``: rows a forecast reads; a
+        multiple of ``patch_len``).
+    linear_lookback : int, optional
+        ``mode="stream"``: rows of the linear path (0: none). Default: 720, or less when the
+        training part is short (half of what remains after the horizon, at least ``lookback``).
+    segment_tokens, head_hidden : int
+        ``mode="stream"``: memory tokens per training segment (truncated back-propagation
+        through time), width of the memory path's head.
     warmup : int
-        Rows before each training window that the memory reads first (a multiple of
-        ``lookback``). With ``warmup > 0`` the model learns to use what its memory holds from
-        earlier history, which is what :meth:`update` feeds it. At prediction time the memory
-        reads whole blocks from the start of a series, so it may lag the head's window by up
-        to ``lookback − 1`` rows.
+        ``mode="window"``: rows before each training window that the memory reads first (a
+        multiple of ``lookback``). At prediction time the memory reads whole blocks from the
+        start of a series, so it may lag the head's window by up to ``lookback − 1`` rows.
     variant, dim, depth, patch_len, channel_mode, memory_depth, chunk_size, dropout
         The network (see :class:`~titans_seq.forecasting.ForecastingModule`).
     loss : {"mse", "mae", "quantile"}
@@ -87,14 +101,18 @@ class TitansForecaster(BaseEstimator):
         The data seen so far (fit, then every update).
     scaler_ : SeriesScaler
         Per-series statistics of the training rows.
-    streams_ : list of SeriesStream
+    streams_ : list of LaneStream or SeriesStream
         Each series' memory after reading its history.
+    linear_lookback_ : int
+        The linear path's rows (``mode="stream"``).
     n_channels_, n_covariates_, target_names_ : as named
     """
 
-    def __init__(self, horizon: int = 24, lookback: int = 96, warmup: int = 0,
+    def __init__(self, horizon: int = 24, mode: Literal["stream", "window"] = "stream",
+                 lookback: int = 96, linear_lookback: int | None = None,
+                 segment_tokens: int = 32, head_hidden: int = 256, warmup: int = 0,
                  variant: Literal["lmm", "mac", "mag", "mal"] = "lmm", dim: int = 64,
-                 depth: int = 1, patch_len: int = 8,
+                 depth: int = 1, patch_len: int = 16,
                  channel_mode: Literal["independent", "mixing"] = "independent",
                  memory_depth: int = 2, chunk_size: int = 4, dropout: float = 0.1,
                  loss: Literal["mse", "mae", "quantile"] = "mse",
@@ -108,7 +126,9 @@ class TitansForecaster(BaseEstimator):
                  random_state: int | None = None, verbose: bool = False,
                  accelerator: str = "auto", devices: int | str = 1,
                  trainer_kwargs: dict | None = None) -> None:
-        self.horizon, self.lookback, self.warmup = horizon, lookback, warmup
+        self.horizon, self.mode, self.lookback, self.warmup = horizon, mode, lookback, warmup
+        self.linear_lookback, self.segment_tokens = linear_lookback, segment_tokens
+        self.head_hidden = head_hidden
         self.variant, self.dim, self.depth, self.patch_len = variant, dim, depth, patch_len
         self.channel_mode, self.memory_depth = channel_mode, memory_depth
         self.chunk_size, self.dropout, self.loss, self.quantiles = (chunk_size, dropout, loss,
@@ -132,38 +152,62 @@ class TitansForecaster(BaseEstimator):
         calendar = calendar_names(self.calendar)
         if calendar and series.times is None:
             raise ValueError("calendar features need timestamps; y has none")
-        context = self.lookback + self.warmup
         borders = [split_borders(n, "fractions", self.val_fraction, 0.0) for n in series.lengths]
-        if max(b[0] for b in borders) < context + self.horizon:
-            raise ValueError(f"y is too short: a training window needs lookback + warmup + "
-                             f"horizon = {context + self.horizon} rows before the validation "
-                             f"part, the longest series has {max(b[0] for b in borders)}; use "
-                             "a shorter lookback/horizon, val_fraction=0 or more data")
+        train_rows = max(b[0] for b in borders)
+        linear_lookback = self._linear_lookback(train_rows)
+        context = (max(self.lookback, linear_lookback) if self.mode == "stream"
+                   else self.lookback + self.warmup)
+        if train_rows < context + self.horizon:
+            needs = ("max(lookback, linear_lookback)" if self.mode == "stream"
+                     else "lookback + warmup")
+            raise ValueError(f"y is too short: a training window needs {needs} + horizon = "
+                             f"{context + self.horizon} rows before the validation part, the "
+                             f"longest series has {train_rows}; use a shorter lookback/"
+                             "horizon, val_fraction=0 or more data")
         scaler = SeriesScaler.fit(series, [b[0] for b in borders], True, future)
         prepared = prepare_series(series, scaler, calendar, future)
-        train = WindowDataset(prepared, [(context, b[0] - self.horizon) for b in borders],
-                              context, self.horizon)
-        val = WindowDataset(prepared, [(max(b[0], context), b[1] - self.horizon)
-                                       for b in borders], context, self.horizon)
+        train_origins = [(context, b[0] - self.horizon) for b in borders]
+        val_origins = [(max(b[0], context), b[1] - self.horizon) for b in borders]
+        if self.mode == "stream":
+            segments = dict(context=context, horizon=self.horizon, patch_len=self.patch_len,
+                            tokens=self.segment_tokens, lanes=self.batch_size)
+            train = LaneSegments(prepared, train_origins, [b[0] for b in borders],
+                                 shuffle=True, seed=self.random_state or 0, **segments)
+            val = LaneSegments(prepared, val_origins, [b[1] for b in borders],
+                               merge_unscored=True, **segments)
+        else:
+            train = WindowDataset(prepared, train_origins, context, self.horizon)
+            val = WindowDataset(prepared, val_origins, context, self.horizon)
         # The caller's random state (CPU and every visible GPU) is left as it was.
         with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
             if self.random_state is not None:
                 torch.manual_seed(self.random_state)
-            module = self._train(series, calendar, future_names, train, val)
+            module = self._train(series, calendar, future_names, train, val, linear_lookback)
         module.eval()
         self.module_ = module
         self.series_, self.scaler_, self.calendar_ = series, scaler, calendar
         self.future_, self.future_names_ = future, future_names
         self.n_channels_, self.target_names_ = series.n_channels, series.target_names
         self.n_covariates_ = len(calendar) + len(future_names)
+        self.linear_lookback_ = linear_lookback
         self.streams_ = self._stream(series, scaler, future)
         return self
 
+    def _linear_lookback(self, train_rows: int) -> int:
+        if self.mode != "stream":
+            return 0
+        if self.linear_lookback is not None:
+            return self.linear_lookback
+        return min(720, max(self.lookback, (train_rows - self.horizon) // 2))
+
     def _train(self, series: SeriesSet, calendar: list[str], future_names: list[str],
-               train: WindowDataset, val: WindowDataset) -> ForecastingModule:
+               train, val, linear_lookback: int) -> ForecastingModule:
         module = ForecastingModule(
             n_channels=series.n_channels, lookback=self.lookback, horizon=self.horizon,
-            warmup=self.warmup, n_covariates=len(calendar) + len(future_names),
+            warmup=self.warmup, mode=self.mode, linear_lookback=linear_lookback,
+            segment_tokens=self.segment_tokens, head_hidden=self.head_hidden,
+            head_dropout=self.dropout if self.mode == "stream" else 0.0,
+            n_covariates=len(calendar) + len(future_names),
             n_static=len(series.static_names), patch_len=self.patch_len,
             channel_mode=self.channel_mode, variant=self.variant, dim=self.dim,
             depth=self.depth, memory_depth=self.memory_depth, chunk_size=self.chunk_size,
@@ -177,18 +221,35 @@ class TitansForecaster(BaseEstimator):
         return module
 
     def _check_params(self) -> None:
+        if self.mode not in ("stream", "window"):
+            raise ValueError(f"mode must be 'stream' or 'window', got {self.mode!r}")
         for name in ("horizon", "lookback", "patch_len", "max_epochs", "batch_size", "dim",
-                     "depth"):
+                     "depth", "segment_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name, value in (("patience", self.patience), ("head_hidden", self.head_hidden)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if self.linear_lookback is not None and (
+                isinstance(self.linear_lookback, bool)
+                or not isinstance(self.linear_lookback, int) or self.linear_lookback < 0):
+            raise ValueError(f"linear_lookback must be an int >= 0 or None (automatic), got "
+                             f"{self.linear_lookback!r}")
+        if self.mode == "stream":
+            if self.lookback < self.patch_len:
+                raise ValueError(f"lookback ({self.lookback}) must be at least patch_len "
+                                 f"({self.patch_len})")
+            if self.warmup:
+                raise ValueError("warmup is for mode='window'; in mode='stream' the memory "
+                                 "reads the whole history; set warmup=0")
+            if self.channel_mode != "independent":
+                raise ValueError("mode='stream' reads every channel as its own lane; use "
+                                 "channel_mode='independent' (or mode='window')")
+            return
         if self.lookback % self.patch_len:
             raise ValueError(f"lookback ({self.lookback}) must be a multiple of patch_len "
                              f"({self.patch_len})")
-        if isinstance(self.patience, bool) or not isinstance(self.patience, int) \
-                or self.patience < 0:
-            raise ValueError(f"patience must be an int >= 0 (0: never stop early), got "
-                             f"{self.patience!r}")
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) \
                 or self.warmup < 0 or self.warmup % self.lookback:
             raise ValueError(f"warmup must be a multiple of lookback ({self.lookback}) >= 0, "
@@ -203,15 +264,14 @@ class TitansForecaster(BaseEstimator):
     def _prepared(self, series: SeriesSet, scaler: SeriesScaler, future, extra_rows: int = 0):
         return prepare_series(series, scaler, self.calendar_, future, extra_rows)
 
-    def _stream(self, series: SeriesSet, scaler: SeriesScaler, future,
-                streams: list[SeriesStream] | None = None) -> list[SeriesStream]:
+    def _stream(self, series: SeriesSet, scaler: SeriesScaler, future, streams=None) -> list:
         net = self.module_.net
         device = self.module_.device
-        streams = streams or [SeriesStream(net.initial_state(1)) for _ in series.values]
+        streams = streams or [open_stream(net, series.n_channels) for _ in series.values]
         for stream, prepared, length in zip(streams, self._prepared(series, scaler, future),
                                             series.lengths):
-            absorb(net, stream, prepared.values.to(device), prepared.observed.to(device),
-                   prepared.covariates.to(device), prepared.static.to(device), length)
+            read_upto(net, stream, prepared.values.to(device), prepared.observed.to(device),
+                      prepared.covariates.to(device), prepared.static.to(device), length)
         return streams
 
     # -- update ------------------------------------------------------------------------------
@@ -359,9 +419,9 @@ class TitansForecaster(BaseEstimator):
         forecasts = []
         for stream, item, length, index in zip(streams, prepared, series.lengths,
                                                range(series.n_series)):
-            forecast = forecast_at(net, stream, item.values.to(device),
-                                   item.observed.to(device), item.covariates.to(device),
-                                   item.static.to(device), length)
+            forecast = forecast_from(net, stream, item.values.to(device),
+                                     item.observed.to(device), item.covariates.to(device),
+                                     item.static.to(device), length)
             forecasts.append(self._unscale(scaler, forecast.float().cpu().numpy(), index))
         return forecasts, series
 
@@ -441,11 +501,11 @@ class TitansForecaster(BaseEstimator):
                                  f"{self.lookback + self.horizon + step * (n_windows - 1)}")
             tensors = [t.to(device) for t in (item.values, item.observed, item.covariates,
                                               item.static)]
-            stream = SeriesStream(net.initial_state(1))
+            stream = open_stream(net, series.n_channels)
             forecasts = []
             for origin in origins:
-                absorb(net, stream, *tensors, origin)
-                forecast = forecast_at(net, stream, *tensors, origin).float().cpu().numpy()
+                read_upto(net, stream, *tensors, origin)
+                forecast = forecast_from(net, stream, *tensors, origin).float().cpu().numpy()
                 forecasts.append(self._unscale(scaler, self._point(forecast), index))
             results.append((origins, np.stack(forecasts)))
         return _backtest_result(series, results, self.horizon)
@@ -457,8 +517,7 @@ class TitansForecaster(BaseEstimator):
             module = copy.deepcopy(state["module_"]).cpu()
             module._trainer = None
             state["module_"] = module
-            state["streams_"] = [SeriesStream(move_state(s.state, "cpu"), s.committed)
-                                 for s in state["streams_"]]
+            state["streams_"] = [move_state(stream, "cpu") for stream in state["streams_"]]
         return state
 
 

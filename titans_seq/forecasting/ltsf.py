@@ -64,14 +64,14 @@ def linear_baseline(data: TimeSeriesDataModule, test_history: np.ndarray,
 def run_ltsf(data: Any, horizon: int, lookback: int = 96, split: str = "ett-hour",
              epochs: int = 3, batch_size: int = 64, verbose: bool = True, seed: int = 0,
              **model_kwargs) -> LTSFResult:
-    """Train and test a :class:`ForecastingModule` under the protocol; metrics on scaled
-    values over every test window (stride 1) and all channels."""
+    """Train and test a fixed-window :class:`ForecastingModule` (``mode="window"``) under the
+    protocol; metrics on scaled values over every test window (stride 1) and all channels."""
     torch.manual_seed(seed)
-    datamodule = TimeSeriesDataModule(data, lookback=lookback, horizon=horizon, split=split,
-                                      batch_size=batch_size, eval_batch_size=256)
+    datamodule = TimeSeriesDataModule(data, mode="window", lookback=lookback, horizon=horizon,
+                                      split=split, batch_size=batch_size, eval_batch_size=256)
     datamodule.setup("fit")
-    module = ForecastingModule(n_channels=datamodule.n_channels, lookback=lookback,
-                               horizon=horizon, **model_kwargs)
+    module = ForecastingModule(n_channels=datamodule.n_channels, mode="window",
+                               lookback=lookback, horizon=horizon, **model_kwargs)
     result = LTSFResult(horizon, module=module, data=datamodule)
     start = time.perf_counter()
     with quiet_lightning():

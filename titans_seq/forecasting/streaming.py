@@ -1,5 +1,6 @@
-"""Per-series streaming of a fitted :class:`TitansForecastNet`: the memory reads a series block
-by block and forecasts from wherever the series ends, without a Trainer."""
+"""Per-series streaming of a fitted network, without a Trainer: the memory reads a series as it
+arrives and forecasts from wherever the series ends (:class:`TitansForecastNet` block by block,
+:class:`LongMemoryForecastNet` patch by patch)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ..blocks import EncoderState
+from .long_memory import LongMemoryForecastNet, LongMemoryState
 from .network import TitansForecastNet
 
 
@@ -64,3 +66,97 @@ def forecast_at(net: TitansForecastNet, stream: SeriesStream, values: Tensor, ob
     forecast, _ = net(values[None, start:origin], observed[None, start:origin], window[None],
                       static[None], stream.state)
     return forecast[0]
+
+
+# -- mode="stream": the memory reads every whole patch -----------------------------------------
+@dataclass
+class LaneStream:
+    """One series' lanes (its channels) as a :class:`LongMemoryForecastNet` memory has read
+    them: its state (which holds the encoder outputs the next forecast reads) and the rows
+    read (whole patches from the first row)."""
+
+    state: LongMemoryState | None
+    committed: int = 0
+
+
+def _lanes(values: Tensor, observed: Tensor, covariates: Tensor, static: Tensor,
+           start: int, stop: int):
+    """Rows ``[start, stop)`` of a series ``(T, C)`` as lanes ``(C, stop − start)``."""
+    channels = values.shape[1]
+    return (values[start:stop].T, observed[start:stop].T,
+            covariates[None, start:stop].expand(channels, -1, -1),
+            static[None].expand(channels, -1))
+
+
+@torch.inference_mode()
+def read_lanes(net: LongMemoryForecastNet, stream: LaneStream, values: Tensor,
+               observed: Tensor, covariates: Tensor, static: Tensor, upto: int) -> None:
+    """Let the memory read every whole patch of the first ``upto`` rows it has not read."""
+    if not net.memory:
+        stream.committed = upto - upto % net.patch_len
+        return
+    stop = upto - upto % net.patch_len
+    if stop <= stream.committed:
+        return
+    lanes = _lanes(values, observed, covariates, static, stream.committed, stop)
+    _, stream.state = net.read(*lanes, stream.state)
+    stream.committed = stop
+
+
+@torch.inference_mode()
+def lane_forecast(net: LongMemoryForecastNet, stream: LaneStream, values: Tensor,
+                  observed: Tensor, covariates: Tensor, static: Tensor, origin: int) -> Tensor:
+    """The forecast of the ``horizon`` rows from ``origin`` (the memory must have read the
+    whole patches before it: :func:`read_lanes`); ``(H, C[, Q])``."""
+    if stream.committed != origin - origin % net.patch_len:
+        raise RuntimeError("the memory has not read the rows before this origin")
+    channels = values.shape[1]
+    start = origin - net.context
+    window = values.new_zeros(channels, net.context)
+    window_observed = observed.new_zeros(channels, net.context)
+    low = max(start, 0)
+    window[:, low - start:] = values[low:origin].T
+    window_observed[:, low - start:] = observed[low:origin].T
+    future = covariates[origin:origin + net.horizon][None, None].expand(channels, 1, -1, -1)
+    memory = stream.state.recent.flatten(1)[:, None] if net.memory else None  # (C, 1, K·dim)
+    forecast = net.forecast(window[:, None], window_observed[:, None], memory,
+                            future if net.n_covariates else None)[:, 0]  # (C, H[, Q])
+    return forecast.transpose(0, 1)
+
+
+def stream_forecast(net: LongMemoryForecastNet, series: dict[str, Tensor]) -> Tensor:
+    """The forecast from the end of one whole series (``values, observed (T, C)``,
+    ``covariates (T + H, F)``, ``static (S,)``), its memory read from the first row;
+    ``(H, C[, Q])``."""
+    values = series["values"]
+    stream = LaneStream(net.initial_state(values.shape[1]))
+    tensors = (values, series["observed"], series["covariates"], series["static"])
+    read_lanes(net, stream, *tensors, values.shape[0])
+    return lane_forecast(net, stream, *tensors, values.shape[0])
+
+
+# -- either network -----------------------------------------------------------------------------
+def open_stream(net: TitansForecastNet | LongMemoryForecastNet, channels: int
+                ) -> LaneStream | SeriesStream:
+    """A series' memory before its first row."""
+    if isinstance(net, LongMemoryForecastNet):
+        return LaneStream(net.initial_state(channels))
+    return SeriesStream(net.initial_state(1))
+
+
+def read_upto(net, stream, values: Tensor, observed: Tensor, covariates: Tensor,
+              static: Tensor, upto: int) -> None:
+    """Let the memory read what it may of the first ``upto`` rows (:func:`read_lanes` or
+    :func:`absorb`)."""
+    if isinstance(net, LongMemoryForecastNet):
+        read_lanes(net, stream, values, observed, covariates, static, upto)
+    else:
+        absorb(net, stream, values, observed, covariates, static, upto)
+
+
+def forecast_from(net, stream, values: Tensor, observed: Tensor, covariates: Tensor,
+                  static: Tensor, origin: int) -> Tensor:
+    """The forecast from ``origin`` after :func:`read_upto` the same origin; ``(H, C[, Q])``."""
+    if isinstance(net, LongMemoryForecastNet):
+        return lane_forecast(net, stream, values, observed, covariates, static, origin)
+    return forecast_at(net, stream, values, observed, covariates, static, origin)

@@ -7,10 +7,10 @@
 
 from .chunked import chunked_memory_scan, memory_scan
 from .conv import CausalDepthwiseConv1d
-from .layer import NeuralMemory, NeuralMemoryState
+from .layer import NeuralMemory, NeuralMemoryState, frozen_memory
 from .mlp import memory_mlp
 from .reference import memory_scan_reference
 from .state import MemoryState
 
 __all__ = ["CausalDepthwiseConv1d", "MemoryState", "NeuralMemory", "NeuralMemoryState",
-           "chunked_memory_scan", "memory_mlp", "memory_scan", "memory_scan_reference"]
+           "chunked_memory_scan", "frozen_memory", "memory_mlp", "memory_scan", "memory_scan_reference"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -30,6 +31,21 @@ class NeuralMemoryState:
     @property
     def tokens_seen(self) -> Tensor:
         return self.memory.tokens_seen
+
+
+@contextlib.contextmanager
+def frozen_memory(module: nn.Module):
+    """Within the block, every :class:`NeuralMemory` inside ``module`` reads without writing:
+    its weights (and momentum, which is cleared) no longer learn from the tokens it sees."""
+    layers = [m for m in module.modules() if isinstance(m, NeuralMemory)]
+    before = [layer.writes for layer in layers]
+    for layer in layers:
+        layer.writes = False
+    try:
+        yield
+    finally:
+        for layer, writes in zip(layers, before):
+            layer.writes = writes
 
 
 class NeuralMemory(nn.Module):
@@ -138,6 +154,9 @@ class NeuralMemory(nn.Module):
         self.output_norm_weight = nn.Parameter(torch.ones(heads, head_dim))
         self.output_gate = nn.Linear(dim, inner, bias=False)
         self.output = nn.Linear(inner, dim, bias=False)
+        # False freezes the memory: tokens are read but not written (θ = η = α = 0, so the
+        # weights stay where they are); see :func:`frozen_memory`.
+        self.writes = True
 
     def initial_state(self, batch_size: int) -> NeuralMemoryState:
         """The state before any token, for ``batch_size`` independent streams."""
@@ -182,6 +201,8 @@ class NeuralMemory(nn.Module):
         eta = gates[1] if self.momentum else torch.zeros_like(step)
         theta = step * (1 - eta) if self.momentum else step
         alpha = gates[-1] if self.forgetting else torch.zeros_like(step)
+        if not self.writes:
+            theta, eta, alpha = (torch.zeros_like(step),) * 3
 
         read, memory_state = chunked_memory_scan(
             q, k, v, theta, eta, alpha, list(self.initial_weights), self.chunk_size,

@@ -1,0 +1,248 @@
+"""`LongMemoryForecastNet`: a memory that reads the whole history, a linear map of the recent
+rows, and a head that forecasts from both.
+
+Every channel of every series is one univariate *lane* (channel independence, weights shared
+by all lanes). A lane is cut into patches of ``patch_len`` rows counted from its first row;
+each whole patch is one token written into a Titans encoder, so after ``n`` rows the memory has
+read every whole patch of them, however long the series (constant cost per row). A forecast
+at origin ``t`` (predicting rows ``[t, t + horizon)``) reads:
+
+- the **linear path**: a linear map of the last ``linear_lookback`` rows, relative to the last
+  value (a ridge regression fitted in closed form before training, then trained on);
+- the **memory path**: the encoder outputs of the last ``lookback / patch_len`` whole patches
+  before ``t`` (each a read of a memory that holds everything the lane showed up to that
+  patch; the last ``t mod patch_len`` rows are in the window) and the last ``lookback`` rows,
+  scaled by the window's own spread; its output layer starts at zero, so the untrained model
+  *is* the linear model and the memory learns what that misses.
+
+Training is decoder-style: one pass over a long segment of a lane gives a forecast at *every*
+origin in it (all of them read the same encoder outputs), so an epoch costs one encoder pass
+over the series, not one per window (:meth:`LongMemoryForecastNet.segment`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..blocks import EncoderState, TitansEncoder
+
+RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # × the mean diagonal of the Gram matrix
+
+
+@dataclass
+class LongMemoryState:
+    """What a lane's memory path carries from one call to the next: the encoder's state and
+    its outputs at the last ``memory_tokens`` patches ``(B, K, dim)`` (zeros before the
+    first), which the next forecasts read."""
+
+    encoder: EncoderState
+    recent: Tensor
+
+    def detach(self) -> "LongMemoryState":
+        return LongMemoryState(self.encoder.detach(), self.recent.detach())
+
+
+class LongMemoryForecastNet(nn.Module):
+    """Forecast ``horizon`` rows from a memory of the whole history plus recent windows.
+
+    Parameters
+    ----------
+    horizon : int
+        Rows to forecast.
+    lookback : int
+        Recent rows the memory path's head reads (at least ``patch_len``).
+    linear_lookback : int
+        Recent rows the linear path reads (0: no linear path).
+    patch_len : int
+        Rows per memory token.
+    n_covariates, n_static : int
+        Future-known covariates per row (with each token, and over the horizon in the head) and
+        static covariates per series (added to every token).
+    quantiles : sequence of float, optional
+        One forecast per quantile (last axis); None gives a point forecast.
+    head_hidden : int
+        Width of the memory path's head (0: a linear head).
+    head_dropout : float
+        Dropout before the head's layers.
+    memory : bool
+        False drops the encoder: the head reads the recent window only (an ablation).
+    encoder_kwargs
+        Everything else is passed to :class:`~titans_seq.TitansEncoder`.
+    """
+
+    def __init__(self, horizon: int, lookback: int = 96, linear_lookback: int = 336,
+                 patch_len: int = 16, n_covariates: int = 0, n_static: int = 0,
+                 quantiles: Sequence[float] | None = None, head_hidden: int = 256,
+                 head_dropout: float = 0.1, memory: bool = True, **encoder_kwargs) -> None:
+        super().__init__()
+        self.horizon, self.lookback, self.linear_lookback = horizon, lookback, linear_lookback
+        self.patch_len, self.n_covariates, self.n_static = patch_len, n_covariates, n_static
+        self.quantiles = tuple(quantiles) if quantiles is not None else None
+        self.context = max(lookback, linear_lookback)
+        self.memory_tokens = lookback // patch_len  # the patches of the recent window
+        outputs = len(self.quantiles) if self.quantiles else 1
+        self.memory = memory
+        if memory:
+            self.encoder = TitansEncoder(**encoder_kwargs)
+            dim = self.encoder.dim
+            # values, observed mask and covariates of a patch, the static covariates
+            self.token_embedding = nn.Linear(2 * patch_len + patch_len * n_covariates
+                                             + n_static, dim)
+        else:
+            self.encoder, dim = None, 0
+        head_in = self.memory_tokens * dim + 2 * lookback + horizon * n_covariates
+        layers: list[nn.Module] = [nn.Dropout(head_dropout)]
+        if head_hidden:
+            layers += [nn.Linear(head_in, head_hidden), nn.GELU(), nn.Dropout(head_dropout)]
+        layers.append(nn.Linear(head_hidden or head_in, horizon * outputs))
+        self.head = nn.Sequential(*layers)
+        nn.init.zeros_(self.head[-1].weight)  # start as the linear model
+        nn.init.zeros_(self.head[-1].bias)
+        self.linear = nn.Linear(linear_lookback, horizon) if linear_lookback else None
+        if self.linear is not None:
+            nn.init.zeros_(self.linear.weight)
+            nn.init.zeros_(self.linear.bias)
+        # Set once the linear path holds its closed-form fit (saved in checkpoints, so a
+        # resumed run does not refit it).
+        self.register_buffer("linear_fitted", torch.tensor(False))
+
+    # -- the memory path -------------------------------------------------------------------
+    def initial_state(self, lanes: int) -> LongMemoryState | None:
+        if not self.memory:
+            return None
+        encoder = self.encoder.initial_state(lanes)
+        weight = self.token_embedding.weight
+        recent = weight.new_zeros(lanes, self.memory_tokens, self.encoder.dim)
+        return LongMemoryState(encoder, recent)
+
+    def read(self, values: Tensor, observed: Tensor, covariates: Tensor, static: Tensor,
+             state: LongMemoryState | None
+             ) -> tuple[Tensor | None, LongMemoryState | None]:
+        """Write whole patches into the memory: ``values, observed (B, N·P)``, ``covariates
+        (B, N·P, F)``, ``static (B, S)``. Returns, after each patch, the encoder outputs of the
+        last ``memory_tokens`` patches ``(B, N, K·dim)``, and the state."""
+        if not self.memory:
+            return None, None
+        lanes, rows = values.shape
+        tokens = rows // self.patch_len
+        state = state if state is not None else self.initial_state(lanes)
+        weight = observed.to(values.dtype).view(lanes, tokens, self.patch_len)  # (B, N, P)
+        patches = values.view(lanes, tokens, self.patch_len)
+        # Each patch relative to its own mean: the memory stores shapes, not levels, so a
+        # level the training rows never reached is no extrapolation for it (RevIN's idea,
+        # per patch, hence causal); the level is the linear path's business.
+        count = weight.sum(-1, keepdim=True).clamp_min(1.0)
+        mean = (patches * weight).sum(-1, keepdim=True) / count
+        pieces = [(patches - mean) * weight, weight]
+        if self.n_covariates:
+            pieces.append(covariates.reshape(lanes, tokens, -1))  # (B, N, P·F)
+        if self.n_static:
+            pieces.append(static[:, None].expand(lanes, tokens, self.n_static))
+        embedded = self.token_embedding(torch.cat(pieces, -1))  # (B, N, dim)
+        outputs, encoder = self.encoder(embedded, state.encoder)
+        every = torch.cat([state.recent, outputs], 1)  # (B, K + N, dim)
+        recent = every.unfold(1, self.memory_tokens, 1)[:, 1:]  # (B, N, dim, K)
+        recent = recent.transpose(-1, -2).flatten(-2)  # (B, N, K·dim), oldest first
+        return recent, LongMemoryState(encoder, every[:, -self.memory_tokens:])
+
+    # -- the forecast at given origins ------------------------------------------------------
+    def forecast(self, window: Tensor, window_observed: Tensor, memory: Tensor | None,
+                 future: Tensor | None) -> Tensor:
+        """Forecasts at ``O`` origins of ``B`` lanes: ``window, window_observed (B, O,
+        context)`` the rows before each origin, ``memory (B, O, K·dim)`` the encoder outputs
+        the origin reads, ``future (B, O, H, F)`` the horizon's covariates. ``(B, O, H[, Q])``."""
+        weight = window_observed.to(window.dtype)
+        level = _last_observed(window, window_observed)  # (B, O, 1)
+        relative = (window - level) * weight
+        recent = relative[..., -self.lookback:]
+        count = weight[..., -self.lookback:].sum(-1, keepdim=True).clamp_min(1.0)
+        spread = torch.sqrt((recent ** 2).sum(-1, keepdim=True) / count + 1e-4)  # (B, O, 1)
+        inputs = [recent / spread, weight[..., -self.lookback:]]
+        if memory is not None:
+            inputs.insert(0, memory)
+        if self.n_covariates:
+            inputs.append(future.flatten(-2))
+        batch, origins = window.shape[:2]
+        head = self.head(torch.cat(inputs, -1)).view(batch, origins, self.horizon, -1)
+        forecast = level[..., None] + spread[..., None] * head  # (B, O, H, Q)
+        if self.linear is not None:
+            linear = self.linear(relative[..., -self.linear_lookback:])  # (B, O, H)
+            forecast = forecast + linear[..., None]
+        return forecast if self.quantiles else forecast.squeeze(-1)
+
+    # -- training and evaluation: every origin of a segment ---------------------------------
+    def segment(self, values: Tensor, observed: Tensor, covariates: Tensor, static: Tensor,
+                tokens: int, state: LongMemoryState | None
+                ) -> tuple[Tensor, LongMemoryState | None]:
+        """Forecasts at every origin of a segment of ``tokens`` patches.
+
+        The segment's patches are rows ``[s, s + tokens·P)`` of each lane; ``values, observed
+        (B, context + (tokens + 1)·P + H − 1)`` hold rows ``[s − context, s + (tokens + 1)·P
+        + H − 1)`` (zeros and False where a lane has no such row) and ``covariates`` the same
+        rows ``(…, F)``. The origins are ``t = s + P + j`` for ``j < tokens·P``: each reads the
+        memory after its last whole patch and the ``context`` rows before it. Returns
+        ``(B, tokens·P, H[, Q])`` and the state after the segment.
+        """
+        patch, context, horizon = self.patch_len, self.context, self.horizon
+        rows = tokens * patch
+        memory, state = self.read(values[:, context:context + rows],
+                                  observed[:, context:context + rows],
+                                  covariates[:, context:context + rows], static, state)
+        if memory is not None:
+            memory = memory.repeat_interleave(patch, 1)  # (B, tokens·P, K·dim): per origin
+        # windows rows [t − context, t) for t = s + P + j: block positions [P + j, P + j + C)
+        window = values[:, patch:patch + rows + context - 1].unfold(1, context, 1)
+        window_observed = observed[:, patch:patch + rows + context - 1].unfold(1, context, 1)
+        future = None
+        if self.n_covariates:
+            start = patch + context
+            future = covariates[:, start:start + rows + horizon - 1].unfold(1, horizon, 1)
+            future = future.transpose(-1, -2)  # (B, tokens·P, H, F)
+        return self.forecast(window, window_observed, memory, future), state
+
+    # -- the linear path's closed-form start ------------------------------------------------
+    @torch.no_grad()
+    def fit_linear(self, windows: Tensor, targets: Tensor) -> float:
+        """Ridge regression of the horizon on the window, relative to the last value: ``windows
+        (N, linear_lookback)`` and ``targets (N, H)`` complete training examples (scaled
+        values). The penalty is chosen on the last fifth of them (in time order), then the map
+        is refitted on all. Returns the chosen penalty (relative to the Gram diagonal)."""
+        if self.linear is None or len(windows) == 0:
+            return 0.0
+        windows, targets = windows.double(), targets.double()
+        level = windows[:, -1:]
+        inputs = torch.cat([windows - level, torch.ones_like(level)], 1)  # intercept last
+        outputs = targets - level
+        split = max(1, int(0.8 * len(inputs)))
+
+        def solve(x: Tensor, y: Tensor, penalty: float) -> Tensor:
+            gram = x.T @ x
+            ridge = penalty * gram.diagonal()[:-1].mean().clamp_min(1e-12)
+            gram.diagonal()[:-1].add_(ridge)  # no penalty on the intercept
+            gram.diagonal()[-1].add_(1e-9)
+            return torch.linalg.solve(gram, x.T @ y)
+
+        best = (float("inf"), RIDGE_GRID[-1])
+        if split < len(inputs):
+            for penalty in RIDGE_GRID:
+                weights = solve(inputs[:split], outputs[:split], penalty)
+                error = ((inputs[split:] @ weights - outputs[split:]) ** 2).mean().item()
+                if error < best[0]:
+                    best = (error, penalty)
+        weights = solve(inputs, outputs, best[1])  # (L + 1, H)
+        self.linear.weight.copy_(weights[:-1].T.to(self.linear.weight.dtype))
+        self.linear.bias.copy_(weights[-1].to(self.linear.bias.dtype))
+        self.linear_fitted.fill_(True)
+        return best[1]
+
+
+def _last_observed(window: Tensor, observed: Tensor) -> Tensor:
+    """Each row's last observed value (0 where none), ``(..., 1)``."""
+    positions = torch.arange(window.shape[-1], device=window.device)
+    last = torch.where(observed, positions, -1).amax(-1, keepdim=True)  # (..., 1)
+    value = window.gather(-1, last.clamp_min(0))
+    return torch.where(last >= 0, value, torch.zeros_like(value))
