@@ -64,6 +64,8 @@ def main() -> None:
                         help="PROTOCOLS §2b: every model may read the whole history")
     parser.add_argument("--window-epochs", type=int, default=3,
                         help="--long-history: epochs of the fixed-window ablation (0: skip)")
+    parser.add_argument("--table", help="--long-history: print the figures saved by --out "
+                                        "(and --peers) instead of running")
     parser.add_argument("--titans-epochs", type=int, default=None,
                         help="--long-history: epochs of the default Titans (default: the "
                              "estimator's max_epochs, with its early stopping)")
@@ -146,8 +148,13 @@ def long_history_main(args) -> None:
     def record(name, horizon, metrics):
         table.setdefault(name, {})[horizon] = metrics
 
-    series = protocol_series(args.data)
-    for horizon in horizons:
+    if args.table:  # print a saved run (with peers that finished later)
+        saved = json.loads(Path(args.table).read_text())
+        table = {name: {int(h): v for h, v in rows.items()} for name, rows in saved.items()
+                 if name != "ridge-best"}
+        horizons = sorted({h for rows in table.values() for h in rows})
+    series = None if args.table else protocol_series(args.data)
+    for horizon in [] if args.table else horizons:
         target = test_targets(series, horizon)
         for lookback in (96, 336, 720):
             for relative in (False, True):

@@ -11,8 +11,8 @@ import torch
 SCRIPT = Path(__file__).with_name("ddp_fit.py")
 
 
-def run(out: Path, mode: str) -> None:
-    completed = subprocess.run([sys.executable, str(SCRIPT), str(out), mode],
+def run(out: Path, mode: str, kind: str = "window") -> None:
+    completed = subprocess.run([sys.executable, str(SCRIPT), str(out), mode, kind],
                                capture_output=True, text=True, timeout=600,
                                env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -40,3 +40,23 @@ def test_ddp_on_two_cpu_processes_equals_one_process(tmp_path):
     for name in one:
         torch.testing.assert_close(ddp[name], one[name], rtol=1e-4, atol=1e-5)
     assert abs(ranks[0]["val_mse"] - single["val_mse"]) < 1e-5 * single["val_mse"] + 1e-6
+
+
+def test_long_memory_ddp_shards_lanes_and_equals_one_process(tmp_path):
+    """mode="stream": each rank reads half of the lanes, segment after segment, with its own
+    memory state; the averaged gradients equal one process reading all lanes."""
+    run(tmp_path, "ddp", "stream")
+    run(tmp_path, "single", "stream")
+    ranks = [json.loads((tmp_path / f"ddp_rank{rank}.json").read_text()) for rank in (0, 1)]
+    single = json.loads((tmp_path / "single_rank0.json").read_text())
+    assert [r["batches"] for r in ranks] == [single["batches"]] * 2
+    for step, lanes in enumerate(single["origins"]):
+        halves = [tuple(lane) for rank in ranks for lane in rank["origins"][step]]
+        assert sorted(halves) == sorted(tuple(lane) for lane in lanes)
+        assert set(map(tuple, ranks[0]["origins"][step])).isdisjoint(
+            map(tuple, ranks[1]["origins"][step]))
+    assert ranks[0]["val_mse"] == ranks[1]["val_mse"]
+    ddp = torch.load(tmp_path / "ddp_weights.pt", weights_only=True)
+    one = torch.load(tmp_path / "single_weights.pt", weights_only=True)
+    for name in one:
+        torch.testing.assert_close(ddp[name], one[name], rtol=1e-4, atol=1e-5)

@@ -13,15 +13,18 @@ from ..classification.test_classifier import motif_task
 
 
 def forecasting_run(tmp_path, max_epochs, callbacks=(), ckpt_path=None, precision="32-true",
-                    dropout=0.0):
+                    dropout=0.0, mode="window"):
     pl.seed_everything(0, verbose=False)
-    data = TimeSeriesDataModule(load_etth1().iloc[:800], mode="window", lookback=24, horizon=12,
-                                batch_size=16, seed=3)
-    model = ForecastingModule(mode="window", lookback=24, horizon=12, patch_len=8, dim=16, depth=1,
-                              memory_heads=2, chunk_size=2, dropout=dropout)
+    shapes = dict(mode=mode, lookback=24, horizon=12)
+    if mode == "stream":
+        shapes.update(linear_lookback=48, patch_len=8, segment_tokens=8)
+    data = TimeSeriesDataModule(load_etth1().iloc[:800], batch_size=16 if mode == "window"
+                                else 3, seed=3, **shapes)
+    model = ForecastingModule(**{"patch_len": 8, **shapes}, dim=16, depth=1, memory_heads=2,
+                              chunk_size=2, dropout=dropout)
     with quiet_lightning():
         trainer = pl.Trainer(accelerator="cpu", max_epochs=max_epochs, limit_train_batches=4,
-                             limit_val_batches=1, logger=False, enable_progress_bar=False,
+                             limit_val_batches=1 if mode == "window" else 3, logger=False, enable_progress_bar=False,
                              enable_model_summary=False, num_sanity_val_steps=0,
                              default_root_dir=tmp_path, callbacks=list(callbacks),
                              enable_checkpointing=any(isinstance(c, pl.callbacks.ModelCheckpoint)
@@ -43,22 +46,24 @@ class StopAfter(pl.Callback):
 
 
 @pytest.mark.filterwarnings("ignore:The dirpath has changed")  # a new folder on purpose
-def test_interrupt_and_resume_gives_the_uninterrupted_weights(tmp_path):
+@pytest.mark.parametrize("mode", ["window", "stream"])
+def test_interrupt_and_resume_gives_the_uninterrupted_weights(tmp_path, mode):
     """With dropout (the random state travels in the checkpoint) and the best-epoch callback
-    of the shipped configs (its state too)."""
+    of the shipped configs (its state too); in stream mode the lane order of each epoch, the
+    linear path's fit and the memory-weight choice resume too."""
     def best():
         return KeepBestWeights("val_mse", 0)
     straight, _ = forecasting_run(tmp_path / "straight", max_epochs=4, callbacks=[best()],
-                                  dropout=0.1)
+                                  dropout=0.1, mode=mode)
     checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True,
                                               save_top_k=0)
     forecasting_run(tmp_path / "first", max_epochs=4,
-                    callbacks=[best(), checkpoint, StopAfter(1)], dropout=0.1)
+                    callbacks=[best(), checkpoint, StopAfter(1)], dropout=0.1, mode=mode)
     interrupted = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["state_dict"]
     resumed, trainer = forecasting_run(tmp_path / "second", max_epochs=4, callbacks=[
         best(), pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt2", save_last=True,
                                              save_top_k=0)],
-        ckpt_path=tmp_path / "ckpt" / "last.ckpt", dropout=0.1)
+        ckpt_path=tmp_path / "ckpt" / "last.ckpt", dropout=0.1, mode=mode)
     assert trainer.current_epoch == 4
     for name, value in straight.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[name], value, rtol=0, atol=1e-6)

@@ -109,6 +109,9 @@ class LongMemoryForecastNet(nn.Module):
         # Set once the linear path holds its closed-form fit (saved in checkpoints, so a
         # resumed run does not refit it).
         self.register_buffer("linear_fitted", torch.tensor(False))
+        # How much of the memory path's correction the forecast adds (chosen on validation
+        # after training: 0 falls back to the linear model where the memory does not help).
+        self.register_buffer("memory_weight", torch.tensor(1.0))
 
     # -- the memory path -------------------------------------------------------------------
     def initial_state(self, lanes: int) -> LongMemoryState | None:
@@ -151,7 +154,7 @@ class LongMemoryForecastNet(nn.Module):
 
     # -- the forecast at given origins ------------------------------------------------------
     def forecast(self, window: Tensor, window_observed: Tensor, memory: Tensor | None,
-                 future: Tensor | None) -> Tensor:
+                 future: Tensor | None, memory_weight: Tensor | float | None = None) -> Tensor:
         """Forecasts at ``O`` origins of ``B`` lanes: ``window, window_observed (B, O,
         context)`` the rows before each origin, ``memory (B, O, K·dim)`` the encoder outputs
         the origin reads, ``future (B, O, H, F)`` the horizon's covariates. ``(B, O, H[, Q])``."""
@@ -168,7 +171,8 @@ class LongMemoryForecastNet(nn.Module):
             inputs.append(future.flatten(-2))
         batch, origins = window.shape[:2]
         head = self.head(torch.cat(inputs, -1)).view(batch, origins, self.horizon, -1)
-        forecast = level[..., None] + spread[..., None] * head  # (B, O, H, Q)
+        weight = self.memory_weight if memory_weight is None else memory_weight
+        forecast = level[..., None] + weight * spread[..., None] * head  # (B, O, H, Q)
         if self.linear is not None:
             linear = self.linear(relative[..., -self.linear_lookback:])  # (B, O, H)
             forecast = forecast + linear[..., None]
@@ -176,7 +180,8 @@ class LongMemoryForecastNet(nn.Module):
 
     # -- training and evaluation: every origin of a segment ---------------------------------
     def segment(self, values: Tensor, observed: Tensor, covariates: Tensor, static: Tensor,
-                tokens: int, state: LongMemoryState | None
+                tokens: int, state: LongMemoryState | None,
+                memory_weights: Sequence[float] | None = None
                 ) -> tuple[Tensor, LongMemoryState | None]:
         """Forecasts at every origin of a segment of ``tokens`` patches.
 
@@ -185,7 +190,8 @@ class LongMemoryForecastNet(nn.Module):
         + H − 1)`` (zeros and False where a lane has no such row) and ``covariates`` the same
         rows ``(…, F)``. The origins are ``t = s + P + j`` for ``j < tokens·P``: each reads the
         memory after its last whole patch and the ``context`` rows before it. Returns
-        ``(B, tokens·P, H[, Q])`` and the state after the segment.
+        ``(B, tokens·P, H[, Q])`` and the state after the segment; with ``memory_weights``,
+        ``(W, B, tokens·P, H[, Q])``, one forecast per share of the memory path.
         """
         patch, context, horizon = self.patch_len, self.context, self.horizon
         rows = tokens * patch
@@ -202,7 +208,12 @@ class LongMemoryForecastNet(nn.Module):
             start = patch + context
             future = covariates[:, start:start + rows + horizon - 1].unfold(1, horizon, 1)
             future = future.transpose(-1, -2)  # (B, tokens·P, H, F)
-        return self.forecast(window, window_observed, memory, future), state
+        if memory_weights is None:
+            return self.forecast(window, window_observed, memory, future), state
+        # one forecast per weight (a new leading axis), from two evaluations of the head
+        linear = self.forecast(window, window_observed, memory, future, 0.0)
+        full = self.forecast(window, window_observed, memory, future, 1.0)
+        return torch.stack([linear + w * (full - linear) for w in memory_weights]), state
 
     # -- the linear path's closed-form start ------------------------------------------------
     @torch.no_grad()

@@ -7,7 +7,7 @@ from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 import contextlib
-from typing import Literal
+from typing import Literal, Sequence
 
 import torch
 
@@ -23,6 +23,7 @@ from .network import ChannelMode, TitansForecastNet
 from .streaming import stream_forecast
 
 Mode = Literal["stream", "window"]
+MEMORY_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # shares of the memory path tried after training
 
 
 class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
@@ -205,7 +206,8 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
         return forecast[..., self.median_index] if self.quantiles else forecast
 
     # -- mode="stream": segments in time order, the state carried ---------------------------
-    def _segment(self, batch: dict[str, Tensor], loop: str
+    def _segment(self, batch: dict[str, Tensor], loop: str,
+                 memory_weights: Sequence[float] | None = None
                  ) -> tuple[Tensor, Tensor, Tensor] | None:
         """Forecasts ``(B, O, H[, Q])``, targets and scored mask ``(B, O, H)`` of a segment
         (None for an evaluation segment without a scored origin: the memory only reads it).
@@ -225,7 +227,7 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
                                     inputs[3], state)
                 self._lane_states[loop] = state
                 return None
-            forecast, state = net.segment(*inputs, tokens, state)
+            forecast, state = net.segment(*inputs, tokens, state, memory_weights)
         self._lane_states[loop] = state.detach() if state is not None else None
         target, scored = segment_targets(batch["values"], batch["observed"], batch["scored"],
                                          self.context, h.patch_len, h.horizon)
@@ -244,6 +246,35 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
         windows, targets = dataset.examples(self.hparams.linear_lookback)
         self.net.fit_linear(windows.to(self.device), targets.to(self.device))
 
+    @torch.no_grad()
+    def on_fit_end(self) -> None:
+        """``mode="stream"``: choose how much of the memory path's correction to add, on the
+        validation origins (with the best weights restored): the share in
+        ``MEMORY_WEIGHTS`` of lowest validation MSE. 0 is the linear path alone, so where the
+        memory does not help on validation the forecast falls back to the linear model."""
+        loaders = self.trainer.val_dataloaders
+        if self.hparams.mode != "stream" or not loaders or not self.net.memory:
+            return
+        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+        errors = torch.zeros(len(MEMORY_WEIGHTS), dtype=torch.float64, device=self.device)
+        count = torch.zeros((), dtype=torch.float64, device=self.device)
+        was_training = self.training
+        self.eval()
+        for batch in loader:
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            segment = self._segment(batch, "calibrate", MEMORY_WEIGHTS)
+            if segment is None:
+                continue
+            forecast, target, scored = segment
+            point = self.point(forecast)  # (W, B, O, H)
+            errors += (((point - target) ** 2) * scored).flatten(1).sum(1).double()
+            count += scored.sum().double()
+        self.train(was_training)
+        errors = self.trainer.strategy.reduce(errors, reduce_op="sum")
+        count = self.trainer.strategy.reduce(count, reduce_op="sum")
+        if count > 0:
+            self.net.memory_weight.fill_(MEMORY_WEIGHTS[int(torch.argmin(errors))])
+
     def on_train_epoch_start(self) -> None:
         dataset = getattr(self.trainer.train_dataloader, "dataset", None)
         if isinstance(dataset, LaneSegments):
@@ -255,6 +286,11 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
             loss = forecast_loss(self.loss_name, forecast, target, scored, self.quantiles)
             if not bool(scored.any()):
                 loss = forecast.sum() * 0.0  # every rank takes a step (DDP)
+            if int(batch["segment"]) > 0:
+                # The memory's start (M_0, persistent tokens) only acts in a lane's first
+                # segment; a zero term keeps it in the graph, as DDP wants every parameter.
+                loss = loss + 0.0 * sum(p.sum() for n, p in self.named_parameters()
+                                        if "initial_weights" in n or "persistent" in n)
             self.log("train_loss", loss, prog_bar=True, batch_size=int(scored.any(-1).sum()))
             return loss
         forecast = self(batch)
