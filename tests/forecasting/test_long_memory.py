@@ -284,7 +284,7 @@ def test_lightning_training_scores_every_protocol_window():
                    enable_progress_bar=False, enable_model_summary=False).fit(module, data)
     torch.testing.assert_close(module.net.linear.weight, linear)
     forecasts = trainer.predict(module, data)
-    assert len(forecasts) == 1 and forecasts[0].shape == (6, 2)
+    assert len(forecasts) == 1 and forecasts[0].shape == (1, 6, 2)
 
 
 def test_lanes_are_shared_between_ranks():

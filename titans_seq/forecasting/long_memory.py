@@ -94,7 +94,7 @@ class LongMemoryForecastNet(nn.Module):
                                              + n_static, dim)
         else:
             self.encoder, dim = None, 0
-        head_in = self.memory_tokens * dim + 2 * lookback + horizon * n_covariates
+        head_in = self.memory_tokens * dim + 2 * lookback + horizon * n_covariates + n_static
         layers: list[nn.Module] = [nn.Dropout(head_dropout)]
         if head_hidden:
             layers += [nn.Linear(head_in, head_hidden), nn.GELU(), nn.Dropout(head_dropout)]
@@ -154,7 +154,8 @@ class LongMemoryForecastNet(nn.Module):
 
     # -- the forecast at given origins ------------------------------------------------------
     def forecast(self, window: Tensor, window_observed: Tensor, memory: Tensor | None,
-                 future: Tensor | None, memory_weight: Tensor | float | None = None) -> Tensor:
+                 future: Tensor | None, static: Tensor | None = None,
+                 memory_weight: Tensor | float | None = None) -> Tensor:
         """Forecasts at ``O`` origins of ``B`` lanes: ``window, window_observed (B, O,
         context)`` the rows before each origin, ``memory (B, O, K·dim)`` the encoder outputs
         the origin reads, ``future (B, O, H, F)`` the horizon's covariates. ``(B, O, H[, Q])``."""
@@ -167,9 +168,11 @@ class LongMemoryForecastNet(nn.Module):
         inputs = [recent / spread, weight[..., -self.lookback:]]
         if memory is not None:
             inputs.insert(0, memory)
+        batch, origins = window.shape[:2]
         if self.n_covariates:
             inputs.append(future.flatten(-2))
-        batch, origins = window.shape[:2]
+        if self.n_static:
+            inputs.append(static[:, None].expand(batch, origins, self.n_static))
         head = self.head(torch.cat(inputs, -1)).view(batch, origins, self.horizon, -1)
         weight = self.memory_weight if memory_weight is None else memory_weight
         forecast = level[..., None] + weight * spread[..., None] * head  # (B, O, H, Q)
@@ -209,10 +212,10 @@ class LongMemoryForecastNet(nn.Module):
             future = covariates[:, start:start + rows + horizon - 1].unfold(1, horizon, 1)
             future = future.transpose(-1, -2)  # (B, tokens·P, H, F)
         if memory_weights is None:
-            return self.forecast(window, window_observed, memory, future), state
+            return self.forecast(window, window_observed, memory, future, static), state
         # one forecast per weight (a new leading axis), from two evaluations of the head
-        linear = self.forecast(window, window_observed, memory, future, 0.0)
-        full = self.forecast(window, window_observed, memory, future, 1.0)
+        linear = self.forecast(window, window_observed, memory, future, static, 0.0)
+        full = self.forecast(window, window_observed, memory, future, static, 1.0)
         return torch.stack([linear + w * (full - linear) for w in memory_weights]), state
 
     # -- the linear path's closed-form start ------------------------------------------------

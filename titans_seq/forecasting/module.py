@@ -326,9 +326,9 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
 
     def predict_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
         """The forecast from each window's origin (``mode="window"``), or from the end of
-        each series (``mode="stream"``: batches of whole lanes, ``(lanes, H[, Q])``)."""
+        each series (``mode="stream"``: one series a batch, ``(1, H, C[, Q])``)."""
         if self.hparams.mode == "stream":
-            return stream_forecast(self.net, batch)
+            return stream_forecast(self.net, batch)[None]
         return self(batch)
 
     def configure_optimizers(self):

@@ -120,7 +120,8 @@ def lane_forecast(net: LongMemoryForecastNet, stream: LaneStream, values: Tensor
     future = covariates[origin:origin + net.horizon][None, None].expand(channels, 1, -1, -1)
     memory = stream.state.recent.flatten(1)[:, None] if net.memory else None  # (C, 1, K·dim)
     forecast = net.forecast(window[:, None], window_observed[:, None], memory,
-                            future if net.n_covariates else None)[:, 0]  # (C, H[, Q])
+                            future if net.n_covariates else None,
+                            static[None].expand(channels, -1))[:, 0]  # (C, H[, Q])
     return forecast.transpose(0, 1)
 
 
