@@ -45,8 +45,8 @@ def test_scaler_travels_with_state_dict(etth1):
 
 
 def test_windows_are_lazy():
-    module = TimeSeriesDataModule(np.zeros((2_000_000, 1), dtype=np.float32), mode="window", lookback=8,
-                                  horizon=8, stride=1, scale=False)
+    module = TimeSeriesDataModule(np.zeros((2_000_000, 1), dtype=np.float32), mode="window",
+                                  lookback=8, horizon=8, stride=1, scale=False)
     module.setup("fit")
     dataset = module.datasets["train"]
     assert len(dataset) > 1_000_000
@@ -57,8 +57,8 @@ def test_windows_are_lazy():
 def test_calendar_and_covariate_coverage():
     frame = pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=300, freq="h"),
                           "y": np.sin(np.arange(300) / 5), "price": np.arange(300.0)})
-    module = TimeSeriesDataModule(frame, mode="window", lookback=24, horizon=12, calendar=["hour", "month"],
-                                  future_covariates=["price"])
+    module = TimeSeriesDataModule(frame, mode="window", lookback=24, horizon=12,
+                                  calendar=["hour", "month"], future_covariates=["price"])
     module.setup("fit")
     item = module.datasets["train"][0]
     assert item["covariates"].shape == (36, 3) and module.n_covariates == 3
@@ -78,9 +78,10 @@ def test_lightning_fits_and_tests_with_masked_nan(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     values = np.sin(np.arange(600) / 6)[:, None] + 0.1 * rng.normal(size=(600, 2))
     values[100:110, 0] = np.nan
-    data = TimeSeriesDataModule(values, mode="window", lookback=24, horizon=12, missing="mask", batch_size=32)
-    model = ForecastingModule(mode="window", n_channels=2, lookback=24, horizon=12, dim=16, depth=1,
-                              patch_len=6)
+    data = TimeSeriesDataModule(values, mode="window", lookback=24, horizon=12, missing="mask",
+                                batch_size=32)
+    model = ForecastingModule(mode="window", n_channels=2, lookback=24, horizon=12, dim=16,
+                              depth=1, patch_len=6)
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model, data)

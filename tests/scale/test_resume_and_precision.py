@@ -24,7 +24,8 @@ def forecasting_run(tmp_path, max_epochs, callbacks=(), ckpt_path=None, precisio
                               chunk_size=2, dropout=dropout)
     with quiet_lightning():
         trainer = pl.Trainer(accelerator="cpu", max_epochs=max_epochs, limit_train_batches=4,
-                             limit_val_batches=1 if mode == "window" else 3, logger=False, enable_progress_bar=False,
+                             limit_val_batches=1 if mode == "window" else 3, logger=False,
+                             enable_progress_bar=False,
                              enable_model_summary=False, num_sanity_val_steps=0,
                              default_root_dir=tmp_path, callbacks=list(callbacks),
                              enable_checkpointing=any(isinstance(c, pl.callbacks.ModelCheckpoint)

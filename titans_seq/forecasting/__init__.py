@@ -7,5 +7,6 @@ from .long_memory import LongMemoryForecastNet
 from .network import TitansForecastNet
 from .revin import RevIN
 
-__all__ = ["BacktestResult", "ForecastingModule", "LongMemoryForecastNet", "PinballLoss", "RevIN", "TitansForecaster",
+__all__ = ["BacktestResult", "ForecastingModule", "LongMemoryForecastNet", "PinballLoss", "RevIN",
+           "TitansForecaster",
            "TitansForecastNet", "forecast_loss", "pinball"]

@@ -1,15 +1,14 @@
-"""`ForecastingModule`: the Lightning training of a :class:`TitansForecastNet`."""
+"""`ForecastingModule`: the Lightning training of a long-memory or fixed-window forecaster."""
 
 from __future__ import annotations
-
-import lightning.pytorch as pl
-from torch import Tensor
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 import contextlib
 from typing import Literal, Sequence
 
+import lightning.pytorch as pl
 import torch
+from torch import Tensor
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from datamodules.timeseries.streams import LaneSegments, segment_targets
 
@@ -88,7 +87,7 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
                  warmup: int = 0, mode: Mode = "stream", linear_lookback: int = 720,
                  segment_tokens: int = 32, head_hidden: int = 256, memory: bool = True,
                  train_linear: bool = False, n_covariates: int = 0, n_static: int = 0,
-                 patch_len: int = 8, channel_mode: ChannelMode = "independent",
+                 patch_len: int = 16, channel_mode: ChannelMode = "independent",
                  revin: bool = True, head_dropout: float = 0.0, linear_skip: bool = False,
                  variant: Variant = "lmm",
                  dim: int = 64, depth: int = 2, heads: int = 4, memory_heads: int = 4,
