@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo dna memory-demo test bench ltsf clean
+.PHONY: demo dna memory-demo test bench ltsf ltsf-long clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,11 @@ test: $(STAMP)  ## the test suite
 bench: $(STAMP)  ## memory speed benchmark (peer side by side when BENCH_PYTHON has titans-pytorch)
 	$(VENV)/bin/python benchmarks/memory_speed.py
 
-ltsf: $(STAMP)  ## long-term forecasting benchmark (PROTOCOLS.md section 2) on ETTh1
+ltsf: $(STAMP)  ## long-term forecasting benchmark (PROTOCOLS.md section 2, fixed windows) on ETTh1
 	$(VENV)/bin/python benchmarks/ltsf.py --data datamodules/datasets/data/ETTh1.csv.gz
+
+ltsf-long: $(STAMP)  ## long-history forecasting benchmark (PROTOCOLS.md section 2b) on ETTh1
+	$(VENV)/bin/python benchmarks/ltsf.py --long-history --data datamodules/datasets/data/ETTh1.csv.gz $(LTSF_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -70,15 +70,9 @@ def main() -> None:
                         help="--long-history: epochs of the default Titans (default: the "
                              "estimator's max_epochs, with its early stopping)")
     args = parser.parse_args()
+    horizons, split = setting(args)
     if args.long_history:
-        return long_history_main(args)
-    torch.set_num_threads(args.threads)
-    horizons = [int(h) for h in args.horizons.split(",")]
-    split = protocol_split(args.data)
-    import lightning, pandas
-    print(f"device cpu ({platform.processor() or platform.machine()}), fp32, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}, lightning "
-          f"{lightning.__version__}, pandas {pandas.__version__}")
+        return long_history_main(args, horizons, split)
     print(f"data {args.data} (split {split}), lookback {args.lookback}, {args.epochs} epochs")
     print("model " + ", ".join(f"{k}={getattr(args, k)}" for k in (
         "variant", "dim", "depth", "memory_depth", "patch_len", "chunk_size", "dropout", "lr",
@@ -96,12 +90,34 @@ def main() -> None:
         print(f"  h={horizon}: " + ", ".join(f"{n} {m['mse']:.3f}/{m['mae']:.3f}"
                                              for n, m in result.metrics.items())
               + f"  ({result.seconds['titans']:.0f} s training)", flush=True)
-    for path in args.peers or []:
-        peers = json.loads(Path(path).read_text())["results"]
-        for name, rows in peers.items():
-            table[f"nf-{name}"] = {int(h): v for h, v in rows.items()
-                               if h.isdigit() and int(h) in horizons}
-    print(f"\n{'model':<16}" + "".join(f"{'h=' + str(h):>16}" for h in horizons)
+    table.update(peer_rows(args.peers, horizons, budget=False))
+    print_table(table, horizons, 16)
+    key = Path(args.data).name.lower().split(".")[0]
+    if key in PAPER:
+        print(f"{'paper (Table 3)':<16}" + "".join(f"{'':>16}" for _ in horizons)
+              + f"{PAPER[key][0]:.3f} / {PAPER[key][1]:.3f}".rjust(16))
+    if args.out:
+        Path(args.out).write_text(json.dumps(table, indent=1))
+
+
+def peer_rows(paths, horizons, budget: bool) -> dict:
+    """Rows of the neuralforecast runner's JSON files (``budget``: lookback and steps in the
+    name)."""
+    rows_by_name = {}
+    for path in paths or []:
+        peers = json.loads(Path(path).read_text())
+        for name, rows in peers["results"].items():
+            config = peers.get("config", {}).get(name, {})
+            label = (f"nf-{name}-{config.get('input_size', '?')}-"
+                     f"{config.get('max_steps', '?')}st") if budget else f"nf-{name}"
+            rows_by_name[label] = {int(h): v for h, v in rows.items()
+                                   if h.isdigit() and int(h) in horizons}
+    return rows_by_name
+
+
+def print_table(table, horizons, width: int, labels: dict | None = None) -> None:
+    """MSE / MAE per horizon, their average and the training minutes, a row per model."""
+    print(f"\n{'model':<{width}}" + "".join(f"{'h=' + str(h):>16}" for h in horizons)
           + f"{'average':>16}{'train min':>11}")
     for name, rows in table.items():
         cells = [f"{rows[h]['mse']:.3f} / {rows[h]['mae']:.3f}" if h in rows else "—"
@@ -110,14 +126,9 @@ def main() -> None:
         average = (f"{sum(r['mse'] for r in done) / len(done):.3f} / "
                    f"{sum(r['mae'] for r in done) / len(done):.3f}") if done else "—"
         minutes = sum(r.get("seconds", 0.0) for r in done) / 60
-        print(f"{name:<16}" + "".join(f"{c:>16}" for c in cells) + f"{average:>16}"
+        label = (labels or {}).get(name, name)
+        print(f"{label:<{width}}" + "".join(f"{c:>16}" for c in cells) + f"{average:>16}"
               f"{minutes:>11.1f}")
-    key = Path(args.data).name.lower().split(".")[0]
-    if key in PAPER:
-        print(f"{'paper (Table 3)':<16}" + "".join(f"{'':>16}" for _ in horizons)
-              + f"{PAPER[key][0]:.3f} / {PAPER[key][1]:.3f}".rjust(16))
-    if args.out:
-        Path(args.out).write_text(json.dumps(table, indent=1))
 
 
 REFERENCES = {"etth1": {"paper Table 3 (NM)": 0.420, "RLinear searched": 0.413,
@@ -128,19 +139,22 @@ REFERENCES = {"etth1": {"paper Table 3 (NM)": 0.420, "RLinear searched": 0.413,
                         "PatchTST/64": 0.353, "xPatch searched": 0.341}}
 
 
-def long_history_main(args) -> None:
-    import time
-
-    from long_history import (protocol_series, ridge_forecasts, run_titans, scores,
-                                         test_targets)
-
+def setting(args) -> tuple[list[int], str]:
+    """Threads, horizons and split of a run, printed with the machine and versions."""
     torch.set_num_threads(args.threads)
-    horizons = [int(h) for h in args.horizons.split(",")]
-    split = protocol_split(args.data)
     import lightning, pandas
     print(f"device cpu ({platform.processor() or platform.machine()}), fp32, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, lightning "
           f"{lightning.__version__}, pandas {pandas.__version__}")
+    return [int(h) for h in args.horizons.split(",")], protocol_split(args.data)
+
+
+def long_history_main(args, horizons: list[int], split: str) -> None:
+    import time
+
+    from long_history import (protocol_series, ridge_forecasts, run_titans, scores,
+                              test_targets)
+
     print(f"long-history protocol (PROTOCOLS §2b): data {args.data} (split {split}), "
           "every test origin (stride 1), all channels, scaled values")
     table: dict[str, dict[int, dict[str, float]]] = {}
@@ -180,28 +194,11 @@ def long_history_main(args) -> None:
     ridges = [n for n in table if n.startswith("ridge-")]
     best = min(ridges, key=lambda n: np.mean([table[n][h]["mse"] for h in horizons]))
     table["ridge-best"] = table[best]
-    for path in args.peers or []:
-        peers = json.loads(Path(path).read_text())
-        for name, rows in peers["results"].items():
-            config = peers.get("config", {}).get(name, {})
-            label = f"nf-{name}-{config.get('input_size', '?')}-{config.get('max_steps', '?')}st"
-            table[label] = {int(h): v for h, v in rows.items()
-                            if h.isdigit() and int(h) in horizons}
-    print(f"\n{'model':<22}" + "".join(f"{'h=' + str(h):>16}" for h in horizons)
-          + f"{'average':>16}{'train min':>11}")
-    for name, rows in table.items():
-        cells = [f"{rows[h]['mse']:.3f} / {rows[h]['mae']:.3f}" if h in rows else "—"
-                 for h in horizons]
-        done = [rows[h] for h in horizons if h in rows]
-        average = (f"{sum(r['mse'] for r in done) / len(done):.3f} / "
-                   f"{sum(r['mae'] for r in done) / len(done):.3f}") if done else "—"
-        minutes = sum(r.get("seconds", 0.0) for r in done) / 60
-        label = f"{name} ({best})" if name == "ridge-best" else name
-        print(f"{label:<22}" + "".join(f"{c:>16}" for c in cells) + f"{average:>16}"
-              f"{minutes:>11.1f}")
+    table.update(peer_rows(args.peers, horizons, budget=True))
+    print_table(table, horizons, 30, {"ridge-best": f"ridge-best ({best})"})
     key = Path(args.data).name.lower().split(".")[0]
     for name, value in REFERENCES.get(key, {}).items():
-        print(f"{name + ', not run':<22}" + "".join(f"{'':>16}" for _ in horizons)
+        print(f"{name + ', not run':<30}" + "".join(f"{'':>16}" for _ in horizons)
               + f"{value:.3f}".rjust(16))
     print("(ridge: channel-independent, fitted on every training window, alpha chosen on the "
           "validation windows; titans-frozen and titans-linear-path are the titans fit "

@@ -17,6 +17,8 @@ from titans_seq.forecasting.streaming import LaneStream, lane_forecast, read_lan
 from titans_seq.memory import frozen_memory
 from titans_seq.training import quiet_lightning
 
+from .test_forecaster import hourly
+
 P, H, L, LL = 4, 5, 8, 12  # patch, horizon, lookback, linear lookback
 SMALL = dict(horizon=6, lookback=12, linear_lookback=24, patch_len=4, dim=16, max_epochs=2,
              segment_tokens=8, head_hidden=16, random_state=0)
@@ -153,11 +155,7 @@ def test_linear_path_starts_at_the_ridge_solution():
 
 
 def frame(rows=400, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.arange(rows)
-    return pd.DataFrame({"date": pd.date_range("2024-01-01", periods=rows, freq="h"),
-                         "load": np.sin(2 * np.pi * t / 24) + 0.1 * rng.normal(size=rows),
-                         "temp": np.cos(2 * np.pi * t / 24) + 0.1 * rng.normal(size=rows)})
+    return hourly(rows, seed)
 
 
 @pytest.fixture(scope="module")
