@@ -64,6 +64,8 @@ def main() -> None:
                         help="PROTOCOLS §2b: every model may read the whole history")
     parser.add_argument("--window-epochs", type=int, default=3,
                         help="--long-history: epochs of the fixed-window ablation (0: skip)")
+    parser.add_argument("--skip-no-memory", action="store_true",
+                        help="--long-history: leave out the trained no-memory ablation")
     parser.add_argument("--table", help="--long-history: print the figures saved by --out "
                                         "(and --peers) instead of running")
     parser.add_argument("--titans-epochs", type=int, default=None,
@@ -179,9 +181,10 @@ def long_history_main(args, horizons: list[int], split: str) -> None:
                                        "seconds": time.perf_counter() - start})
         for name, metrics in run_titans(args.data, horizon, args.titans_epochs).items():
             record(name, horizon, metrics)
-        for name, metrics in run_titans(args.data, horizon, args.titans_epochs,
-                                        memory=False).items():
-            record(name, horizon, metrics)
+        if not args.skip_no_memory:
+            for name, metrics in run_titans(args.data, horizon, args.titans_epochs,
+                                            memory=False).items():
+                record(name, horizon, metrics)
         if args.window_epochs:
             result = run_ltsf(args.data, horizon, 96, split=split, epochs=args.window_epochs,
                               verbose=False, variant="lmm", dim=64, depth=1, patch_len=16,

@@ -56,12 +56,14 @@ class LongMemoryForecastNet(nn.Module):
     lookback : int
         Recent rows the memory path's head reads (at least ``patch_len``).
     linear_lookback : int
-        Recent rows the linear path reads (0: no linear path).
+        Recent rows the linear path reads (0: no linear path). It starts at zero:
+        :meth:`fit_linear` gives it its closed-form start (the module does, when training
+        starts).
     patch_len : int
         Rows per memory token.
     n_covariates, n_static : int
         Future-known covariates per row (with each token, and over the horizon in the head) and
-        static covariates per series (added to every token).
+        static covariates per series (with every token, and in the head).
     quantiles : sequence of float, optional
         One forecast per quantile (last axis); None gives a point forecast.
     head_hidden : int
@@ -74,7 +76,7 @@ class LongMemoryForecastNet(nn.Module):
         Everything else is passed to :class:`~titans_seq.TitansEncoder`.
     """
 
-    def __init__(self, horizon: int, lookback: int = 96, linear_lookback: int = 336,
+    def __init__(self, horizon: int, lookback: int = 96, linear_lookback: int = 720,
                  patch_len: int = 16, n_covariates: int = 0, n_static: int = 0,
                  quantiles: Sequence[float] | None = None, head_hidden: int = 256,
                  head_dropout: float = 0.1, memory: bool = True, **encoder_kwargs) -> None:
@@ -220,18 +222,21 @@ class LongMemoryForecastNet(nn.Module):
 
     # -- the linear path's closed-form start ------------------------------------------------
     @torch.no_grad()
-    def fit_linear(self, windows: Tensor, targets: Tensor) -> float:
+    def fit_linear(self, windows: Tensor, targets: Tensor, val_windows: Tensor | None = None,
+                   val_targets: Tensor | None = None) -> float:
         """Ridge regression of the horizon on the window, relative to the last value: ``windows
         (N, linear_lookback)`` and ``targets (N, H)`` complete training examples (scaled
-        values). The penalty is chosen on the last fifth of them (in time order), then the map
-        is refitted on all. Returns the chosen penalty (relative to the Gram diagonal)."""
+        values). The penalty is the one of lowest error on the validation examples when given
+        (as a ridge baseline chooses it), else on the last fifth of the training examples (in
+        time order, then refitted on all). Returns the penalty (relative to the Gram
+        diagonal)."""
         if self.linear is None or len(windows) == 0:
             return 0.0
-        windows, targets = windows.double(), targets.double()
-        level = windows[:, -1:]
-        inputs = torch.cat([windows - level, torch.ones_like(level)], 1)  # intercept last
-        outputs = targets - level
-        split = max(1, int(0.8 * len(inputs)))
+
+        def system(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+            x, y = x.double(), y.double()
+            level = x[:, -1:]
+            return torch.cat([x - level, torch.ones_like(level)], 1), y - level  # intercept
 
         def solve(x: Tensor, y: Tensor, penalty: float) -> Tensor:
             gram = x.T @ x
@@ -240,14 +245,21 @@ class LongMemoryForecastNet(nn.Module):
             gram.diagonal()[-1].add_(1e-9)
             return torch.linalg.solve(gram, x.T @ y)
 
-        best = (float("inf"), RIDGE_GRID[-1])
-        if split < len(inputs):
+        inputs, outputs = system(windows, targets)
+        if val_windows is not None and len(val_windows):
+            fit, held_out, refit = (inputs, outputs), system(val_windows, val_targets), False
+        else:
+            split = max(1, int(0.8 * len(inputs)))
+            fit = (inputs[:split], outputs[:split])
+            held_out, refit = (inputs[split:], outputs[split:]), True
+        best = (float("inf"), RIDGE_GRID[-1], None)
+        if len(held_out[0]):
             for penalty in RIDGE_GRID:
-                weights = solve(inputs[:split], outputs[:split], penalty)
-                error = ((inputs[split:] @ weights - outputs[split:]) ** 2).mean().item()
+                weights = solve(*fit, penalty)
+                error = ((held_out[0] @ weights - held_out[1]) ** 2).mean().item()
                 if error < best[0]:
-                    best = (error, penalty)
-        weights = solve(inputs, outputs, best[1])  # (L + 1, H)
+                    best = (error, penalty, weights)
+        weights = solve(inputs, outputs, best[1]) if refit or best[2] is None else best[2]
         self.linear.weight.copy_(weights[:-1].T.to(self.linear.weight.dtype))
         self.linear.bias.copy_(weights[-1].to(self.linear.bias.dtype))
         self.linear_fitted.fill_(True)

@@ -233,8 +233,8 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
         return forecast, target, scored
 
     def on_train_start(self) -> None:
-        """``mode="stream"``: fit the linear path in closed form on the training origins
-        (once: a resumed run keeps its trained weights)."""
+        """``mode="stream"``: fit the linear path in closed form on the training origins, its
+        penalty chosen on the validation origins (once: a resumed run keeps its weights)."""
         if self.hparams.mode != "stream" or bool(self.net.linear_fitted):
             return
         loader = self.trainer.train_dataloader
@@ -242,8 +242,23 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
         if not isinstance(dataset, LaneSegments):
             raise ValueError("mode='stream' trains on LaneSegments batches; use "
                              "TimeSeriesDataModule(mode='stream')")
-        windows, targets = dataset.examples(self.hparams.linear_lookback)
-        self.net.fit_linear(windows.to(self.device), targets.to(self.device))
+        lookback = self.hparams.linear_lookback
+        windows, targets = dataset.examples(lookback)
+        validation = self._validation_lanes()
+        held_out = validation.examples(lookback) if validation is not None else (None, None)
+        self.net.fit_linear(windows.to(self.device), targets.to(self.device),
+                            *(t.to(self.device) if t is not None else None for t in held_out))
+
+    def _validation_lanes(self) -> LaneSegments | None:
+        """The validation lanes of this fit: the datamodule's, or the validation loader's."""
+        datamodule = self.trainer.datamodule
+        dataset = getattr(datamodule, "datasets", {}).get("val") if datamodule else None
+        if dataset is None:
+            self.trainer.fit_loop.epoch_loop.val_loop.setup_data()
+            loaders = self.trainer.val_dataloaders
+            loader = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
+            dataset = getattr(loader, "dataset", None)
+        return dataset if isinstance(dataset, LaneSegments) and dataset.scored else None
 
     @torch.no_grad()
     def on_fit_end(self) -> None:
