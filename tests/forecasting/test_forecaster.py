@@ -197,10 +197,12 @@ def test_update_helps_after_a_regime_shift(mode):
         return np.concatenate(parts) + 0.05 * generator.normal(size=count * length)
 
     horizon, lookback = 8, 16  # the lookback sees half a period: the rest must be recalled
-    options = dict(warmup=4 * lookback) if mode == "window" else dict(linear_lookback=lookback)
+    # the long-memory model learns to recall in 6 epochs (in 3, not always: seed 0 does not)
+    options = dict(warmup=4 * lookback, max_epochs=3) if mode == "window" \
+        else dict(linear_lookback=lookback, max_epochs=6)
     model = TitansForecaster(horizon=horizon, lookback=lookback, mode=mode, patch_len=4,
-                             chunk_size=2, dim=32, max_epochs=3, dropout=0.0, lr=3e-3,
-                             random_state=0, **options).fit(regimes(24, 256, rng))
+                             chunk_size=2, dim=32, dropout=0.0, lr=3e-3, random_state=0,
+                             **options).fit(regimes(24, 256, rng))
     new = regimes(1, 256, np.random.default_rng(1))
     model.update(new[:160])
     updated, window_only = [], []
