@@ -161,6 +161,8 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
                 **{name: h[name] for name in MODULE_ENCODER_OPTIONS})
             if self.net.linear is not None and not h.train_linear:
                 self.net.linear.requires_grad_(False)
+            self._stream_start_parameters = [p for n, p in self.net.named_parameters()
+                                             if "initial_weights" in n or "persistent" in n]
             return
         self.net = TitansForecastNet(
             h.n_channels, h.lookback, h.horizon, patch_len=h.patch_len,
@@ -303,8 +305,7 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
             if int(batch["segment"]) > 0:
                 # The memory's start (M_0, persistent tokens) only acts in a lane's first
                 # segment; a zero term keeps it in the graph, as DDP wants every parameter.
-                loss = loss + 0.0 * sum(p.sum() for n, p in self.named_parameters()
-                                        if "initial_weights" in n or "persistent" in n)
+                loss = loss + 0.0 * sum(p.sum() for p in self._stream_start_parameters)
             self.log("train_loss", loss, prog_bar=True, batch_size=int(scored.any(-1).sum()))
             return loss
         forecast = self(batch)
