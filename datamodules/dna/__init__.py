@@ -13,12 +13,14 @@ Batches are padded at the END of each row; read the last valid position or pool 
 
 from .alphabet import DNA_LETTERS, IUPAC_AMBIGUOUS, IUPAC_COMPLEMENT, normalize_sequence, \
     reverse_complement
-from .datamodule import DNADataModule, DNADataset, collate_dna
+from .datamodule import (DNACollator, DNADataModule, DNADataset, can_stratify, collate_dna,
+                         stratified_split)
 from .readers import DNARecords, read_dna, read_genomic_benchmark
 from .tokenizers import CharTokenizer, DNATokenizer, KmerTokenizer, OneHotTokenizer, \
     make_tokenizer, pad_batch
 
-__all__ = ["DNA_LETTERS", "IUPAC_AMBIGUOUS", "IUPAC_COMPLEMENT", "CharTokenizer", "DNADataModule",
+__all__ = ["DNA_LETTERS", "IUPAC_AMBIGUOUS", "IUPAC_COMPLEMENT", "CharTokenizer", "DNACollator",
+           "DNADataModule",
            "DNADataset", "DNARecords", "DNATokenizer", "KmerTokenizer", "OneHotTokenizer",
-           "collate_dna", "make_tokenizer", "normalize_sequence", "pad_batch", "read_dna",
-           "read_genomic_benchmark", "reverse_complement"]
+           "can_stratify", "collate_dna", "make_tokenizer", "normalize_sequence", "pad_batch", "read_dna",
+           "read_genomic_benchmark", "reverse_complement", "stratified_split"]

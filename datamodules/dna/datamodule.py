@@ -13,7 +13,6 @@ mask, and must not let padding positions write into memory.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -25,14 +24,16 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from ..checks import InvalidParameterError, choice, crop_options, fraction, integer
 from ..datasets import resolve_embedded
 from ..loaders import RoleLoaders
 from ..sampling import training_sampler
 from .alphabet import normalize_sequence, reverse_complement
 from .readers import DNARecords, _detect_format, read_dna, read_genomic_benchmark
-from .tokenizers import TOKENIZERS, DNATokenizer, KmerTokenizer, make_tokenizer, pad_batch
+from .tokenizers import TOKENIZERS, DNATokenizer, KmerTokenizer, make_tokenizer, pad_rows
 
-__all__ = ["DNADataModule", "DNADataset", "collate_dna"]
+__all__ = ["DNACollator", "DNADataModule", "DNADataset", "can_stratify", "collate_dna",
+           "stratified_split"]
 
 Crop = Literal["right", "left", "center"]
 
@@ -63,9 +64,7 @@ class DNADataset(Dataset):
         if not isinstance(tokenizer, DNATokenizer):
             raise TypeError(f"tokenizer must be a DNATokenizer (e.g. make_tokenizer('char')), "
                             f"got {type(tokenizer).__name__}")
-        if isinstance(rc_augment, bool) or not isinstance(rc_augment, (int, float)) \
-                or not 0.0 <= rc_augment <= 1.0:
-            raise ValueError(f"rc_augment is a probability in [0, 1], got {rc_augment!r}")
+        rc_augment = fraction("rc_augment", rc_augment, one=True)
         self.sequences = [normalize_sequence(s, name=f"seq{i}") for i, s in enumerate(sequences)]
         if labels is not None:
             labels = np.asarray(labels)
@@ -102,29 +101,66 @@ class DNADataset(Dataset):
         return {"inputs": self.tokenizer.encode(sequence), "label": np.int64(label)}
 
 
+class DNACollator:
+    """A DataLoader ``collate_fn`` that pads :class:`DNADataset` items into one batch; its
+    options are checked once, here (picklable, so it works with worker processes).
+
+    Batches are ``inputs`` (B, T) int64 or (B, T, C) float32, ``mask`` (B, T) bool with
+    True = valid and padding at the end of each row, ``label`` (B,) int64 (-1 = unlabelled).
+    """
+
+    def __init__(self, pad_id: int, max_length: int | None = None, crop: Crop = "right",
+                 padding: Literal["dynamic", "max_length"] = "dynamic") -> None:
+        self.pad_id = integer("pad_id", pad_id, None)
+        self.max_length, self.crop, self.padding = crop_options(max_length, crop, padding)
+
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        if not isinstance(items, (list, tuple)) or not items:
+            raise ValueError("collate_dna needs a non-empty list of dataset items")
+        if any(not isinstance(item, dict) or "inputs" not in item for item in items):
+            raise TypeError("collate_dna items must be dicts with an 'inputs' array "
+                            "(DNADataset items)")
+        inputs, mask = pad_rows([item["inputs"] for item in items], self.pad_id,
+                                self.max_length, self.crop, self.padding)
+        labels = torch.tensor([int(item.get("label", -1)) for item in items],
+                              dtype=torch.long)
+        return {"inputs": inputs, "mask": mask, "label": labels}
+
+
 def collate_dna(items: list[dict], *, pad_id: int, max_length: int | None = None,
                 crop: Crop = "right", padding: Literal["dynamic", "max_length"] = "dynamic"
                 ) -> dict[str, torch.Tensor]:
-    """Pad a list of :class:`DNADataset` items into one batch.
+    """Pad a list of :class:`DNADataset` items into one batch (see :class:`DNACollator`,
+    the ``collate_fn`` to give a DataLoader)."""
+    return DNACollator(pad_id, max_length, crop, padding)(items)
 
-    Use ``functools.partial(collate_dna, pad_id=..., max_length=...)`` as a DataLoader's
-    ``collate_fn`` (picklable, so it works with worker processes).
 
-    Returns
-    -------
-    dict
-        ``inputs`` (B, T) int64 or (B, T, C) float32, ``mask`` (B, T) bool with True = valid
-        and padding at the end of each row, ``label`` (B,) int64 (-1 = unlabelled).
-    """
-    if not isinstance(items, (list, tuple)) or not items:
-        raise ValueError("collate_dna needs a non-empty list of dataset items")
-    if any(not isinstance(item, dict) or "inputs" not in item for item in items):
-        raise TypeError("collate_dna items must be dicts with an 'inputs' array (DNADataset "
-                        "items)")
-    inputs, mask = pad_batch([item["inputs"] for item in items], pad_id=pad_id,
-                             max_length=max_length, crop=crop, padding=padding)
-    labels = torch.tensor([int(item.get("label", -1)) for item in items], dtype=torch.long)
-    return {"inputs": inputs, "mask": mask, "label": labels}
+def can_stratify(y: np.ndarray, fraction: float) -> bool:
+    """Whether ``fraction`` of the labels ``y`` (class indices) can be held out stratified:
+    every class has 2 members or more, and both parts have a row of each class."""
+    counts = np.bincount(y)
+    counts = counts[counts > 0]
+    held = int(np.ceil(fraction * len(y)))
+    return fraction > 0 and counts.min() >= 2 and len(counts) <= held <= len(y) - len(counts)
+
+
+def stratified_split(index: np.ndarray, y: np.ndarray, fraction: float, seed: int | None,
+                     part: str, classes: list) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``index`` split into (kept, held out), ``fraction`` of them held out with the class
+    shares of ``y[index]`` (class indices into ``classes``), in an order fixed by ``seed``.
+    The one split of the DNA datamodule and of ``TitansClassifier``'s early-stopping part."""
+    counts = np.bincount(y[index], minlength=len(classes))
+    for c in np.flatnonzero((counts > 0) & (counts < 2)):
+        raise ValueError(f"class {classes[c]!r} has only {counts[c]} sequence(s) to split "
+                         f"into train and {part}; a stratified split needs >= 2 per class: "
+                         f"add examples, drop the class, or set {part}_fraction=0")
+    try:
+        return train_test_split(index, test_size=fraction, stratify=y[index],
+                                random_state=seed)
+    except ValueError as error:
+        raise ValueError(f"cannot split {len(index)} sequences of {len(classes)} classes with "
+                         f"{part}_fraction={fraction}: {error}; use a larger {part}_fraction "
+                         "or more data") from None
 
 
 def _is_fastx(source: Any) -> bool:
@@ -144,11 +180,6 @@ def _is_sequence_list(source: Any) -> bool:
 def _is_benchmark_root(source: Any) -> bool:
     return isinstance(source, (str, Path)) and (Path(source) / "train").is_dir() \
         and (Path(source) / "test").is_dir()
-
-
-def _check_fraction(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
 class DNADataModule(RoleLoaders, pl.LightningDataModule):
@@ -202,35 +233,22 @@ class DNADataModule(RoleLoaders, pl.LightningDataModule):
                  rc_augment: float = 0.0, batch_size: int = 64, num_workers: int = 0,
                  seed: int = 0) -> None:
         super().__init__()
-        _check_fraction("val_fraction", val_fraction)
-        _check_fraction("test_fraction", test_fraction)
+        val_fraction = fraction("val_fraction", val_fraction)
+        test_fraction = fraction("test_fraction", test_fraction)
         if val_fraction + test_fraction >= 1:
-            raise ValueError("val_fraction + test_fraction must leave sequences for training")
+            raise InvalidParameterError("val_fraction + test_fraction must leave sequences "
+                                        "for training")
         if test_fraction > 0 and (test is not None or _is_benchmark_root(train)):
-            raise ValueError("test_fraction splits a test set off train, but a test set is "
-                             "already given; set test_fraction=0")
-        if tokenizer not in TOKENIZERS:
-            raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got "
-                             f"{tokenizer!r}")
-        KmerTokenizer(k)  # validates k (1..8) whichever tokenizer is chosen
-        if max_length is not None and (isinstance(max_length, bool) or
-                                       not isinstance(max_length, int) or max_length < 1):
-            raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
-        if crop not in ("right", "left", "center"):
-            raise ValueError(f"crop must be 'right', 'left' or 'center', got {crop!r}")
-        if padding not in ("dynamic", "max_length") or (padding == "max_length"
-                                                        and max_length is None):
-            raise ValueError(f"padding must be 'dynamic' or 'max_length' (with max_length "
-                             f"set), got padding={padding!r}, max_length={max_length!r}")
-        if ambiguity not in ("n", "error"):
-            raise ValueError(f"ambiguity must be 'n' or 'error', got {ambiguity!r}")
-        if isinstance(rc_augment, bool) or not isinstance(rc_augment, (int, float)) \
-                or not 0 <= rc_augment <= 1:
-            raise ValueError(f"rc_augment is a probability in [0, 1], got {rc_augment!r}")
-        for name, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
-                                 ("seed", seed, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+            raise InvalidParameterError("test_fraction splits a test set off train, but a "
+                                        "test set is already given; set test_fraction=0")
+        choice("tokenizer", tokenizer, TOKENIZERS)
+        k = KmerTokenizer(k).k  # validates k (1..8) whichever tokenizer is chosen
+        max_length, crop, padding = crop_options(max_length, crop, padding)
+        choice("ambiguity", ambiguity, ("n", "error"))
+        rc_augment = fraction("rc_augment", rc_augment, one=True)
+        batch_size, num_workers = integer("batch_size", batch_size), integer("num_workers",
+                                                                             num_workers, 0)
+        seed = integer("seed", seed, 0)
         self.train, self.test, self.predict = train, test, predict
         self.labels, self.label_from_header = labels, label_from_header
         self.sequence_col, self.label_col = sequence_col, label_col
@@ -308,19 +326,8 @@ class DNADataModule(RoleLoaders, pl.LightningDataModule):
 
     def _split(self, index: np.ndarray, y: np.ndarray, fraction: float, part: str
                ) -> tuple[np.ndarray, np.ndarray]:
-        counts = np.bincount(y[index], minlength=len(self.classes_))
-        for c in np.flatnonzero((counts > 0) & (counts < 2)):
-            raise ValueError(f"class {self.classes_.tolist()[c]!r} has only {counts[c]} "
-                             f"sequence(s) to split into train and {part}; a stratified split "
-                             f"needs >= 2 per class: add examples, drop the class, or set "
-                             f"{part}_fraction=0")
-        try:
-            return train_test_split(index, test_size=fraction, stratify=y[index],
-                                    random_state=self.seed)
-        except ValueError as error:
-            raise ValueError(f"cannot split {len(index)} sequences of {len(self.classes_)} "
-                             f"classes with {part}_fraction={fraction}: {error}; use a larger "
-                             f"{part}_fraction or more data") from None
+        return stratified_split(index, y, fraction, self.seed, part,
+                                self.classes_.tolist())
 
     def _setup_train(self) -> None:
         side = self._side_labels()
@@ -395,8 +402,8 @@ class DNADataModule(RoleLoaders, pl.LightningDataModule):
         dataset = self.datasets.get(role)
         if dataset is None or len(dataset) == 0:
             return []
-        collate = partial(collate_dna, pad_id=self.tokenizer_.pad_id,
-                          max_length=self.max_length, crop=self.crop, padding=self.padding)
+        collate = DNACollator(self.tokenizer_.pad_id, self.max_length, self.crop,
+                              self.padding)
         # The order depends only on (seed, epoch): resuming from a checkpoint repeats it.
         sampler = training_sampler(dataset, True, self.seed) if role == "train" else None
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,

@@ -217,9 +217,17 @@ def _read_fastx(path: Path, file_format: str, labels: Any, label_from_header: An
         raise ValueError("give labels= or label_from_header=, not both")
     reader = _fasta_records if file_format == "fasta" else _fastq_records
     headers, raw = [], []
-    for title, sequence in reader(path):
-        headers.append(title)
-        raw.append(sequence)
+    try:
+        for title, sequence in reader(path):
+            headers.append(title)
+            raw.append(sequence)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a text {file_format.upper()} file (byte {error.start} "
+                         f"is not text); is it a binary or compressed file of another "
+                         f"kind?") from None
+    except (EOFError, gzip.BadGzipFile, OSError) as error:
+        raise ValueError(f"{path}: cannot read it as gzip-compressed {file_format.upper()} "
+                         f"({error}); is the file complete?") from None
     if not raw:
         raise ValueError(f"{path}: no {file_format.upper()} records found (empty file?); "
                          f"check the path and file_format")
@@ -249,6 +257,16 @@ def _read_fastx(path: Path, file_format: str, labels: Any, label_from_header: An
 # -- tables -----------------------------------------------------------------------------------
 def _read_table(path: Path, file_format: str | None) -> pl.DataFrame:
     file_format = file_format or _detect_format(path)
+    try:
+        return _read_table_as(path, file_format)
+    except ValueError:
+        raise
+    except Exception as error:  # polars' own errors, with the file named
+        raise ValueError(f"{path}: could not read it as {file_format.upper()} ({error})"
+                         ) from None
+
+
+def _read_table_as(path: Path, file_format: str) -> pl.DataFrame:
     if file_format == "parquet":
         return pl.read_parquet(path)
     if file_format in ("csv", "tsv"):

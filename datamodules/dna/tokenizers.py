@@ -23,8 +23,10 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
+from ..checks import crop_options, integer
+
 __all__ = ["CharTokenizer", "DNATokenizer", "KmerTokenizer", "OneHotTokenizer", "make_tokenizer",
-           "pad_batch"]
+           "pad_batch", "pad_rows"]
 
 _BASE_CODE = np.full(256, -1, dtype=np.int64)  # byte → 0..4 for A C G T N, -1 otherwise
 for _code, _letter in enumerate("ACGTN"):
@@ -253,10 +255,7 @@ class KmerTokenizer(DNATokenizer):
     KMER_OFFSET = 7
 
     def __init__(self, k: int = 6) -> None:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 8:
-            raise ValueError(f"k must be an int from 1 to 8, got {k!r}; the Nucleotide "
-                             f"Transformer uses k=6")
-        self.k = int(k)
+        self.k = integer("k", k, 1, 8, hint="the Nucleotide Transformer uses k=6")
         self.vocab_size = self.KMER_OFFSET + 4 ** self.k
         self._powers = 4 ** np.arange(self.k - 1, -1, -1, dtype=np.int64)
 
@@ -339,16 +338,14 @@ def pad_batch(encoded: Sequence[np.ndarray], *, pad_id: int = 0, max_length: int
                         f"{type(encoded).__name__}; wrap a single array as [array]")
     if len(encoded) == 0:
         raise ValueError("pad_batch got no sequences; pass at least one encoded array")
-    if crop not in ("right", "left", "center"):
-        raise ValueError(f"crop must be 'right', 'left' or 'center', got {crop!r}")
-    if padding not in ("dynamic", "max_length"):
-        raise ValueError(f"padding must be 'dynamic' or 'max_length', got {padding!r}")
-    if padding == "max_length" and max_length is None:
-        raise ValueError("padding='max_length' pads every batch to max_length; set max_length")
-    if max_length is not None and (isinstance(max_length, bool) or
-                                   not isinstance(max_length, (int, np.integer)) or
-                                   max_length < 1):
-        raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
+    max_length, crop, padding = crop_options(max_length, crop, padding)
+    return pad_rows(encoded, pad_id, max_length, crop, padding)
+
+
+def pad_rows(encoded: Sequence[np.ndarray], pad_id: int, max_length: int | None, crop: str,
+             padding: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`pad_batch` with options already checked (by :func:`~datamodules.checks.
+    crop_options`): the per-batch work of a DataLoader's collate function."""
     rows = [np.asarray(row) for row in encoded]
     ndim = rows[0].ndim
     for i, row in enumerate(rows):

@@ -37,12 +37,14 @@ def calendar_features(times: np.ndarray, names: Sequence[str]) -> np.ndarray:
 
 
 def align_covariates(series: SeriesSet, covariates: Any, horizon: int,
-                     name: str = "X") -> tuple[list[np.ndarray], list[str]]:
+                     name: str = "X", rows: str | None = None
+                     ) -> tuple[list[np.ndarray], list[str]]:
     """User covariates for every row of each series and the ``horizon`` rows after its end.
 
     ``covariates`` is an array with ``T + horizon`` rows (one series without timestamps) or a
     table with the time column (and the id column for long data) and numeric columns. Returns
-    ``(T_i + horizon, F)`` arrays and the column names; an error names the dates not covered.
+    ``(T_i + horizon, F)`` arrays and the column names; an error names the dates not covered
+    and says which rows they are (``rows``; default: every step of y and the horizon).
     """
     frame, _ = _to_pandas(covariates, name)
     if isinstance(frame, np.ndarray):
@@ -55,8 +57,8 @@ def align_covariates(series: SeriesSet, covariates: Any, horizon: int,
             raise ValueError(f"{name} must have {needed} rows (the {series.lengths[0]} rows of "
                              f"y{f' and the {horizon} to forecast' if horizon else ''}), got "
                              f"shape {array.shape}")
-        if not np.issubdtype(array.dtype, np.number):
-            raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+        if not is_real_dtype(array.dtype):
+            raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
         array = array.astype(np.float64)
         if not np.isfinite(array).all():
             raise ValueError(f"{name} has NaN or infinite values; covariates must be complete")
@@ -93,7 +95,7 @@ def align_covariates(series: SeriesSet, covariates: Any, horizon: int,
             missing = pd.DatetimeIndex(times[~present])
             label = f" for series {series_id!r}" if long else ""
             raise ValueError(f"{name} must cover {pd.Timestamp(times[0])} to "
-                             f"{pd.Timestamp(times[-1])}{label} (every step of y"
+                             f"{pd.Timestamp(times[-1])}{label} ({rows or 'every step of y'}"
                              f"{' and the forecast horizon' if horizon else ''}); it lacks "
                              f"{len(missing)} of them, first {missing[0]}")
         block = _numeric(frame.loc[wanted].reset_index(), names, name, "covariate")

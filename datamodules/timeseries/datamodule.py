@@ -8,18 +8,37 @@ import lightning.pytorch as pl
 import numpy as np
 from torch.utils.data import DataLoader
 
+from ..checks import (InvalidParameterError, boolean, choice, fraction, integer,
+                      stream_options)
 from ..datasets import resolve_embedded
 from ..loaders import RoleLoaders
 from ..sampling import training_sampler
 from .covariates import calendar_names
 from .frames import Missing, SeriesSet, read_series
 from .preparation import SeriesScaler, prepare_series
-from .streams import LaneSegments
+from .parts import forecast_datasets
 from .windows import WindowDataset
 
 Split = Literal["fractions", "borders", "ett-hour", "ett-minute"]
 Mode = Literal["stream", "window"]
 ETT_HOUR_BORDERS = (8640, 11520, 14400)  # 12, 4 and 4 months of hourly rows
+
+
+def check_split(split: Split, val_fraction: float = 0.1, test_fraction: float = 0.2,
+                borders: Sequence[int] | None = None) -> None:
+    """The rules of :func:`split_borders`' options, without the data's length."""
+    choice("split", split, ("fractions", "borders", "ett-hour", "ett-minute"))
+    if split == "fractions":
+        total = fraction("val_fraction", val_fraction) + fraction("test_fraction", test_fraction)
+        if total >= 1:
+            raise InvalidParameterError("val_fraction + test_fraction must leave rows for "
+                                        "training")
+    if split == "borders":
+        if borders is None or isinstance(borders, (str, bytes)) or len(borders) != 3:
+            raise InvalidParameterError("split='borders' needs borders=(train_end, val_end, "
+                                        "test_end)")
+        for index, border in enumerate(borders):
+            integer(f"borders[{index}]", border)
 
 
 def split_borders(length: int, split: Split, val_fraction: float = 0.1,
@@ -32,12 +51,8 @@ def split_borders(length: int, split: Split, val_fraction: float = 0.1,
     Time-Series-Library rule). ``"borders"``: given. ``"ett-hour"``/``"ett-minute"``: the
     standard ETT borders (8640, 11520, 14400), × 4 for 15-minute data.
     """
+    check_split(split, val_fraction, test_fraction, borders)
     if split == "fractions":
-        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not (isinstance(value, (int, float)) and 0 <= value < 1):
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-        if val_fraction + test_fraction >= 1:
-            raise ValueError("val_fraction + test_fraction must leave rows for training")
         train = int(length * (1 - val_fraction - test_fraction))
         test = int(length * test_fraction)
         return train, length - test, length
@@ -46,16 +61,11 @@ def split_borders(length: int, split: Split, val_fraction: float = 0.1,
         if length < borders[-1]:
             raise ValueError(f"the {split} split needs {borders[-1]} rows, the data has {length}")
         return borders
-    if split == "borders":
-        if borders is None or len(borders) != 3:
-            raise ValueError("split='borders' needs borders=(train_end, val_end, test_end)")
-        train, val, test = (int(b) for b in borders)
-        if not 0 < train <= val <= test <= length:
-            raise ValueError(f"borders must satisfy 0 < train_end <= val_end <= test_end <= "
-                             f"{length} (rows of the data), got {tuple(borders)}")
-        return train, val, test
-    raise ValueError(f"split must be 'fractions', 'borders', 'ett-hour' or 'ett-minute', "
-                     f"got {split!r}")
+    train, val, test = (int(b) for b in borders)
+    if not 0 < train <= val <= test <= length:
+        raise ValueError(f"borders must satisfy 0 < train_end <= val_end <= test_end <= "
+                         f"{length} (rows of the data), got {tuple(borders)}")
+    return train, val, test
 
 
 class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
@@ -111,24 +121,19 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
                  linear_lookback: int = 720, patch_len: int = 16,
                  segment_tokens: int = 32) -> None:
         super().__init__()
-        if mode not in ("stream", "window"):
-            raise ValueError(f"mode must be 'stream' or 'window', got {mode!r}")
-        for name, value, low in (("linear_lookback", linear_lookback, 0),
-                                 ("patch_len", patch_len, 1),
-                                 ("segment_tokens", segment_tokens, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        if mode == "stream" and warmup:
-            raise ValueError("warmup is for mode='window'; in mode='stream' the memory reads "
-                             "the whole history; set warmup=0")
-        for name, value in (("lookback", lookback), ("horizon", horizon),
-                            ("stride", stride), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0 \
-                or warmup % lookback:
-            raise ValueError(f"warmup must be a multiple of lookback ({lookback}) >= 0, "
-                             f"got {warmup!r}")
+        # In mode="window" the model cuts the windows into patches: its own rule.
+        mode, lookback, warmup, _ = stream_options(
+            mode, lookback, warmup, patch_len if mode == "stream" else None)
+        patch_len = integer("patch_len", patch_len)
+        horizon, stride = integer("horizon", horizon), integer("stride", stride)
+        batch_size = integer("batch_size", batch_size)
+        eval_batch_size = integer("eval_batch_size", eval_batch_size, optional=True)
+        num_workers, seed = integer("num_workers", num_workers, 0), integer("seed", seed, 0)
+        linear_lookback = integer("linear_lookback", linear_lookback, 0)
+        segment_tokens = integer("segment_tokens", segment_tokens)
+        scale, shuffle = boolean("scale", scale), boolean("shuffle", shuffle)
+        choice("missing", missing, ("error", "mask"))
+        check_split(split, val_fraction, test_fraction, borders)
         self.data, self.lookback, self.horizon, self.warmup = data, lookback, horizon, warmup
         self.target, self.time_col, self.id_col = target, time_col, id_col
         self.future_covariates = list(future_covariates or [])
@@ -186,35 +191,19 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
             raise ValueError("the loaded scaler statistics do not match the data: "
                              f"{self.scaler.mean.shape} vs {(series.n_series, series.n_channels)}")
         prepared = prepare_series(series, self.scaler, self.calendar)
-        context = self.context
-        if self.mode == "stream":
-            self._setup_streams(series, prepared, borders, stage)
-            return
-        parts = {"train": [(context, b[0] - self.horizon) for b in borders],
-                 "val": [(max(b[0], context), b[1] - self.horizon) for b in borders],
-                 "test": [(max(b[1], context), b[2] - self.horizon) for b in borders]}
-        for name, origins in parts.items():
-            self.datasets[name] = WindowDataset(prepared, origins, context, self.horizon,
-                                                self.stride if name == "train" else 1)
-        if len(self.datasets["train"]) == 0:
-            shortest = min(b[0] for b in borders)
-            raise ValueError(f"no training window: a window needs lookback + warmup + horizon "
-                             f"= {context + self.horizon} training rows, the shortest series "
-                             f"has {shortest}; use a shorter lookback/horizon or more data")
+        rank, world = 0, 1
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:  # DDP: each rank reads its own lanes
+            rank, world = trainer.global_rank, trainer.world_size
+        self.datasets = forecast_datasets(
+            prepared, borders, mode=self.mode, context=self.context, horizon=self.horizon,
+            patch_len=self.patch_len, segment_tokens=self.segment_tokens,
+            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
+            stride=self.stride, shuffle=self.shuffle, seed=self.seed, rank=rank,
+            world_size=world, needs="max(lookback, linear_lookback)" if self.mode == "stream"
+            else "lookback + warmup")
         if stage == "predict":
-            short = [key for key, n in zip(series.ids, series.lengths) if n < context]
-            if short:
-                raise ValueError(f"series {short[:5]} have fewer than lookback + warmup = "
-                                 f"{context} rows, so there is no window to forecast from")
-            predict_series = prepare_series(series, self.scaler, self.calendar,
-                                            extra_rows=self.horizon) \
-                if not series.future_names else None
-            if predict_series is None:
-                raise ValueError("forecasting past the end needs the future covariates' next "
-                                 f"{self.horizon} rows; use TitansForecaster.predict(X=…)")
-            self.datasets["predict"] = WindowDataset(
-                predict_series, [(length, length) for length in series.lengths], context,
-                self.horizon)
+            self.datasets["predict"] = self._predict_dataset(series)
 
     @property
     def context(self) -> int:
@@ -222,41 +211,22 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
         return max(self.lookback, self.linear_lookback) if self.mode == "stream" \
             else self.lookback + self.warmup
 
-    def _setup_streams(self, series, prepared, borders, stage: str | None) -> None:
-        context, horizon = self.context, self.horizon
-        rank, world = 0, 1
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            rank, world = trainer.global_rank, trainer.world_size
-        parts = {"train": ([(context, b[0] - horizon) for b in borders], [b[0] for b in borders]),
-                 "val": ([(max(b[0], context), b[1] - horizon) for b in borders],
-                         [b[1] for b in borders]),
-                 "test": ([(max(b[1], context), b[2] - horizon) for b in borders],
-                          [b[2] for b in borders])}
-        for name, (origins, stops) in parts.items():
-            training = name == "train"
-            self.datasets[name] = LaneSegments(
-                prepared, origins, stops, context, horizon, self.patch_len,
-                self.segment_tokens, self.batch_size if training else self.eval_batch_size,
-                shuffle=training and self.shuffle, seed=self.seed, rank=rank,
-                world_size=world, merge_unscored=not training)
-        if len(self.datasets["train"]) == 0:
-            shortest = min(b[0] for b in borders)
-            raise ValueError(f"no training origin: a forecast needs max(lookback, "
-                             f"linear_lookback) + horizon = {context + horizon} training rows, "
-                             f"the longest series has {max(b[0] for b in borders)} (shortest "
-                             f"{shortest}); use a shorter linear_lookback/horizon or more data")
-        if stage == "predict":
-            short = [key for key, n in zip(series.ids, series.lengths) if n < self.lookback]
-            if short:
-                raise ValueError(f"series {short[:5]} have fewer than lookback = "
-                                 f"{self.lookback} rows, so there is no window to forecast from")
-            if series.future_names:
-                raise ValueError("forecasting past the end needs the future covariates' next "
-                                 f"{horizon} rows; use TitansForecaster.predict(X=…)")
-            ahead = prepare_series(series, self.scaler, self.calendar, extra_rows=horizon)
-            self.datasets["predict"] = [
-                {"values": item.values, "observed": item.observed,
+    def _predict_dataset(self, series: SeriesSet) -> WindowDataset | list[dict]:
+        """What forecasts past the end of each series read."""
+        needs = self.lookback if self.mode == "stream" else self.context
+        short = [key for key, n in zip(series.ids, series.lengths) if n < needs]
+        if short:
+            raise ValueError(f"series {short[:5]} have fewer than "
+                             f"{'lookback' if self.mode == 'stream' else 'lookback + warmup'}"
+                             f" = {needs} rows, so there is no window to forecast from")
+        if series.future_names:
+            raise ValueError("forecasting past the end needs the future covariates' next "
+                             f"{self.horizon} rows; use TitansForecaster.predict(X=…)")
+        ahead = prepare_series(series, self.scaler, self.calendar, extra_rows=self.horizon)
+        if self.mode == "window":
+            return WindowDataset(ahead, [(length, length) for length in series.lengths],
+                                 self.context, self.horizon)
+        return [{"values": item.values, "observed": item.observed,
                  "covariates": item.covariates, "static": item.static} for item in ahead]
 
     def _loader(self, name: str) -> DataLoader | list:

@@ -133,6 +133,13 @@ def read_series(data: Any, *, target: str | Sequence[str] | None = None,
     one_dimensional = bool(data.attrs.get("titans_series", False))
     if data.empty or len(data.columns) == 0:
         raise ValueError(f"{name} is empty: it needs at least one row and one column")
+    if isinstance(data.columns, pd.MultiIndex):
+        raise ValueError(f"{name} has multi-level columns; flatten them to one name per column "
+                         "(e.g. frame.columns = ['_'.join(map(str, c)) for c in frame.columns])")
+    repeated = data.columns[data.columns.duplicated()]
+    if len(repeated):
+        raise ValueError(f"{name} has several columns named {repeated[0]!r}; give each column "
+                         "its own name")
     future_covariates = list(future_covariates)
     id_name = id_col or "unique_id"
     if id_name in data.columns:
@@ -196,9 +203,10 @@ def _to_pandas(data: Any, name: str) -> tuple[Any, str]:
 
 
 def _from_array(array: np.ndarray, missing: Missing, name: str) -> SeriesSet:
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
-                                     or array.dtype == bool):
-        raise TypeError(f"{name} must be numeric, got an array of dtype {array.dtype}")
+    if not is_real_dtype(array.dtype):
+        raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}"
+                        + ("; forecast the real and imaginary parts as two columns"
+                           if np.issubdtype(array.dtype, np.complexfloating) else ""))
     if array.ndim not in (1, 2):
         raise ValueError(f"{name} must be (T,) or (T, C), got shape {array.shape}; for "
                          "several series pass a long table (unique_id, ds, y)")
@@ -245,27 +253,63 @@ def _as_times(column: pd.Series | pd.Index, name: str, label: str) -> np.ndarray
     return times.to_numpy(dtype="datetime64[ns]")
 
 
+def is_real_dtype(dtype: Any) -> bool:
+    """Whether a column or array of ``dtype`` holds real numbers (bools, ints, floats, and
+    pandas' nullable versions of them; not complex numbers, text, categories or times)."""
+    return (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) \
+        and not pd.api.types.is_complex_dtype(dtype)
+
+
+def _not_real(frame: pd.DataFrame, column: Any, name: str, what: str) -> TypeError:
+    dtype = frame[column].dtype
+    hint = "convert it with pd.to_numeric"
+    if pd.api.types.is_complex_dtype(dtype):
+        hint = "forecast its real and imaginary parts as two columns"
+    elif pd.api.types.is_datetime64_any_dtype(dtype):
+        hint = "it holds times; name the time column with time_col=…"
+    elif dtype == object and len(frame) and isinstance(frame[column].dropna().iloc[0]
+                                                       if frame[column].notna().any()
+                                                       else None, str):
+        hint = ("it holds text; if it is numbers stored as text, convert it with "
+                "pd.to_numeric; if it names series, y is a long table: pass id_col="
+                f"{column!r} (and time_col=…, target=…)")
+    return TypeError(f"{name}: {what} column {column!r} must hold real numbers, got {dtype}; "
+                     f"{hint}")
+
+
 def _numeric(frame: pd.DataFrame, columns: Sequence[str], name: str, what: str) -> np.ndarray:
     for column in columns:
         if column not in frame.columns:
             raise ValueError(f"{name} has no {what} column {column!r}; columns are "
                              f"{list(map(str, frame.columns))}")
-        dtype = frame[column].dtype
-        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
-            raise TypeError(f"{name}: {what} column {column!r} must be numeric, got {dtype}")
+        if not is_real_dtype(frame[column].dtype):
+            raise _not_real(frame, column, name, what)
     return frame[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _datetime_column(frame: pd.DataFrame, name: str) -> Any:
+    """The one column of a datetime dtype, if the frame has exactly one (else None)."""
+    found = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c].dtype)]
+    if len(found) > 1:
+        raise ValueError(f"{name} has several datetime columns {found}; say which is the time "
+                         "with time_col=…")
+    return found[0] if found else None
 
 
 def _from_wide(frame: pd.DataFrame, target: str | Sequence[str] | None, time_col: str | None,
                future_covariates: list[str], name: str) -> SeriesSet:
     time_index = time_col is None and isinstance(frame.index, pd.DatetimeIndex)
     time_name = None if time_index else _time_column(frame, time_col, name)
+    if time_name is None and not time_index:
+        time_name = _datetime_column(frame, name)
     if target is None:
-        target = [c for c in frame.columns if c != time_name and c not in future_covariates
-                  and pd.api.types.is_numeric_dtype(frame[c].dtype)]
+        target = [c for c in frame.columns if c != time_name and c not in future_covariates]
         if not target:
-            raise ValueError(f"{name} has no numeric column to forecast; columns are "
-                             f"{list(map(str, frame.columns))}")
+            raise ValueError(f"{name} has no column to forecast besides its time column; "
+                             f"columns are {list(map(str, frame.columns))}")
+        for column in target:  # every other column is forecast: none is dropped unsaid
+            if not is_real_dtype(frame[column].dtype):
+                raise _not_real(frame, column, name, "target")
     target = [target] if isinstance(target, str) else list(target)
     values = _numeric(frame, target, name, "target")
     future = _numeric(frame, future_covariates, name, "covariate") if future_covariates else None
@@ -277,7 +321,7 @@ def _from_wide(frame: pd.DataFrame, target: str | Sequence[str] | None, time_col
         times = _as_times(frame[time_name], name, time_name)
         tz = _time_zone(pd.to_datetime(frame[time_name]))
     series = SeriesSet(ids=[0], values=[values], future=None if future is None else [future],
-                       target_names=[str(t) for t in target],
+                       target_names=list(target),
                        future_names=[str(c) for c in future_covariates], layout="wide",
                        time_col=time_name, time_index=time_index, tz=tz)
     if times is not None:
@@ -296,6 +340,10 @@ def _from_long(frame: pd.DataFrame, id_col: str, target: str | Sequence[str] | N
     target = ["y"] if target is None else [target] if isinstance(target, str) else list(target)
     if frame[id_col].isna().any():
         raise ValueError(f"{name}: the id column {id_col!r} has missing values")
+    if frame[id_col].map(type).nunique() > 1:
+        kinds = sorted({type(v).__name__ for v in frame[id_col]})
+        raise TypeError(f"{name}: the id column {id_col!r} mixes {kinds}; use one type for "
+                        "the series ids (e.g. all str)")
     tz = _time_zone(pd.to_datetime(frame[time_name]))
     frame = frame.assign(**{time_name: _as_times(frame[time_name], name, time_name)})
     frame = frame.sort_values([id_col, time_name], kind="stable")
@@ -307,7 +355,7 @@ def _from_long(frame: pd.DataFrame, id_col: str, target: str | Sequence[str] | N
     groups = [(key, part) for key, part in frame.groupby(id_col, sort=False)]
     series = SeriesSet(ids=[key for key, _ in groups], values=[], times=[],
                        future=[] if future_covariates else None,
-                       target_names=[str(t) for t in target],
+                       target_names=list(target),
                        future_names=[str(c) for c in future_covariates], layout="long",
                        time_col=time_name, id_col=id_col, tz=tz)
     frequencies = set()
@@ -367,9 +415,13 @@ def _frequency(times: np.ndarray, name: str, where: str) -> Any:
     steps = np.diff(times)
     if (steps <= np.timedelta64(0)).any():
         row = int(np.flatnonzero(steps <= np.timedelta64(0))[0]) + 1
+        repeated = steps[row - 1] == np.timedelta64(0)
         raise ValueError(f"{name}{where}: timestamps must increase; row {row} "
-                         f"({pd.Timestamp(times[row])}) does not follow "
-                         f"{pd.Timestamp(times[row - 1])}")
+                         f"({pd.Timestamp(times[row])}) "
+                         f"{'repeats' if repeated else 'does not follow'} "
+                         f"{pd.Timestamp(times[row - 1])}"
+                         + ("" if where else "; sort the rows by time, or, for a long table "
+                            "of several series, name its id column with id_col=…"))
     if (steps == steps[0]).all():
         return pd.tseries.frequencies.to_offset(pd.Timedelta(steps[0]))
     if len(times) >= 3:

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import train_test_split
+from sklearn.base import ClassifierMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from torch.utils.data import Dataset
 
-from datamodules.dna import DNADataset, collate_dna, make_tokenizer, normalize_sequence
+from datamodules.checks import boolean, choice, crop_options, fraction, integer, real
+from datamodules.dna import (DNACollator, DNADataset, can_stratify, make_tokenizer,
+                             normalize_sequence, stratified_split)
+from datamodules.timeseries.frames import is_real_dtype
 
-from ..training import train_module
+from ..base import TitansEstimator
 from .module import ClassificationModule
 
 PREDICT_BATCH = 256
 
 
-class TitansClassifier(ClassifierMixin, BaseEstimator):
+class TitansClassifier(ClassifierMixin, TitansEstimator):
     """Sequence classifier with a Titans encoder (scikit-learn API).
 
     ``X`` is either DNA — a list, tuple, 1-D array or Series of strings, of any lengths — or
@@ -127,8 +128,10 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
 
     # -- fit ---------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any) -> "TitansClassifier":
-        """Train on sequences ``X`` with labels ``y`` (any hashable class labels)."""
-        self._check_params()
+        """Train on sequences ``X`` with labels ``y`` (any hashable class labels). A failed
+        fit leaves the classifier as it was."""
+        params = self._check_params()
+        fitted: dict[str, Any] = {}
         if _is_dna(X):
             if y is None:
                 raise ValueError(f"{type(self).__name__} requires y to be passed, but the "
@@ -138,7 +141,7 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
             if len(y) != len(sequences):
                 raise ValueError(f"X has {len(sequences)} sequences but y has {len(y)} labels; "
                                  "pass one label per sequence")
-            inputs_kind = "dna"
+            kind = "dna"
         else:
             for name, unused in (("rc_augment", self.rc_augment > 0),
                                  ("rc_average", self.rc_average),
@@ -146,87 +149,75 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
                 if unused:
                     raise ValueError(f"{name} applies to DNA strings, and X is numeric; leave "
                                      f"{name} at its default for numeric sequences")
-            X, y = validate_data(self, X, y, allow_nd=True, dtype=[np.float64, np.float32])
-            sequences = self._check_numeric(X, reset=True)
-            inputs_kind = "numeric"
+            # scikit-learn's checks record n_features_in_ on the estimator they are given:
+            # a clone holds them until the fit has succeeded.
+            scratch = clone(self)
+            X, y = validate_data(scratch, X, y, allow_nd=True, dtype=[np.float64, np.float32])
+            fitted.update({name: value for name, value in vars(scratch).items()
+                           if name in ("n_features_in_", "feature_names_in_")})
+            X = _sequences_3d(X)
+            std = X.std(axis=(0, 1))
+            fitted.update(n_channels_=X.shape[2], channel_mean_=X.mean(axis=(0, 1)),
+                          channel_std_=np.where(std > 0, std, 1.0))
+            sequences = _standardise(X, fitted["channel_mean_"], fitted["channel_std_"])
+            kind = "numeric"
         check_classification_targets(y)
         classes, label_index = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(f"y has only one class ({classes.tolist()[0]!r}); a classifier "
                              "can't train "
                              "when only one class is present: pass examples of at least two")
-        for name in ("n_features_in_", "feature_names_in_", "n_channels_", "channel_mean_",
-                     "channel_std_"):
-            if inputs_kind == "dna" and name in self.__dict__:
-                delattr(self, name)  # a second fit on DNA forgets the numeric attributes
-        self.input_kind_, self.classes_ = inputs_kind, classes
-        seed = _seed(self.random_state)
-        train_rows, val_rows = self._hold_out(label_index, seed)
-        # The caller's random state (CPU and every visible GPU) is left as it was.
-        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
-            if seed is not None:
-                torch.manual_seed(seed)
-            module = self._build(len(classes))
-            train_module(module, self._dataset(sequences, label_index, train_rows, True, seed),
-                         self._dataset(sequences, label_index, val_rows, False, seed)
-                         if len(val_rows) else None,
-                         max_epochs=self.max_epochs, batch_size=self.batch_size,
-                         patience=self.patience, verbose=self.verbose, seed=seed,
-                         trainer_kwargs={"accelerator": self.accelerator,
-                                         "devices": self.devices, "gradient_clip_val": 1.0,
-                                         **(self.trainer_kwargs or {})},
-                         monitor="val_loss", collate_fn=self._collate())
-        module.trainer = None  # let the Trainer and its data loaders go
-        self.module_ = module.cpu().eval()
+        seed = params["seed"]
+        rows = np.arange(len(label_index))
+        train_rows, val_rows = rows, rows[:0]
+        if can_stratify(label_index, params["val_fraction"]):
+            train_rows, val_rows = (np.sort(part) for part in stratified_split(
+                rows, label_index, params["val_fraction"], seed, "val", classes.tolist()))
+        n_channels = fitted.get("n_channels_")
+        module = self._fit_module(
+            lambda: self._build(len(classes), kind, n_channels, params),
+            self._dataset(kind, sequences, label_index, train_rows, True, seed),
+            self._dataset(kind, sequences, label_index, val_rows, False, seed)
+            if len(val_rows) else None, params, monitor="val_loss",
+            trainer_defaults={"gradient_clip_val": 1.0}, collate_fn=self._collate(kind))
+        self._commit({**fitted, "input_kind_": kind, "classes_": classes, "module_": module})
         return self
 
-    def _hold_out(self, label_index: np.ndarray, seed: int | None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """Row indices for training and for early stopping (stratified, seeded)."""
-        rows = np.arange(len(label_index))
-        counts = np.bincount(label_index)
-        n_val = int(np.ceil(self.val_fraction * len(rows)))
-        if self.val_fraction == 0 or counts.min() < 2 or n_val < len(counts) \
-                or len(rows) - n_val < len(counts):
-            return rows, rows[:0]
-        train, val = train_test_split(rows, test_size=n_val, stratify=label_index,
-                                      random_state=seed)
-        return np.sort(train), np.sort(val)
-
-    def _build(self, n_classes: int) -> ClassificationModule:
-        if self.input_kind_ == "dna":
-            tokens = make_tokenizer(self.tokenizer, self.k)
+    def _build(self, n_classes: int, kind: str, n_channels: int | None,
+               params: dict[str, Any]) -> ClassificationModule:
+        if kind == "dna":
+            tokens = make_tokenizer(self.tokenizer, params["k"])
             shape = ({"vocab_size": tokens.vocab_size} if tokens.is_ids
                      else {"n_features": tokens.n_features})
         else:
-            shape = {"n_features": self.n_channels_}
+            shape = {"n_features": n_channels}
         return ClassificationModule(
-            n_classes=n_classes, **shape, readout=self.readout, stem_kernel=self.stem_kernel,
-            variant=self.variant,
-            dim=self.dim, depth=self.depth, heads=self.heads,
-            memory_heads=min(4, self.dim) if self.dim % 4 == 0 else 1,
-            memory_depth=self.memory_depth, chunk_size=self.chunk_size, dropout=self.dropout,
-            bidirectional=self.bidirectional, max_surprise_norm=self.max_surprise_norm,
-            tokenizer=self.tokenizer if self.input_kind_ == "dna" else None,
-            rc_average=self.rc_average and self.input_kind_ == "dna", lr=self.lr,
-            weight_decay=self.weight_decay)
+            n_classes=n_classes, **shape, readout=self.readout,
+            stem_kernel=params["stem_kernel"], variant=self.variant, dim=params["dim"],
+            depth=params["depth"], heads=params["heads"],
+            memory_heads=min(4, params["dim"]) if params["dim"] % 4 == 0 else 1,
+            memory_depth=params["memory_depth"], chunk_size=params["chunk_size"],
+            dropout=params["dropout"], bidirectional=params["bidirectional"],
+            max_surprise_norm=params["max_surprise_norm"],
+            tokenizer=self.tokenizer if kind == "dna" else None,
+            rc_average=params["rc_average"] and kind == "dna", lr=params["lr"],
+            weight_decay=params["weight_decay"])
 
-    def _dataset(self, sequences: Any, label_index: np.ndarray | None, rows: np.ndarray,
-                 train: bool, seed: int | None = None) -> Dataset:
+    def _dataset(self, kind: str, sequences: Any, label_index: np.ndarray | None,
+                 rows: np.ndarray, train: bool, seed: int | None = None) -> Dataset:
         labels = None if label_index is None else label_index[rows]
-        if self.input_kind_ == "dna":
+        if kind == "dna":
             return DNADataset([sequences[i] for i in rows], labels,
-                              make_tokenizer(self.tokenizer, self.k),
-                              rc_augment=self.rc_augment if train else 0.0,
+                              make_tokenizer(self.tokenizer, int(self.k)),
+                              rc_augment=float(self.rc_augment) if train else 0.0,
                               seed=seed or 0)
         return _ArraySequences(sequences[rows], labels)
 
-    def _collate(self):
-        pad = make_tokenizer(self.tokenizer, self.k).pad_id if self.input_kind_ == "dna" else 0
-        max_length = self.max_length if self.input_kind_ == "dna" else None
-        padding = self.padding if self.input_kind_ == "dna" else "dynamic"
-        return functools.partial(collate_dna, pad_id=pad, max_length=max_length, crop=self.crop,
-                                 padding=padding)
+    def _collate(self, kind: str) -> DNACollator:
+        if kind != "dna":
+            return DNACollator(0)
+        return DNACollator(make_tokenizer(self.tokenizer, int(self.k)).pad_id,
+                           self.max_length, self.crop, self.padding)
 
     # -- predict -----------------------------------------------------------------------------
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -242,14 +233,17 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
             if self.input_kind_ != "numeric":
                 raise ValueError("the classifier was fitted on DNA strings; pass a list of "
                                  "strings, not a numeric array")
-            X = validate_data(self, X, reset=False, allow_nd=True,
-                              dtype=[np.float64, np.float32])
-            sequences = self._check_numeric(X, reset=False)
+            X = _sequences_3d(validate_data(self, X, reset=False, allow_nd=True,
+                                            dtype=[np.float64, np.float32]))
+            if X.shape[2] != self.n_channels_:
+                raise ValueError(f"X has {X.shape[2]} channels, but {type(self).__name__} was "
+                                 f"fitted on {self.n_channels_}")
+            sequences = _standardise(X, self.channel_mean_, self.channel_std_)
             lengths = np.full(len(sequences), sequences.shape[1])
         # Similar lengths together: less padding to compute; the order is restored below.
         order = np.argsort(lengths, kind="stable")
-        dataset = self._dataset(sequences, None, order, False)
-        collate = self._collate()
+        dataset = self._dataset(self.input_kind_, sequences, None, order, False)
+        collate = self._collate(self.input_kind_)
         probabilities = []
         with torch.inference_mode():
             for start in range(0, len(order), PREDICT_BATCH):
@@ -273,54 +267,41 @@ class TitansClassifier(ClassifierMixin, BaseEstimator):
         return [normalize_sequence(s, ambiguity=self.ambiguity, rna=self.rna, name=f"X[{i}]")
                 for i, s in enumerate(sequences)]
 
-    def _check_numeric(self, X: np.ndarray, reset: bool) -> np.ndarray:
-        """Standardised float32 sequences ``(n, L, C)``."""
-        if X.ndim == 2:
-            X = X[:, :, None]  # (n, L, 1): each row a univariate series
-        if X.ndim != 3:
-            raise ValueError(f"numeric X must be (n, L) or (n, L, C), got {X.ndim} dimensions")
-        if reset:
-            self.n_channels_ = X.shape[2]
-            self.channel_mean_ = X.mean(axis=(0, 1))
-            std = X.std(axis=(0, 1))
-            self.channel_std_ = np.where(std > 0, std, 1.0)
-        elif X.shape[2] != self.n_channels_:
-            raise ValueError(f"X has {X.shape[2]} channels, but {type(self).__name__} was "
-                             f"fitted on {self.n_channels_}")
-        return ((X - self.channel_mean_) / self.channel_std_).astype(np.float32)
+    def _check_params(self) -> dict[str, Any]:
+        """Every parameter checked once, before any data is read (plain Python values)."""
+        params = self._check_training_params()
+        for name, options in (("variant", ("lmm", "mac", "mag", "mal")),
+                              ("readout", ("mean", "last")),
+                              ("tokenizer", ("char", "onehot", "kmer")),
+                              ("ambiguity", ("n", "error"))):
+            choice(name, getattr(self, name), options)
+        crop_options(self.max_length, self.crop, self.padding)
+        for name in ("dim", "depth", "heads", "memory_depth", "chunk_size"):
+            params[name] = integer(name, getattr(self, name))
+        params["k"] = integer("k", self.k, 1, 8)
+        params["stem_kernel"] = integer("stem_kernel", self.stem_kernel, 0, hint="0: no stem")
+        params["dropout"] = fraction("dropout", self.dropout)
+        params["weight_decay"] = real("weight_decay", self.weight_decay, 0.0)
+        params["max_surprise_norm"] = real("max_surprise_norm", self.max_surprise_norm, 0.0,
+                                           low_open=True, optional=True,
+                                           hint="None: the paper's unclipped update")
+        fraction("rc_augment", self.rc_augment, one=True)
+        for name in ("bidirectional", "rna", "rc_average"):
+            params[name] = boolean(name, getattr(self, name))
+        return params
 
-    def _check_params(self) -> None:
-        choices = {"variant": ("lmm", "mac", "mag", "mal"), "readout": ("mean", "last"),
-                   "tokenizer": ("char", "onehot", "kmer"), "crop": ("right", "left", "center"),
-                   "ambiguity": ("n", "error"), "padding": ("dynamic", "max_length")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        ranges = {"val_fraction": ("in [0, 1)", lambda v: 0 <= v < 1),
-                  "rc_augment": ("in [0, 1]", lambda v: 0 <= v <= 1),
-                  "dropout": ("in [0, 1)", lambda v: 0 <= v < 1),
-                  "lr": ("> 0", lambda v: v > 0), "weight_decay": (">= 0", lambda v: v >= 0)}
-        for name, (allowed, valid) in ranges.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
-                    or not valid(value):
-                raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
-        for name in ("dim", "depth", "heads", "memory_depth", "chunk_size", "max_epochs",
-                     "batch_size", "k"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.max_length is not None and (not isinstance(self.max_length, (int, np.integer))
-                                            or self.max_length < 1):
-            raise ValueError(f"max_length must be a positive int or None, got "
-                             f"{self.max_length!r}")
-        if self.padding == "max_length" and self.max_length is None:
-            raise ValueError("padding='max_length' pads every batch to max_length; set "
-                             "max_length")
-        if isinstance(self.patience, bool) or not isinstance(self.patience, int) \
-                or self.patience < 0:
-            raise ValueError(f"patience must be an int >= 0 (0: never stop early), got "
-                             f"{self.patience!r}")
+
+def _sequences_3d(X: np.ndarray) -> np.ndarray:
+    """Numeric sequences as ``(n, L, C)``: a 2-D ``X`` is ``n`` univariate series."""
+    if X.ndim == 2:
+        return X[:, :, None]  # (n, L, 1)
+    if X.ndim != 3:
+        raise ValueError(f"numeric X must be (n, L) or (n, L, C), got {X.ndim} dimensions")
+    return X
+
+
+def _standardise(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return ((X - mean) / std).astype(np.float32)
 
 
 class _ArraySequences(Dataset):
@@ -339,29 +320,32 @@ class _ArraySequences(Dataset):
         return item
 
 
-def _seed(random_state: Any) -> int | None:
-    """An int seed from ``random_state`` (None, an int, or a ``numpy`` RandomState)."""
-    if random_state is None:
-        return None
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(2**31 - 1))
-    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
-        raise ValueError(f"random_state must be None, an int or a numpy RandomState, got "
-                         f"{random_state!r}")
-    return int(random_state)
-
-
 def _is_dna(X: Any) -> bool:
-    """Whether ``X`` is a one-dimensional collection of strings."""
-    if isinstance(X, str):
-        raise TypeError("X is a single string; pass a list of sequences, e.g. [X]")
+    """Whether ``X`` is a one-dimensional collection of strings (TypeError for text that is
+    not: bytes, a single string, a table with a text column)."""
+    if isinstance(X, (str, bytes)):
+        kind = "string" if isinstance(X, str) else "bytes object"
+        raise TypeError(f"X is a single {kind}; pass a list of sequences, e.g. [X]")
+    if hasattr(X, "columns"):  # pandas / polars DataFrame
+        text = [column for column in X.columns if not is_real_dtype(X[column].dtype)]
+        if text:
+            raise TypeError(f"X is a table with the non-numeric column(s) {text[:5]}; pass "
+                            f"the sequences themselves, e.g. X[{text[0]!r}] as a list of str")
+        return False
     if isinstance(X, np.ndarray):
-        return X.ndim == 1 and X.size > 0 and isinstance(X.flat[0], str)
-    if hasattr(X, "to_list") and getattr(X, "ndim", 1) == 1 and not hasattr(X, "columns"):
+        if X.ndim == 1 and X.size > 0 and X.dtype.kind in "USO":
+            X = X.tolist()
+        else:
+            return False
+    if hasattr(X, "to_list") and getattr(X, "ndim", 1) == 1:
         X = X.to_list()  # pandas / polars Series
     if isinstance(X, (list, tuple)):
         if not X:
             raise ValueError("X is empty: pass at least one sequence")
+        for index, item in enumerate(X):
+            if isinstance(item, (bytes, bytearray)):
+                raise TypeError(f"X[{index}] is bytes; decode the sequences to str first, "
+                                "e.g. [s.decode('ascii') for s in X]")
         strings = [isinstance(item, str) for item in X]
         if any(strings) and not all(strings):
             index = strings.index(False)

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import AUROC, Accuracy, F1Score, MatthewsCorrCoef
 
+from datamodules.checks import fraction, real
 from datamodules.dna import make_tokenizer
 
 from ..blocks.encoder import MODULE_ENCODER_OPTIONS, Variant
@@ -70,8 +71,10 @@ class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
                  rc_average: bool = False, label_smoothing: float = 0.0, lr: float = 1e-3,
                  weight_decay: float = 1e-2, warmup_fraction: float = 0.05) -> None:
         super().__init__()
-        if not 0 <= label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        label_smoothing = fraction("label_smoothing", label_smoothing)
+        lr = real("lr", lr, 0.0, low_open=True)
+        weight_decay = real("weight_decay", weight_decay, 0.0)
+        warmup_fraction = fraction("warmup_fraction", warmup_fraction)
         self.save_hyperparameters()
         self.net: TitansClassifierNet | None = None
         if n_classes is not None:

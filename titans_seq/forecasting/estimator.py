@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from datamodules.timeseries import (LaneSegments, SeriesScaler, SeriesSet, WindowDataset,
-                                    align_covariates, calendar_names, prepare_series,
-                                    read_series, split_borders)
+from datamodules.checks import (choice, fraction, integer, quantile_levels, stream_options)
+from datamodules.timeseries import (SeriesScaler, SeriesSet, align_covariates, calendar_names,
+                                    forecast_datasets, prepare_series, read_series,
+                                    split_borders)
 
 from .module import ForecastingModule
 from .outputs import backtest_frame, forecast_output
 from .streaming import forecast_from, move_state, open_stream, read_upto
-from ..training import train_module
+from ..base import TitansEstimator
 
 
 @dataclass
@@ -37,7 +36,7 @@ class BacktestResult:
     metrics: dict[str, float]
 
 
-class TitansForecaster(BaseEstimator):
+class TitansForecaster(TitansEstimator):
     """Multivariate forecaster with a Titans encoder (scikit-learn API).
 
     Parameters
@@ -84,8 +83,9 @@ class TitansForecaster(BaseEstimator):
     static_covariates : list of str, optional
         Columns of a long table constant within each series (size, region code, …), added to
         every token of the series.
-    random_state : int, optional
-        Seed of the initialisation and shuffling.
+    random_state : int or numpy RandomState, optional
+        Seed of the initialisation and shuffling; the caller's torch random state (CPU and
+        GPUs) is left untouched.
     verbose : bool
         Progress bar during fit.
     accelerator, devices, trainer_kwargs
@@ -144,116 +144,82 @@ class TitansForecaster(BaseEstimator):
     # -- fit ---------------------------------------------------------------------------------
     def fit(self, y: Any, X: Any = None) -> "TitansForecaster":
         """Train on ``y`` (wide or long table, pandas or polars, array ``(T,)``/``(T, C)``,
-        CSV/Parquet path); ``X``: future-known covariates covering every row of ``y``."""
-        self._check_params()
+        CSV/Parquet path); ``X``: future-known covariates covering every row of ``y``.
+        A failed fit leaves the forecaster as it was."""
+        params = self._check_params()
         series = self._read(y, "y")
         future, future_names = (align_covariates(series, X, 0) if X is not None
                                 else (None, []))
         calendar = calendar_names(self.calendar)
         if calendar and series.times is None:
             raise ValueError("calendar features need timestamps; y has none")
-        borders = [split_borders(n, "fractions", self.val_fraction, 0.0) for n in series.lengths]
-        train_rows = max(b[0] for b in borders)
-        linear_lookback = self._linear_lookback(train_rows)
-        context = (max(self.lookback, linear_lookback) if self.mode == "stream"
-                   else self.lookback + self.warmup)
-        if train_rows < context + self.horizon:
-            needs = ("max(lookback, linear_lookback)" if self.mode == "stream"
-                     else "lookback + warmup")
-            raise ValueError(f"y is too short: a training window needs {needs} + horizon = "
-                             f"{context + self.horizon} rows before the validation part, the "
-                             f"longest series has {train_rows}; use a shorter lookback/"
-                             "horizon, val_fraction=0 or more data")
+        borders = [split_borders(n, "fractions", params["val_fraction"], 0.0)
+                   for n in series.lengths]
+        linear_lookback = self._linear_lookback(params, max(b[0] for b in borders))
+        context = (max(params["lookback"], linear_lookback) if params["mode"] == "stream"
+                   else params["lookback"] + params["warmup"])
         scaler = SeriesScaler.fit(series, [b[0] for b in borders], True, future)
-        prepared = prepare_series(series, scaler, calendar, future)
-        train_origins = [(context, b[0] - self.horizon) for b in borders]
-        val_origins = [(max(b[0], context), b[1] - self.horizon) for b in borders]
-        if self.mode == "stream":
-            segments = dict(context=context, horizon=self.horizon, patch_len=self.patch_len,
-                            tokens=self.segment_tokens, lanes=self.batch_size)
-            train = LaneSegments(prepared, train_origins, [b[0] for b in borders],
-                                 shuffle=True, seed=self.random_state or 0, **segments)
-            val = LaneSegments(prepared, val_origins, [b[1] for b in borders],
-                               merge_unscored=True, **segments)
-        else:
-            train = WindowDataset(prepared, train_origins, context, self.horizon)
-            val = WindowDataset(prepared, val_origins, context, self.horizon)
-        # The caller's random state (CPU and every visible GPU) is left as it was.
-        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
-            if self.random_state is not None:
-                torch.manual_seed(self.random_state)
-            module = self._train(series, calendar, future_names, train, val, linear_lookback)
-        module.eval()
-        self.module_ = module
-        self.series_, self.scaler_, self.calendar_ = series, scaler, calendar
-        self.future_, self.future_names_ = future, future_names
-        self.n_channels_, self.target_names_ = series.n_channels, series.target_names
-        self.n_covariates_ = len(calendar) + len(future_names)
-        self.linear_lookback_ = linear_lookback
-        self.streams_ = self._stream(series, scaler, future)
+        datasets = forecast_datasets(
+            prepare_series(series, scaler, calendar, future), borders, mode=params["mode"],
+            context=context, horizon=params["horizon"], patch_len=params["patch_len"],
+            segment_tokens=params["segment_tokens"], batch_size=params["batch_size"],
+            eval_batch_size=params["batch_size"], seed=params["seed"] or 0,
+            needs="max(lookback, linear_lookback)" if params["mode"] == "stream"
+            else "lookback + warmup")
+        module = self._fit_module(
+            lambda: self._module(params, series, calendar, future_names, linear_lookback),
+            datasets["train"], datasets["val"], params, monitor="val_mse")
+        fitted = dict(module_=module, series_=series, scaler_=scaler, calendar_=calendar,
+                      future_=future, future_names_=future_names,
+                      n_channels_=series.n_channels, target_names_=series.target_names,
+                      n_covariates_=len(calendar) + len(future_names),
+                      linear_lookback_=linear_lookback)
+        fitted["streams_"] = _read_streams(module, series, prepare_series(
+            series, scaler, calendar, future))
+        self._commit(fitted)
         return self
 
-    def _linear_lookback(self, train_rows: int) -> int:
-        if self.mode != "stream":
+    def _linear_lookback(self, params: dict, train_rows: int) -> int:
+        if params["mode"] != "stream":
             return 0
-        if self.linear_lookback is not None:
-            return self.linear_lookback
-        return min(720, max(self.lookback, (train_rows - self.horizon) // 2))
+        if params["linear_lookback"] is not None:
+            return params["linear_lookback"]
+        return min(720, max(params["lookback"], (train_rows - params["horizon"]) // 2))
 
-    def _train(self, series: SeriesSet, calendar: list[str], future_names: list[str],
-               train, val, linear_lookback: int) -> ForecastingModule:
-        module = ForecastingModule(
-            n_channels=series.n_channels, lookback=self.lookback, horizon=self.horizon,
-            warmup=self.warmup, mode=self.mode, linear_lookback=linear_lookback,
-            segment_tokens=self.segment_tokens, head_hidden=self.head_hidden,
-            head_dropout=self.dropout if self.mode == "stream" else 0.0,
+    def _module(self, params: dict, series: SeriesSet, calendar: list[str],
+                future_names: list[str], linear_lookback: int) -> ForecastingModule:
+        stream = params["mode"] == "stream"
+        return ForecastingModule(
+            n_channels=series.n_channels, lookback=params["lookback"],
+            horizon=params["horizon"], warmup=params["warmup"], mode=params["mode"],
+            linear_lookback=linear_lookback, segment_tokens=params["segment_tokens"],
+            head_hidden=params["head_hidden"], head_dropout=params["dropout"] if stream else 0.0,
             n_covariates=len(calendar) + len(future_names),
-            n_static=len(series.static_names), patch_len=self.patch_len,
-            channel_mode=self.channel_mode, variant=self.variant, dim=self.dim,
-            depth=self.depth, memory_depth=self.memory_depth, chunk_size=self.chunk_size,
-            dropout=self.dropout, loss=self.loss,
-            quantiles=list(self.quantiles) if self.loss == "quantile" else None, lr=self.lr)
-        train_module(module, train, val, max_epochs=self.max_epochs,
-                     batch_size=self.batch_size, patience=self.patience,
-                     verbose=self.verbose, seed=self.random_state,
-                     trainer_kwargs={"accelerator": self.accelerator, "devices": self.devices,
-                                     **(self.trainer_kwargs or {})})
-        return module
+            n_static=len(series.static_names), patch_len=params["patch_len"],
+            channel_mode=self.channel_mode, variant=self.variant, dim=params["dim"],
+            depth=params["depth"], memory_depth=params["memory_depth"],
+            chunk_size=params["chunk_size"], dropout=params["dropout"], loss=self.loss,
+            quantiles=params["quantiles"], lr=params["lr"])
 
-    def _check_params(self) -> None:
-        if self.mode not in ("stream", "window"):
-            raise ValueError(f"mode must be 'stream' or 'window', got {self.mode!r}")
-        for name in ("horizon", "lookback", "patch_len", "max_epochs", "batch_size", "dim",
-                     "depth", "segment_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name, value in (("patience", self.patience), ("head_hidden", self.head_hidden)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        if self.linear_lookback is not None and (
-                isinstance(self.linear_lookback, bool)
-                or not isinstance(self.linear_lookback, int) or self.linear_lookback < 0):
-            raise ValueError(f"linear_lookback must be an int >= 0 or None (automatic), got "
-                             f"{self.linear_lookback!r}")
-        if self.mode == "stream":
-            if self.lookback < self.patch_len:
-                raise ValueError(f"lookback ({self.lookback}) must be at least patch_len "
-                                 f"({self.patch_len})")
-            if self.warmup:
-                raise ValueError("warmup is for mode='window'; in mode='stream' the memory "
-                                 "reads the whole history; set warmup=0")
-            if self.channel_mode != "independent":
-                raise ValueError("mode='stream' reads every channel as its own lane; use "
-                                 "channel_mode='independent' (or mode='window')")
-            return
-        if self.lookback % self.patch_len:
-            raise ValueError(f"lookback ({self.lookback}) must be a multiple of patch_len "
-                             f"({self.patch_len})")
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) \
-                or self.warmup < 0 or self.warmup % self.lookback:
-            raise ValueError(f"warmup must be a multiple of lookback ({self.lookback}) >= 0, "
-                             f"got {self.warmup!r}")
+    def _check_params(self) -> dict[str, Any]:
+        """Every parameter checked once, before any data is read (plain Python values)."""
+        params = self._check_training_params()
+        mode, lookback, warmup, patch_len = stream_options(
+            self.mode, self.lookback, self.warmup, self.patch_len,
+            choice("channel_mode", self.channel_mode, ("independent", "mixing")))
+        params.update(mode=mode, lookback=lookback, warmup=warmup, patch_len=patch_len)
+        for name in ("horizon", "dim", "depth", "memory_depth", "chunk_size", "segment_tokens"):
+            params[name] = integer(name, getattr(self, name))
+        params["head_hidden"] = integer("head_hidden", self.head_hidden, 0)
+        params["linear_lookback"] = integer("linear_lookback", self.linear_lookback, 0,
+                                            optional=True, hint="None: automatic")
+        params["dropout"] = fraction("dropout", self.dropout)
+        params["quantiles"] = quantile_levels(self.loss, self.quantiles)
+        choice("variant", self.variant, ("lmm", "mac", "mag", "mal"))
+        choice("missing", self.missing, ("error", "mask"))
+        if not isinstance(self.calendar, (bool, np.bool_)):
+            calendar_names(self.calendar)
+        return params
 
     def _read(self, y: Any, name: str) -> SeriesSet:
         return read_series(y, target=self.target, time_col=self.time_col, id_col=self.id_col,
@@ -265,14 +231,8 @@ class TitansForecaster(BaseEstimator):
         return prepare_series(series, scaler, self.calendar_, future, extra_rows)
 
     def _stream(self, series: SeriesSet, scaler: SeriesScaler, future, streams=None) -> list:
-        net = self.module_.net
-        device = self.module_.device
-        streams = streams or [open_stream(net, series.n_channels) for _ in series.values]
-        for stream, prepared, length in zip(streams, self._prepared(series, scaler, future),
-                                            series.lengths):
-            read_upto(net, stream, prepared.values.to(device), prepared.observed.to(device),
-                      prepared.covariates.to(device), prepared.static.to(device), length)
-        return streams
+        return _read_streams(self.module_, series, self._prepared(series, scaler, future),
+                             streams)
 
     # -- update ------------------------------------------------------------------------------
     def update(self, y: Any, X: Any = None) -> "TitansForecaster":
@@ -328,7 +288,8 @@ class TitansForecaster(BaseEstimator):
         if "array" in (new.layout, self.series_.layout) or \
                 new.target_names == self.target_names_:
             return new
-        if sorted(new.target_names) != sorted(self.target_names_):
+        if len(new.target_names) != len(self.target_names_) or \
+                set(new.target_names) != set(self.target_names_):
             raise ValueError(f"y has target columns {new.target_names}, the forecaster was "
                              f"fitted on {self.target_names_}")
         order = [new.target_names.index(name) for name in self.target_names_]
@@ -480,10 +441,8 @@ class TitansForecaster(BaseEstimator):
         (default: the fitted data). Each forecast equals ``predict`` on ``y`` cut at its
         origin; the memory reads the history once, in order."""
         check_is_fitted(self)
-        step = self.horizon if step is None else step
-        for name, value in (("n_windows", n_windows), ("step", step)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        n_windows = integer("n_windows", n_windows)
+        step = self.horizon if step is None else integer("step", step)
         series = self.series_ if y is None else self._check_like_fitted(self._read(y, "y"))
         future = (self.future_ if y is None else self._covariates(series, X, 0, "backtest")) \
             if self.future_names_ else None
@@ -512,13 +471,21 @@ class TitansForecaster(BaseEstimator):
 
     # -- pickling: a fitted forecaster loads on a CPU-only machine ---------------------------
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        if "module_" in state:
-            module = copy.deepcopy(state["module_"]).cpu()
-            module._trainer = None
-            state["module_"] = module
+        state = super().__getstate__()
+        if "streams_" in state:
             state["streams_"] = [move_state(stream, "cpu") for stream in state["streams_"]]
         return state
+
+
+def _read_streams(module: ForecastingModule, series: SeriesSet, prepared, streams=None
+                  ) -> list:
+    """Each series' memory after reading its prepared rows (continuing ``streams``)."""
+    net, device = module.net, module.device
+    streams = streams or [open_stream(net, series.n_channels) for _ in series.values]
+    for stream, item, length in zip(streams, prepared, series.lengths):
+        read_upto(net, stream, item.values.to(device), item.observed.to(device),
+                  item.covariates.to(device), item.static.to(device), length)
+    return streams
 
 
 def _backtest_result(series: SeriesSet, results, horizon: int) -> BacktestResult:

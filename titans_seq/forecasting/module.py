@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
+from datamodules.checks import fraction, integer, quantile_levels, real, stream_options
 from datamodules.timeseries.streams import LaneSegments, segment_targets
 
 from ..blocks.encoder import MODULE_ENCODER_OPTIONS, Variant
@@ -98,35 +99,15 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
                  quantiles: list[float] | None = None, lr: float = 1e-3,
                  weight_decay: float = 1e-4, warmup_fraction: float = 0.05) -> None:
         super().__init__()
-        if mode not in ("stream", "window"):
-            raise ValueError(f"mode must be 'stream' or 'window', got {mode!r}")
-        for name, value, low in (("linear_lookback", linear_lookback, 0),
-                                 ("segment_tokens", segment_tokens, 1),
-                                 ("head_hidden", head_hidden, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        if mode == "stream":
-            if warmup:
-                raise ValueError("warmup is for mode='window'; in mode='stream' the memory "
-                                 "reads the whole history; set warmup=0")
-            if channel_mode != "independent":
-                raise ValueError("mode='stream' reads every channel as its own lane; use "
-                                 "channel_mode='independent' (or mode='window')")
-            if lookback < patch_len:
-                raise ValueError(f"lookback ({lookback}) must be at least patch_len "
-                                 f"({patch_len}) in mode='stream'")
-        if loss not in ("mse", "mae", "quantile"):
-            raise ValueError(f"loss must be 'mse', 'mae' or 'quantile', got {loss!r}")
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0 \
-                or warmup % lookback:
-            raise ValueError(f"warmup must be a multiple of lookback ({lookback}) >= 0, "
-                             f"got {warmup!r}")
-        if loss == "quantile":
-            quantiles = sorted(set(quantiles or [0.1, 0.5, 0.9]) | {0.5})
-            if not all(0 < q < 1 for q in quantiles):
-                raise ValueError(f"quantiles must lie in (0, 1), got {quantiles}")
-        else:
-            quantiles = None
+        mode, lookback, warmup, patch_len = stream_options(mode, lookback, warmup, patch_len,
+                                                           channel_mode)
+        linear_lookback = integer("linear_lookback", linear_lookback, 0)
+        segment_tokens = integer("segment_tokens", segment_tokens)
+        head_hidden = integer("head_hidden", head_hidden, 0)
+        quantiles = quantile_levels(loss, (0.1, 0.5, 0.9) if quantiles is None else quantiles)
+        lr = real("lr", lr, 0.0, low_open=True)
+        weight_decay = real("weight_decay", weight_decay, 0.0)
+        warmup_fraction = fraction("warmup_fraction", warmup_fraction)
         self.save_hyperparameters()
         self.loss_name, self.quantiles = loss, quantiles
         self.net: TitansForecastNet | LongMemoryForecastNet | None = None

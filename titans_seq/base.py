@@ -1,0 +1,90 @@
+"""`TitansEstimator`: what every titans_seq estimator shares, and nothing more.
+
+- the training parameters (``max_epochs``, ``batch_size``, ``lr``, ``patience``,
+  ``val_fraction``, ``random_state``, ``verbose``, ``accelerator``, ``devices``,
+  ``trainer_kwargs``) and their checks;
+- one way to seed: ``random_state`` is None, an integral number or a numpy ``RandomState``,
+  and the caller's torch random state is left as it was;
+- training through Lightning (:func:`~titans_seq.training.train_module`), then dropping the
+  Trainer, and committing the fitted state only once everything has succeeded: a failed
+  ``fit`` leaves the estimator exactly as it was (unfitted, or with its previous fit);
+- pickling: a fitted estimator loads on a CPU-only machine.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import lightning.pytorch as pl
+import torch
+from sklearn.base import BaseEstimator
+from torch.utils.data import Dataset
+
+from datamodules.checks import InvalidParameterError, boolean, fraction, integer, real, seed_from
+
+from .training import train_module
+
+
+class TitansEstimator(BaseEstimator):
+    """Base of :class:`~titans_seq.TitansForecaster` and :class:`~titans_seq.TitansClassifier`
+    (subclasses store their ``__init__`` arguments and read top-down from ``fit``)."""
+
+    def _check_training_params(self) -> dict[str, Any]:
+        """The shared training parameters, checked, as plain Python values (a numpy integer
+        from a parameter grid becomes an ``int``)."""
+        if self.trainer_kwargs is not None and (
+                not isinstance(self.trainer_kwargs, dict)
+                or not all(isinstance(key, str) for key in self.trainer_kwargs)):
+            raise InvalidParameterError(f"trainer_kwargs must be None or a dict of Trainer "
+                                        f"arguments, got {self.trainer_kwargs!r}")
+        if not isinstance(self.accelerator, str):
+            raise InvalidParameterError(f"accelerator must be a str ('auto', 'cpu', 'gpu', …), "
+                                        f"got {self.accelerator!r}")
+        devices = self.devices if isinstance(self.devices, str) \
+            else integer("devices", self.devices, hint="or a str such as 'auto'")
+        return {"max_epochs": integer("max_epochs", self.max_epochs),
+                "batch_size": integer("batch_size", self.batch_size),
+                "lr": real("lr", self.lr, 0.0, low_open=True),
+                "patience": integer("patience", self.patience, 0, hint="0: never stop early"),
+                "val_fraction": fraction("val_fraction", self.val_fraction),
+                "seed": seed_from(self.random_state),
+                "verbose": boolean("verbose", self.verbose), "devices": devices}
+
+    def _fit_module(self, build: Callable[[], pl.LightningModule], train: Dataset,
+                    val: Dataset | None, training: dict[str, Any], *, monitor: str,
+                    trainer_defaults: dict | None = None,
+                    collate_fn: Callable | None = None) -> pl.LightningModule:
+        """Build a module (seeded) and train it; returns it on the CPU, in eval mode, without
+        its Trainer. ``trainer_kwargs`` override ``trainer_defaults``."""
+        seed = training["seed"]
+        # The caller's random state (CPU and every visible GPU) is left as it was.
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+            if seed is not None:
+                torch.manual_seed(seed)
+            module = build()
+            train_module(module, train, val, max_epochs=training["max_epochs"],
+                         batch_size=training["batch_size"], patience=training["patience"],
+                         verbose=training["verbose"], seed=seed,
+                         trainer_kwargs={"accelerator": self.accelerator,
+                                         "devices": training["devices"],
+                                         **(trainer_defaults or {}),
+                                         **(self.trainer_kwargs or {})},
+                         monitor=monitor, collate_fn=collate_fn)
+        module.trainer = None  # let the Trainer and its data loaders go
+        return module.cpu().eval()
+
+    def _commit(self, fitted: dict[str, Any]) -> None:
+        """Replace the fitted state (attributes ending in ``_``) by ``fitted``, at once."""
+        for name in [name for name in vars(self) if name.endswith("_")
+                     and not name.startswith("_")]:
+            delattr(self, name)
+        self.__dict__.update(fitted)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        if "module_" in state:
+            module = copy.deepcopy(state["module_"]).cpu()
+            module._trainer = None
+            state["module_"] = module
+        return state
