@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)  ## the main job: forecast ETTh1 (embedded) next to naive and linear baselines, plot
-	$(VENV)/bin/python -m titans_seq.forecast_demo
+	$(VENV)/bin/python benchmarks/forecast_demo.py
 
 dna: $(STAMP)  ## DNA classification on the embedded promoter set (PROTOCOLS.md section 3), baselines side by side
 	$(VENV)/bin/python benchmarks/genomic.py --data datamodules/datasets/data/human_nontata_promoters.csv.gz $(DNA_ARGS)

@@ -32,7 +32,7 @@ def protocol_series(path: str | Path) -> ProtocolSeries:
     import pandas as pd
 
     from datamodules.timeseries import split_borders
-    from titans_seq.forecasting.ltsf import protocol_split
+    from benchmarks.ltsf_protocol import protocol_split
 
     frame = pd.read_csv(path)
     names = [c for c in frame.columns if c != "date"]
@@ -132,7 +132,7 @@ def run_titans(path: str, horizon: int, epochs: int | None = None, memory: bool 
 
     from datamodules import TimeSeriesDataModule
     from titans_seq import ForecastingModule
-    from titans_seq.forecasting.ltsf import protocol_split
+    from benchmarks.ltsf_protocol import protocol_split
     from titans_seq.training import KeepBestWeights, quiet_lightning
 
     torch.manual_seed(seed)

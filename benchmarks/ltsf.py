@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
-from titans_seq.forecasting.ltsf import protocol_split, run_ltsf  # noqa: E402
+from benchmarks.ltsf_protocol import protocol_split, run_ltsf  # noqa: E402
 
 PAPER = {"etth1": (0.420, 0.421), "etth2": (0.336, 0.382), "ettm1": (0.358, 0.387),
          "ettm2": (0.261, 0.309), "weather": (0.231, 0.265), "ecl": (0.162, 0.261),

@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from titans_seq.forecast_demo import TEST_END, linear_forecasts, plot
-from titans_seq.forecasting.ltsf import protocol_split, run_ltsf
+from benchmarks.forecast_demo import TEST_END, linear_forecasts, plot
+from benchmarks.ltsf_protocol import protocol_split, run_ltsf
 
 
 def test_protocol_runner_and_plot(tmp_path):

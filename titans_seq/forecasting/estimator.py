@@ -406,7 +406,8 @@ class TitansForecaster(TitansEstimator):
             series, values=[np.zeros((self.horizon, series.n_channels))] * series.n_series,
             times=[series.future_times(i, self.horizon) for i in range(series.n_series)],
             future=None)
-        rows, names = align_covariates(horizon_only, X, 0)
+        rows, names = align_covariates(horizon_only, X, 0,
+                                       rows=f"the {self.horizon} rows to forecast")
         if names != self.future_names_:
             raise ValueError(f"X has columns {names}, the forecaster was fitted with "
                              f"{self.future_names_}")

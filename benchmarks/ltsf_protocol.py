@@ -15,8 +15,8 @@ from sklearn.linear_model import Ridge
 
 from datamodules import TimeSeriesDataModule
 
-from .module import ForecastingModule
-from ..training import KeepBestWeights, quiet_lightning
+from titans_seq import ForecastingModule
+from titans_seq.training import KeepBestWeights, quiet_lightning
 
 
 def protocol_split(path: str | Path | None) -> str:
@@ -35,7 +35,7 @@ class LTSFResult:
     data: Any = None
 
 
-def _windows(dataset):
+def windows(dataset):
     """Stacked (history, target) arrays of a window dataset."""
     items = [dataset[i] for i in range(len(dataset))]
     return (np.stack([i["history"].numpy() for i in items]),
@@ -48,7 +48,7 @@ def linear_baseline(data: TimeSeriesDataModule, test_history: np.ndarray,
     window's values relative to its last value (a linear model that RevIN-style level
     shifts do not break), fitted on the training windows. Returns forecasts ``(W, H, C)`` for
     ``test_history (W, L, C)``."""
-    history, target = _windows(data.datasets["train"])
+    history, target = windows(data.datasets["train"])
     channels, lookback = history.shape[2], history.shape[1]
     last = history[:, -1:, :]
     # The last step relative to itself is always 0: dropping it keeps the system well posed.
@@ -82,7 +82,7 @@ def run_ltsf(data: Any, horizon: int, lookback: int = 96, split: str = "ett-hour
         result.seconds["titans"] = time.perf_counter() - start
         tested = trainer.test(module, datamodule, verbose=False)[0]
     result.metrics["titans"] = {"mse": tested["test_mse"], "mae": tested["test_mae"]}
-    history, target = _windows(datamodule.datasets["test"])
+    history, target = windows(datamodule.datasets["test"])
     naive = np.repeat(history[:, -1:, :], horizon, axis=1)
     start = time.perf_counter()
     linear = linear_baseline(datamodule, history)

@@ -2,7 +2,7 @@
 reads the whole history and keeps learning through the test rows, next to the naive and
 linear baselines and the fixed-window ablation, and draw the forecasts.
 
-    python -m titans_seq.forecast_demo [--horizon 96] [--out etth1_forecast.png]
+    python benchmarks/forecast_demo.py [--horizon 96] [--out etth1_forecast.png]
 
 Protocol of ``shared/PROTOCOLS.md`` §2b: the standard ETT borders, every test origin (stride
 1), MSE/MAE on values scaled by the training rows' statistics, over all channels. The Titans
@@ -14,16 +14,20 @@ the default one's memory reads every row before each origin.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from datamodules import TimeSeriesDataModule
-from datamodules.datasets import ETTH1_CITATION, load_etth1
-from datamodules.timeseries.datamodule import ETT_HOUR_BORDERS
-from titans_seq.forecasting import TitansForecaster
-from titans_seq.forecasting.ltsf import _windows, linear_baseline
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from datamodules import TimeSeriesDataModule  # noqa: E402
+from datamodules.datasets import ETTH1_CITATION, load_etth1  # noqa: E402
+from datamodules.timeseries.datamodule import ETT_HOUR_BORDERS  # noqa: E402
+from titans_seq.forecasting import TitansForecaster  # noqa: E402
+from benchmarks.ltsf_protocol import linear_baseline, windows  # noqa: E402
 
 TRAIN_END, VAL_END, TEST_END = ETT_HOUR_BORDERS
 
@@ -47,7 +51,7 @@ def linear_forecasts(values: np.ndarray, lookback: int, horizon: int) -> np.ndar
     data = TimeSeriesDataModule(values, mode="window", lookback=lookback, horizon=horizon,
                                 split="ett-hour", scale=True)
     data.setup("fit")
-    history, _ = _windows(data.datasets["test"])
+    history, _ = windows(data.datasets["test"])
     return linear_baseline(data, history)
 
 
