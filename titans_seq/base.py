@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any, Callable
 
 import lightning.pytorch as pl
@@ -24,6 +25,8 @@ from torch.utils.data import Dataset
 from datamodules.checks import InvalidParameterError, boolean, fraction, integer, real, seed_from
 
 from .training import train_module
+
+_TRAINER_ARGUMENTS = tuple(inspect.signature(pl.Trainer.__init__).parameters)[1:]
 
 
 class TitansEstimator(BaseEstimator):
@@ -38,6 +41,11 @@ class TitansEstimator(BaseEstimator):
                 or not all(isinstance(key, str) for key in self.trainer_kwargs)):
             raise InvalidParameterError(f"trainer_kwargs must be None or a dict of Trainer "
                                         f"arguments, got {self.trainer_kwargs!r}")
+        unknown = sorted(set(self.trainer_kwargs or {}) - set(_TRAINER_ARGUMENTS))
+        if unknown:
+            raise InvalidParameterError(f"trainer_kwargs has {unknown}, which the Lightning "
+                                        "Trainer does not take; see lightning.pytorch.Trainer "
+                                        "for its arguments")
         if not isinstance(self.accelerator, str):
             raise InvalidParameterError(f"accelerator must be a str ('auto', 'cpu', 'gpu', …), "
                                         f"got {self.accelerator!r}")

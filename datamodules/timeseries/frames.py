@@ -267,9 +267,7 @@ def _not_real(frame: pd.DataFrame, column: Any, name: str, what: str) -> TypeErr
         hint = "forecast its real and imaginary parts as two columns"
     elif pd.api.types.is_datetime64_any_dtype(dtype):
         hint = "it holds times; name the time column with time_col=…"
-    elif dtype == object and len(frame) and isinstance(frame[column].dropna().iloc[0]
-                                                       if frame[column].notna().any()
-                                                       else None, str):
+    elif pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
         hint = ("it holds text; if it is numbers stored as text, convert it with "
                 "pd.to_numeric; if it names series, y is a long table: pass id_col="
                 f"{column!r} (and time_col=…, target=…)")

@@ -231,8 +231,8 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
             lengths = np.array([len(s) for s in sequences])
         else:
             if self.input_kind_ != "numeric":
-                raise ValueError("the classifier was fitted on DNA strings; pass a list of "
-                                 "strings, not a numeric array")
+                raise TypeError(f"{_describe(X)}, but the classifier was fitted on DNA "
+                                "strings; pass a list of sequences, each a str")
             X = _sequences_3d(validate_data(self, X, reset=False, allow_nd=True,
                                             dtype=[np.float64, np.float32]))
             if X.shape[2] != self.n_channels_:
@@ -318,6 +318,15 @@ class _ArraySequences(Dataset):
         if self.labels is not None:
             item["label"] = np.int64(self.labels[index])
         return item
+
+
+def _describe(X: Any) -> str:
+    """What ``X`` is, for an error: its first item that is not a str, or its type."""
+    if isinstance(X, (list, tuple)) and X:
+        index = next((i for i, item in enumerate(X) if not isinstance(item, str)), 0)
+        return f"X[{index}] is {type(X[index]).__name__}"
+    kind = f"an array of {X.dtype}" if isinstance(X, np.ndarray) else type(X).__name__
+    return f"X is {kind}"
 
 
 def _is_dna(X: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Sequence
 
@@ -433,6 +434,26 @@ class TitansForecaster(TitansEstimator):
         if forecast.ndim == 3:  # (H, C, Q)
             return forecast * scaler.std[series][:, None] + scaler.mean[series][:, None]
         return scaler.inverse_transform(forecast, series)
+
+    # -- score (for GridSearchCV, cross_val_score) ---------------------------------------
+    def score(self, y: Any, X: Any = None) -> float:
+        """Negative mean squared error (data units) of forecasts of the rows of ``y``, which
+        continue the fitted series as :meth:`update` takes them: a copy of the forecaster
+        reads ``y`` and forecasts it ``horizon`` rows at a time, each forecast from everything
+        before it (this forecaster is unchanged). Higher is better, as scikit-learn's model
+        selection expects; with ``TimeSeriesSplit`` each fold's test rows follow its
+        training rows."""
+        check_is_fitted(self)
+        before = self.series_.lengths
+        model = copy.deepcopy(self)
+        model.update(y, X)
+        added = [after - length for after, length in zip(model.series_.lengths, before)]
+        n_windows = min(added) // self.horizon
+        if n_windows < 1:
+            raise ValueError(f"score needs at least horizon = {self.horizon} new rows of "
+                             f"every series in y, got {min(added)}")
+        result = model.backtest(n_windows=n_windows, step=self.horizon)
+        return -result.metrics["mse"]
 
     # -- backtest ----------------------------------------------------------------------------
     def backtest(self, y: Any = None, X: Any = None, n_windows: int = 5,
