@@ -4,7 +4,7 @@ The sequence is cut into chunks of ``chunk_size`` tokens counted from the first 
 has seen. Per chunk (``W_c`` the weights at its start, the only sequential dependence):
 
 1. one forward and backward pass of the chunk's keys through ``W_c`` gives every token's
-   gradient as rank-1 factors ``a_iᵀ δ_i`` per layer (:func:`_chunk_step`);
+   gradient as rank-1 factors ``a_iᵀ δ_i`` per layer (:func:`_surprise_factors`);
 2. retrieval of every token at its *own* weights ``W_t`` is a causal, attention-like product:
    for a layer input ``h_t``,
    ``h_t W_t = B[t,0] h_t W_0 + G[t,0] h_t S_0 − Σ_{i≤t} G[t,i] θ_i (h_t · a_i) δ_i``;
@@ -13,10 +13,41 @@ has seen. Per chunk (``W_c`` the weights at its start, the only sequential depen
 Only 1 and 3 are sequential (the recurrence across chunks is non-linear); 2 runs batched over
 blocks of chunks (:func:`_retrieve`). The gate coefficients ``B, G, E`` of all chunks come from
 :mod:`.coefficients` in one batched pass before the loop.
+
+To change the update rule
+-------------------------
+The rule is ``u_t = ∂‖M_{W_c}(k_t) − v_t‖²/∂W`` (Eqs. 12, 16), ``S_t = η_t S_{t−1} − θ_t u_t``
+(surprise with momentum) and ``W_t = (1 − α_t) W_{t−1} + S_t`` (forgetting, Eq. 13). It is
+written in these places, and only these:
+
+- ``coefficients.py`` :func:`.chunk_coefficients`: the ``η, θ, α`` recurrence unrolled over a
+  chunk (``E, B, G``, their ``[W; S]`` pairs) and padding as an identity step. A rule that stays
+  linear in ``[W; S]`` given the ``u_i`` changes here only, in the fast path.
+- here, :func:`_surprise_factors`: the inner loss's gradient ``u_t`` (``2 (ŷ − v)`` through
+  the MLP) as rank-1 factors; a different inner loss changes its ``output_grad`` line.
+- here, :func:`_clip_surprise` and :func:`clip_factor` (shared with the reference): the
+  optional clip of ``u_t`` (``max_surprise_norm``).
+- here, :func:`_pack_memory`, :func:`_unpack_memory`, ``_WEIGHTS`` / ``_MOMENTUM``: the state as
+  the pair ``[W; S]``; a rule with more state adds a slot here, in ``coefficients.py`` and in
+  ``state.py``. :func:`_chunk_step`'s write and :func:`_retrieve` apply whatever linear map the
+  coefficients give, except the sign of the ``θ u`` term in :func:`_retrieve` (``alpha=-1``:
+  ``token_weights`` is ``+Gθ`` while ``update_weights`` carries its minus).
+- ``reference.py`` :func:`.memory_scan_reference`: the same rule per token, in float64
+  (``_token_loss``, ``new_momentum``, ``new_weights``), the oracle the tests compare to.
+- ``state.py`` :class:`.MemoryState`: the state fields (``weights`` W, ``momentum`` S).
+- ``validation.py`` :func:`.check_scan_inputs`: the gate ranges ``θ ≥ 0``, ``η, α ∈ [0, 1]``.
+- ``layer.py`` ``NeuralMemory.forward``: the gates from the input
+  (``θ = max_lr · σ · (1 − η)``, the ablations η = 0 / α = 0, ``writes=False``).
+- ``tests/memory/test_memory_scan.py``: ``test_linear_memory_matches_hand_written_recurrence``,
+  an oracle independent of both paths; ``tests/memory/test_layer.py``: the ablation tests.
+- documentation: ``README.md`` ("What the op computes"), the docstrings of :func:`memory_scan`,
+  :func:`.memory_scan_reference`, :mod:`.coefficients` and ``NeuralMemory``;
+  ``benchmarks/memory_speed.py`` ``memory_flops_per_token`` counts this module's matmuls.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -87,6 +118,94 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alp
                                checkpoint_blocks=checkpoint_blocks)
 
 
+def chunked_memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor,
+                        alpha: Tensor, weights: Sequence[Tensor], chunk_size: int = 16,
+                        state: MemoryState | None = None, mask: Tensor | None = None, *,
+                        max_surprise_norm: float | None = None, compiled: bool = False,
+                        checkpoint_blocks: bool = False) -> tuple[Tensor, MemoryState]:
+    """:func:`memory_scan` without input checks (the caller has done them)."""
+    dtype = compute_dtype(q, k, v, theta, eta, alpha, *weights)
+    with torch.autocast(q.device.type, enabled=False):  # the recurrence stays in fp32 or fp64
+        return _scan(*(t.to(dtype) for t in (q, k, v, theta, eta, alpha)),
+                     weights, chunk_size, state, mask, dtype, compiled, checkpoint_blocks,
+                     max_surprise_norm)
+
+
+def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Tensor,
+          weights: Sequence[Tensor], chunk_size: int, state: MemoryState | None,
+          mask: Tensor | None, dtype: torch.dtype, compiled: bool, checkpoint_blocks: bool,
+          max_surprise_norm: float | None) -> tuple[Tensor, MemoryState]:
+    """The scan in ``dtype``: lay the call out on chunks, run the blocks, assemble the state."""
+    if state is None:
+        state = MemoryState.initial(weights, k.shape[0], chunk_size, dtype)
+    grid = _chunk_grid(state, mask, k.shape[2], chunk_size, k.device)
+    queries, keys, values = (_to_chunks(x, grid) for x in (q, k, v))  # (B, H, N, C, D)
+    coefficients = chunk_coefficients(*(_to_chunks(gate, grid) for gate in (theta, eta, alpha)),
+                                      grid.valid)
+    memory, reads, open_chunk_start = _scan_blocks(
+        queries, keys, values, coefficients, _pack_memory(state, dtype),
+        _first_gradient_point(state, grid, dtype), grid.last_chunk, compiled,
+        checkpoint_blocks, max_surprise_norm)
+    y = _from_chunks(reads, grid, mask)  # (B, H, T, D_v)
+    return y, _final_state(state, memory, open_chunk_start, grid, mask)
+
+
+# ---- (1) the chunk grid: every row's chunk boundaries aligned on one grid of N chunks of C
+
+@dataclass
+class _ChunkGrid:
+    """Where each row's tokens of this call sit on the shared grid of chunks."""
+
+    offsets: Tensor               # (B,) tokens each row already has in its open chunk
+    grid_offsets: Tensor | None   # offsets, or None when all rows start at a chunk boundary
+    valid_counts: Tensor          # (B,) valid tokens of each row in this call
+    valid: Tensor                 # (B, 1, N, C) True where a grid position holds a valid token
+    last_chunk: Tensor            # (B,) the chunk of each row's last valid token (0 if none)
+    length: int                   # T, tokens per row in this call
+    chunk_size: int               # C
+    num_chunks: int               # N
+
+    @property
+    def grid_length(self) -> int:
+        return self.num_chunks * self.chunk_size
+
+
+def _chunk_grid(state: MemoryState, mask: Tensor | None, length: int, chunk_size: int,
+                device: torch.device) -> _ChunkGrid:
+    """The grid for a call of ``length`` tokens per row continuing ``state``."""
+    offsets = state.tokens_seen % chunk_size  # (B,)
+    valid_counts = mask.sum(1) if mask is not None else torch.full_like(offsets, length)
+    # Without the hint (after a masked call) assume the worst offset rather than read the
+    # tensor: at most one extra all-padding chunk, and no device sync or graph break.
+    max_offset = state.chunk_offset if state.chunk_offset is not None else chunk_size - 1
+    num_chunks = -(-(max_offset + length) // chunk_size)
+    positions = torch.arange(num_chunks * chunk_size, device=device)[None, :] - offsets[:, None]
+    valid = (positions >= 0) & (positions < valid_counts[:, None])  # (B, T_grid)
+    last_chunk = torch.div(offsets + valid_counts - 1, chunk_size,
+                           rounding_mode="floor").clamp_min(0)  # (B,)
+    return _ChunkGrid(offsets=offsets, grid_offsets=offsets if max_offset > 0 else None,
+                      valid_counts=valid_counts,
+                      valid=valid.reshape(offsets.shape[0], 1, num_chunks, chunk_size),
+                      last_chunk=last_chunk, length=length, chunk_size=chunk_size,
+                      num_chunks=num_chunks)
+
+
+def _to_chunks(x: Tensor, grid: _ChunkGrid) -> Tensor:
+    """``x`` (B, H, T, ...) placed on the grid and cut into chunks (B, H, N, C, ...)."""
+    x = _to_grid(x, grid.grid_offsets, grid.grid_length)  # (B, H, T_grid, ...)
+    return x.reshape(x.shape[0], x.shape[1], grid.num_chunks, grid.chunk_size,
+                     *x.shape[3:])  # (B, H, N, C, ...)
+
+
+def _from_chunks(reads: Tensor, grid: _ChunkGrid, mask: Tensor | None) -> Tensor:
+    """The reads (B, H, N, C, D_v) back at the call's positions (B, H, T, D_v), padding zeroed."""
+    y = reads.reshape(reads.shape[0], reads.shape[1], grid.grid_length, -1)  # (B, H, T_grid, D_v)
+    y = _from_grid(y, grid.grid_offsets, grid.length)  # (B, H, T, D_v)
+    if mask is not None:  # padded tokens were read too, at unchanged weights
+        y = y * mask[:, None, :, None]
+    return y
+
+
 def _to_grid(x: Tensor, offsets: Tensor | None, grid_length: int) -> Tensor:
     """Place row b's tokens at grid positions ``offsets[b] + j``; ``x`` is (B, H, T, ...)."""
     length = x.shape[2]
@@ -109,91 +228,68 @@ def _from_grid(y: Tensor, offsets: Tensor | None, length: int) -> Tensor:
     return y.gather(2, index)
 
 
-def chunked_memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor,
-                        alpha: Tensor, weights: Sequence[Tensor], chunk_size: int = 16,
-                        state: MemoryState | None = None, mask: Tensor | None = None, *,
-                        max_surprise_norm: float | None = None, compiled: bool = False,
-                        checkpoint_blocks: bool = False) -> tuple[Tensor, MemoryState]:
-    """:func:`memory_scan` without input checks (the caller has done them)."""
-    dtype = compute_dtype(q, k, v, theta, eta, alpha, *weights)
-    with torch.autocast(q.device.type, enabled=False):  # the recurrence stays in fp32 or fp64
-        return _scan(*(t.to(dtype) for t in (q, k, v, theta, eta, alpha)),
-                     weights, chunk_size, state, mask, dtype, compiled, checkpoint_blocks,
-                     max_surprise_norm)
+# ---- the memory: per layer one tensor [W; S] (B, H, 2, D_in, D_out), so that one matmul
+# advances both; the slots of the update rule's state, in this order.
+_WEIGHTS, _MOMENTUM = 0, 1
 
 
-def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Tensor,
-          weights: Sequence[Tensor], chunk_size: int, state: MemoryState | None,
-          mask: Tensor | None, dtype: torch.dtype, compiled: bool, checkpoint_blocks: bool,
-          max_surprise_norm: float | None) -> tuple[Tensor, MemoryState]:
-    batch, heads, length, _ = k.shape
-    if state is None:
-        state = MemoryState.initial(weights, batch, chunk_size, dtype)
-    # The memory of each layer as one tensor [W; S]: (B, H, 2, D_in, D_out)
-    memory = [torch.stack([w.to(dtype), s.to(dtype)], dim=2)
-              for w, s in zip(state.weights, state.momentum)]
+def _pack_memory(state: MemoryState, dtype: torch.dtype) -> list[Tensor]:
+    """Each layer's ``[W; S]`` from the state's weights and momentum."""
+    return [torch.stack([w.to(dtype), s.to(dtype)], dim=2)  # (B, H, 2, D_in, D_out)
+            for w, s in zip(state.weights, state.momentum)]
 
-    # ---- align every row's chunk boundaries on one grid of N chunks of C tokens
-    offsets = state.tokens_seen % chunk_size  # (B,) tokens already in the open chunk
-    valid_counts = mask.sum(1) if mask is not None else torch.full_like(offsets, length)
-    # Without the hint (after a masked call) assume the worst offset rather than read the
-    # tensor: at most one extra all-padding chunk, and no device sync or graph break.
-    max_offset = state.chunk_offset if state.chunk_offset is not None else chunk_size - 1
-    grid_offsets = offsets if max_offset > 0 else None
-    num_chunks = -(-(max_offset + length) // chunk_size)
-    grid_length = num_chunks * chunk_size
-    positions = torch.arange(grid_length, device=k.device)[None, :] - offsets[:, None]
-    valid = (positions >= 0) & (positions < valid_counts[:, None])  # (B, T_grid)
 
-    def chunks(x: Tensor) -> Tensor:  # (B, H, T, ...) -> (B, H, N, C, ...)
-        x = _to_grid(x, grid_offsets, grid_length)
-        return x.reshape(batch, heads, num_chunks, chunk_size, *x.shape[3:])
-    q_chunks, k_chunks, v_chunks = chunks(q), chunks(k), chunks(v)  # (B, H, N, C, D)
-    coefficients = chunk_coefficients(
-        chunks(theta), chunks(eta), chunks(alpha),
-        valid.reshape(batch, 1, num_chunks, chunk_size))
+def _unpack_memory(memory: Sequence[Tensor]) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """The weights and momentum of each layer, (B, H, D_in, D_out), from ``[W; S]``."""
+    return (tuple(m[:, :, _WEIGHTS] for m in memory),
+            tuple(m[:, :, _MOMENTUM] for m in memory))
 
-    # A row at a chunk boundary takes its first chunk's gradients at the current weights.
-    at_boundary = (offsets == 0)[:, None, None, None]
-    first_gradient_point = [torch.where(at_boundary, w.to(dtype), c.to(dtype))
-                            for w, c in zip(state.weights, state.chunk_start_weights)]
 
-    # Each row's next token falls into the chunk of its last valid token (its gradient point
-    # goes into the state), unless that token closed its chunk: then the current weights do.
-    final_offsets = (offsets + valid_counts) % chunk_size  # (B,)
-    last_chunk = torch.div(offsets + valid_counts - 1, chunk_size,
-                           rounding_mode="floor").clamp_min(0)
+def _first_gradient_point(state: MemoryState, grid: _ChunkGrid, dtype: torch.dtype
+                          ) -> list[Tensor]:
+    """The weights at which chunk 0 takes its gradients, per layer (B, H, D_in, D_out)."""
+    # A row at a chunk boundary starts a chunk at its current weights; the other rows continue
+    # the open chunk, whose start weights the state holds.
+    at_boundary = (grid.offsets == 0)[:, None, None, None]
+    return [torch.where(at_boundary, w.to(dtype), c.to(dtype))
+            for w, c in zip(state.weights, state.chunk_start_weights)]
+
+
+# ---- (2) the blocks of chunks: advance the memory, read every token
+
+# The sequential pass keeps each chunk's start memory for the batched retrieval pass; blocks of
+# this many chunks keep that working set small (cache-resident) and bounded on long inputs.
+_CHUNKS_PER_BLOCK = 8
+
+
+def _scan_blocks(queries: Tensor, keys: Tensor, values: Tensor,
+                 coefficients: ChunkCoefficients, memory: list[Tensor],
+                 first_gradient_point: list[Tensor], last_chunk: Tensor, compiled: bool,
+                 checkpoint_blocks: bool, max_surprise_norm: float | None
+                 ) -> tuple[list[Tensor], Tensor, list[Tensor]]:
+    """All chunks, block by block: the memory after them, the reads, the open chunk's start.
+
+    ``queries, keys, values (B, H, N, C, D)``; returns ``[W; S]`` per layer, the reads
+    ``(B, H, N, C, D_v)`` and per layer the start weights of each row's last chunk
+    ``(B, H, D_in, D_out)``.
+    """
     open_chunk_start = first_gradient_point  # right for rows whose last chunk is chunk 0
-
-    outputs = []
+    reads = []
     # Blocks come from split (not indexing), so autograd's backward is one cat, not N zero-fills.
-    blocks = zip(*(x.split(_CHUNKS_PER_BLOCK, dim=2) for x in (q_chunks, k_chunks, v_chunks)),
+    blocks = zip(*(x.split(_CHUNKS_PER_BLOCK, dim=2) for x in (queries, keys, values)),
                  coefficients.split(_CHUNKS_PER_BLOCK))
     recompute = checkpoint_blocks and torch.is_grad_enabled()
-    for index, (queries, keys, values, block_coefficients) in enumerate(blocks):
-        arguments = (queries, keys, values, block_coefficients, memory,
+    for index, (block_queries, block_keys, block_values, block_coefficients) in enumerate(blocks):
+        arguments = (block_queries, block_keys, block_values, block_coefficients, memory,
                      first_gradient_point if index == 0 else None, open_chunk_start,
                      last_chunk, index * _CHUNKS_PER_BLOCK, compiled, max_surprise_norm)
         if recompute:  # keep only the block's inputs; redo its forward during backward
-            memory, output, open_chunk_start = torch.utils.checkpoint.checkpoint(
+            memory, block_reads, open_chunk_start = torch.utils.checkpoint.checkpoint(
                 _process_block, *arguments, use_reentrant=False)
         else:
-            memory, output, open_chunk_start = _process_block(*arguments)
-        outputs.append(output)
-
-    y = torch.cat(outputs, dim=2).reshape(batch, heads, grid_length, -1)  # (B, H, T_grid, D_v)
-    y = _from_grid(y, grid_offsets, length)  # (B, H, T, D_v)
-    if mask is not None:
-        y = y * mask[:, None, :, None]
-
-    current = tuple(m[:, :, 0] for m in memory)
-    momentum = tuple(m[:, :, 1] for m in memory)
-    ends_chunk = (final_offsets == 0)[:, None, None, None]
-    chunk_start = tuple(torch.where(ends_chunk, w, c) for w, c in zip(current, open_chunk_start))
-    tokens_seen = state.tokens_seen + valid_counts
-    chunk_offset = ((state.chunk_offset + length) % chunk_size
-                    if mask is None and state.chunk_offset is not None else None)
-    return y, MemoryState(current, momentum, chunk_start, tokens_seen, chunk_size, chunk_offset)
+            memory, block_reads, open_chunk_start = _process_block(*arguments)
+        reads.append(block_reads)
+    return memory, torch.cat(reads, dim=2), open_chunk_start  # reads (B, H, N, C, D_v)
 
 
 def _process_block(queries: Tensor, keys: Tensor, values: Tensor,
@@ -207,102 +303,6 @@ def _process_block(queries: Tensor, keys: Tensor, values: Tensor,
                                        compiled, max_surprise_norm)
     output = _retrieve(queries, coefficients, factors, starts)
     return memory, output, _select_chunk_start(open_chunk_start, starts, last_chunk, block_start)
-
-
-# The sequential pass keeps each chunk's start memory for the batched retrieval pass; blocks of
-# this many chunks keep that working set small (cache-resident) and bounded on long inputs.
-_CHUNKS_PER_BLOCK = 8
-
-
-def _silu_and_derivative(pre_activation: Tensor) -> tuple[Tensor, Tensor]:
-    sigmoid = torch.sigmoid(pre_activation)
-    activation = pre_activation * sigmoid
-    return activation, sigmoid + activation * (1 - sigmoid)
-
-
-def _chunk_step(keys: Tensor, values: Tensor, memory: tuple[Tensor, ...], transition: Tensor,
-                update_weights: Tensor, gradient_point: tuple[Tensor, ...] | None,
-                max_surprise_norm: float | None = None
-                ) -> tuple[tuple[Tensor, ...], list[Tensor], list[Tensor]]:
-    """One chunk of the sequential pass.
-
-    ``keys, values (B, H, C, D)``; ``memory[l] = [W; S]`` (B, H, 2, D_in, D_out);
-    ``transition (B, H, 2, 2)``; ``update_weights (B, H, 2, 1, C)``; ``gradient_point``: the
-    weights at which this chunk's gradients are taken (None: the memory's own W);
-    ``max_surprise_norm``: see :func:`memory_scan`.
-    Returns the memory after the chunk and each layer's gradient factors ``a_l, δ_l``.
-    """
-    depth = len(memory)
-    differentiable = torch.is_grad_enabled()
-    if gradient_point is None:
-        gradient_point = tuple(m[:, :, 0] for m in memory)
-    # 1. every token's gradient at the chunk-start weights, factored as a_iᵀ δ_i (Eq. 16)
-    layer_inputs = [keys]  # (B, H, C, D_k)
-    derivatives = []
-    hidden = keys
-    for layer in range(depth):
-        hidden = hidden @ gradient_point[layer]  # (B, H, C, D_out)
-        if layer < depth - 1:
-            if differentiable:
-                activation, derivative = _silu_and_derivative(hidden)
-                derivatives.append(derivative)
-            else:
-                derivatives.append(hidden)  # the fused silu_backward below takes the input
-                activation = F.silu(hidden)
-            layer_inputs.append(activation)
-            hidden = activation
-    output_grad = 2 * (hidden - values)  # ∂‖ŷ − v‖²/∂ŷ (Eq. 12, no ½)
-    output_grads = [output_grad]
-    for layer in range(depth - 1, 0, -1):
-        back = output_grad @ gradient_point[layer].transpose(-1, -2)
-        output_grad = back * derivatives[layer - 1] if differentiable else \
-            torch.ops.aten.silu_backward(back, derivatives[layer - 1])
-        output_grads.append(output_grad)
-    output_grads.reverse()
-    if max_surprise_norm is not None:
-        output_grads = _clip_surprise(layer_inputs, output_grads, max_surprise_norm)
-
-    # 2. [W; S] after the chunk's last token (Eqs. 13 and 18), one fused matmul per layer:
-    #    [W_C; S_C] = transition · [W_0; S_0] − [aᵀ diag(G[C]θ); aᵀ diag(E[C]θ)] · δ
-    new_memory = []
-    for layer in range(depth):
-        shape = memory[layer].shape  # (B, H, 2, D_in, D_out)
-        rows = shape[0] * shape[1]
-        weighted_inputs = update_weights \
-            * layer_inputs[layer].transpose(-1, -2).unsqueeze(2)  # (B, H, 2, D_in, C)
-        carried = torch.bmm(transition.reshape(rows, 2, 2),
-                            memory[layer].reshape(rows, 2, -1))  # (B·H, 2, D_in·D_out)
-        new_memory.append(torch.baddbmm(
-            carried.view(rows, 2 * shape[3], shape[4]),
-            weighted_inputs.reshape(rows, 2 * shape[3], -1),
-            output_grads[layer].reshape(rows, -1, shape[4])).view(shape))
-    return tuple(new_memory), layer_inputs, output_grads
-
-
-def clip_factor(squared_norm: Tensor, max_norm: float) -> Tensor:
-    """``min(1, τ / ‖u‖)`` from ``‖u‖²``; smooth at ``u = 0`` (no square root of 0)."""
-    return max_norm / squared_norm.clamp_min(max_norm ** 2).sqrt()
-
-
-def _clip_surprise(layer_inputs: list[Tensor], output_grads: list[Tensor], max_norm: float
-                   ) -> list[Tensor]:
-    """Scale every token's gradient ``u_i = (a_iᵀ δ_i)_l`` to norm at most ``max_norm`` over all
-    layers, through its ``δ``: ``‖a_iᵀ δ_i‖_F = ‖a_i‖ ‖δ_i‖`` for a rank-1 term."""
-    squared = sum(a.square().sum(-1) * d.square().sum(-1)
-                  for a, d in zip(layer_inputs, output_grads))  # (B, H, C)
-    factor = clip_factor(squared, max_norm).unsqueeze(-1)  # (B, H, C, 1)
-    return [d * factor for d in output_grads]
-
-
-_compiled_chunk_step = None
-
-
-def _get_compiled_chunk_step():
-    """``torch.compile`` of :func:`_chunk_step`, built on first use (fixed shapes per call)."""
-    global _compiled_chunk_step
-    if _compiled_chunk_step is None:
-        _compiled_chunk_step = torch.compile(_chunk_step, dynamic=False)
-    return _compiled_chunk_step
 
 
 def _advance(keys: Tensor, values: Tensor, coefficients: ChunkCoefficients,
@@ -343,6 +343,109 @@ def _advance(keys: Tensor, values: Tensor, coefficients: ChunkCoefficients,
     return list(state), factors, starts
 
 
+def _chunk_step(keys: Tensor, values: Tensor, memory: tuple[Tensor, ...], transition: Tensor,
+                update_weights: Tensor, gradient_point: tuple[Tensor, ...] | None,
+                max_surprise_norm: float | None = None
+                ) -> tuple[tuple[Tensor, ...], list[Tensor], list[Tensor]]:
+    """One chunk of the sequential pass.
+
+    ``keys, values (B, H, C, D)``; ``memory[l] = [W; S]`` (B, H, 2, D_in, D_out);
+    ``transition (B, H, 2, 2)``; ``update_weights (B, H, 2, 1, C)``; ``gradient_point``: the
+    weights at which this chunk's gradients are taken (None: the memory's own W);
+    ``max_surprise_norm``: see :func:`memory_scan`.
+    Returns the memory after the chunk and each layer's gradient factors ``a_l, δ_l``.
+    """
+    if gradient_point is None:
+        gradient_point = tuple(m[:, :, _WEIGHTS] for m in memory)
+    layer_inputs, output_grads = _surprise_factors(keys, values, gradient_point,
+                                                   max_surprise_norm)
+
+    # [W; S] after the chunk's last token (Eqs. 13 and 18), one fused matmul per layer:
+    # [W_C; S_C] = transition · [W_0; S_0] − [aᵀ diag(G[C]θ); aᵀ diag(E[C]θ)] · δ
+    new_memory = []
+    for layer in range(len(memory)):
+        shape = memory[layer].shape  # (B, H, 2, D_in, D_out)
+        rows, slots = shape[0] * shape[1], shape[2]
+        weighted_inputs = update_weights \
+            * layer_inputs[layer].transpose(-1, -2).unsqueeze(2)  # (B, H, 2, D_in, C)
+        carried = torch.bmm(transition.reshape(rows, slots, slots),
+                            memory[layer].reshape(rows, slots, -1))  # (B·H, 2, D_in·D_out)
+        new_memory.append(torch.baddbmm(
+            carried.view(rows, slots * shape[3], shape[4]),  # (B·H, 2·D_in, D_out)
+            weighted_inputs.reshape(rows, slots * shape[3], -1),  # (B·H, 2·D_in, C)
+            output_grads[layer].reshape(rows, -1, shape[4])  # (B·H, C, D_out)
+        ).view(shape))  # (B, H, 2, D_in, D_out)
+    return tuple(new_memory), layer_inputs, output_grads
+
+
+def _surprise_factors(keys: Tensor, values: Tensor, gradient_point: tuple[Tensor, ...],
+                      max_surprise_norm: float | None) -> tuple[list[Tensor], list[Tensor]]:
+    """Every token's surprise ``u_i`` at ``gradient_point``, per layer ``a_iᵀ δ_i`` (Eq. 16).
+
+    ``keys, values (B, H, C, D)``; returns the layer inputs ``a`` (B, H, C, D_in) and the
+    output gradients ``δ`` (B, H, C, D_out), clipped when ``max_surprise_norm`` is set.
+    """
+    depth = len(gradient_point)
+    differentiable = torch.is_grad_enabled()
+    layer_inputs = [keys]  # (B, H, C, D_k)
+    derivatives = []
+    hidden = keys
+    for layer in range(depth):
+        hidden = hidden @ gradient_point[layer]  # (B, H, C, D_out)
+        if layer < depth - 1:
+            if differentiable:
+                activation, derivative = _silu_and_derivative(hidden)
+                derivatives.append(derivative)
+            else:
+                derivatives.append(hidden)  # the fused silu_backward below takes the input
+                activation = F.silu(hidden)
+            layer_inputs.append(activation)
+            hidden = activation
+    output_grad = 2 * (hidden - values)  # ∂‖ŷ − v‖²/∂ŷ (Eq. 12, no ½)
+    output_grads = [output_grad]
+    for layer in range(depth - 1, 0, -1):
+        back = output_grad @ gradient_point[layer].transpose(-1, -2)
+        output_grad = back * derivatives[layer - 1] if differentiable else \
+            torch.ops.aten.silu_backward(back, derivatives[layer - 1])
+        output_grads.append(output_grad)
+    output_grads.reverse()
+    if max_surprise_norm is not None:
+        output_grads = _clip_surprise(layer_inputs, output_grads, max_surprise_norm)
+    return layer_inputs, output_grads
+
+
+def _silu_and_derivative(pre_activation: Tensor) -> tuple[Tensor, Tensor]:
+    sigmoid = torch.sigmoid(pre_activation)
+    activation = pre_activation * sigmoid
+    return activation, sigmoid + activation * (1 - sigmoid)
+
+
+def clip_factor(squared_norm: Tensor, max_norm: float) -> Tensor:
+    """``min(1, τ / ‖u‖)`` from ``‖u‖²``; smooth at ``u = 0`` (no square root of 0)."""
+    return max_norm / squared_norm.clamp_min(max_norm ** 2).sqrt()
+
+
+def _clip_surprise(layer_inputs: list[Tensor], output_grads: list[Tensor], max_norm: float
+                   ) -> list[Tensor]:
+    """Scale every token's gradient ``u_i = (a_iᵀ δ_i)_l`` to norm at most ``max_norm`` over all
+    layers, through its ``δ``: ``‖a_iᵀ δ_i‖_F = ‖a_i‖ ‖δ_i‖`` for a rank-1 term."""
+    squared = sum(a.square().sum(-1) * d.square().sum(-1)
+                  for a, d in zip(layer_inputs, output_grads))  # (B, H, C)
+    factor = clip_factor(squared, max_norm).unsqueeze(-1)  # (B, H, C, 1)
+    return [d * factor for d in output_grads]
+
+
+_compiled_chunk_step = None
+
+
+def _get_compiled_chunk_step():
+    """``torch.compile`` of :func:`_chunk_step`, built on first use (fixed shapes per call)."""
+    global _compiled_chunk_step
+    if _compiled_chunk_step is None:
+        _compiled_chunk_step = torch.compile(_chunk_step, dynamic=False)
+    return _compiled_chunk_step
+
+
 def _retrieve(queries: Tensor, coefficients: ChunkCoefficients,
               factors: list[tuple[Tensor, Tensor]], starts: list[Tensor]) -> Tensor:
     """The parallel part: every token read at its own weights ``W_t`` (Eq. 15), all chunks at once.
@@ -359,13 +462,15 @@ def _retrieve(queries: Tensor, coefficients: ChunkCoefficients,
     for layer, (layer_inputs, output_grads) in enumerate(factors):
         scores = (hidden @ layer_inputs.transpose(-1, -2)) * token_weights  # (B, H, N, C, C)
         # [B[t,0] h_t, G[t,0] h_t] · [W_0; S_0] as one matmul over 2·D_in
-        weighted_hidden = (read_weights * hidden.unsqueeze(-2)).reshape(rows, chunk_size, -1)
+        weighted_hidden = (read_weights * hidden.unsqueeze(-2)).reshape(
+            rows, chunk_size, -1)  # (B·H·N, C, 2·D_in)
         start = starts[layer]  # (B, H, N, 2, D_in, D_out)
         start = start.reshape(rows, -1, start.shape[-1])  # (B·H·N, 2·D_in, D_out)
         hidden_out = torch.baddbmm(torch.bmm(weighted_hidden, start),
                                    scores.view(rows, chunk_size, chunk_size),
-                                   output_grads.reshape(rows, chunk_size, -1), alpha=-1)
-        hidden_out = hidden_out.view(batch, heads, num_chunks, chunk_size, -1)
+                                   output_grads.reshape(rows, chunk_size, -1),
+                                   alpha=-1)  # the θ u terms enter W_t with a minus
+        hidden_out = hidden_out.view(batch, heads, num_chunks, chunk_size, -1)  # (B, H, N, C, D)
         hidden = F.silu(hidden_out) if layer < len(factors) - 1 else hidden_out
     return hidden
 
@@ -379,5 +484,23 @@ def _select_chunk_start(selected: list[Tensor], starts: list[Tensor], last_chunk
     here = ((local >= 0) & (local < starts[0].shape[2]) & (last_chunk > 0))[:, None, None, None]
     index = local.clamp(0, starts[0].shape[2] - 1)
     rows = torch.arange(last_chunk.shape[0], device=last_chunk.device)
-    return [torch.where(here, start[rows, :, index, 0], previous)
+    return [torch.where(here, start[rows, :, index, _WEIGHTS], previous)
             for start, previous in zip(starts, selected)]
+
+
+# ---- (3) the state after the call
+
+def _final_state(state: MemoryState, memory: list[Tensor], open_chunk_start: list[Tensor],
+                 grid: _ChunkGrid, mask: Tensor | None) -> MemoryState:
+    """The state after each row's last valid token, from the memory after the last block."""
+    weights, momentum = _unpack_memory(memory)
+    # The next token falls into the chunk of the row's last valid token (its start weights were
+    # picked block by block), unless that token closed its chunk: then the current weights.
+    ends_chunk = ((grid.offsets + grid.valid_counts) % grid.chunk_size == 0)[:, None, None, None]
+    chunk_start = tuple(torch.where(ends_chunk, w, c) for w, c in zip(weights, open_chunk_start))
+    tokens_seen = state.tokens_seen + grid.valid_counts
+    # The offset hint survives an unmasked call only: there every row advanced by T tokens.
+    chunk_offset = ((state.chunk_offset + grid.length) % grid.chunk_size
+                    if mask is None and state.chunk_offset is not None else None)
+    return MemoryState(weights, momentum, chunk_start, tokens_seen, grid.chunk_size,
+                       chunk_offset)
