@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from genomic_baselines import (kmer_logistic_regression, kmer_mlp, protocol_split,  # noqa: E402
                                small_cnn)
+from datamodules.dna import stratified_split  # noqa: E402
 from titans_seq import TitansClassifier  # noqa: E402
 
 # Table 4 of the paper (accuracy %, trained on the official 27,097-sequence train split with
@@ -70,8 +71,10 @@ def make_classifier(args: argparse.Namespace) -> TitansClassifier:
 def check_split(train_part: tuple[list[str], np.ndarray], split: dict,
                 args: argparse.Namespace) -> None:
     """The classifier's own hold-out must be the protocol's validation part."""
-    _, classes = np.unique(train_part[1], return_inverse=True)
-    _, val_rows = make_classifier(args)._hold_out(classes, 0)
+    labels, classes = np.unique(train_part[1], return_inverse=True)
+    rows = np.arange(len(classes))
+    _, val_rows = stratified_split(rows, classes, make_classifier(args).val_fraction, 0, "val",
+                                   labels.tolist())
     if sorted(train_part[0][i] for i in val_rows) != sorted(split["val"][0]):
         raise RuntimeError("the classifier's validation rows differ from the protocol's")
 

@@ -51,13 +51,18 @@ class TitansEstimator(BaseEstimator):
                                         f"got {self.accelerator!r}")
         devices = self.devices if isinstance(self.devices, str) \
             else integer("devices", self.devices, hint="or a str such as 'auto'")
-        return {"max_epochs": integer("max_epochs", self.max_epochs),
-                "batch_size": integer("batch_size", self.batch_size),
-                "lr": real("lr", self.lr, 0.0, low_open=True),
-                "patience": integer("patience", self.patience, 0, hint="0: never stop early"),
-                "val_fraction": fraction("val_fraction", self.val_fraction),
-                "seed": seed_from(self.random_state),
-                "verbose": boolean("verbose", self.verbose), "devices": devices}
+        rules = {"max_epochs": lambda v: integer("max_epochs", v),
+                 "batch_size": lambda v: integer("batch_size", v),
+                 "lr": lambda v: real("lr", v, 0.0, low_open=True),
+                 "patience": lambda v: integer("patience", v, 0, hint="0: never stop early"),
+                 "val_fraction": lambda v: fraction("val_fraction", v),
+                 "verbose": lambda v: boolean("verbose", v)}
+        # each estimator has the training parameters it needs (a detector has no batches)
+        checked = {name: rule(getattr(self, name)) for name, rule in rules.items()
+                   if name in self.get_params(deep=False)}
+        checked.setdefault("batch_size", 1)
+        checked.setdefault("patience", 0)
+        return {**checked, "seed": seed_from(self.random_state), "devices": devices}
 
     def _fit_module(self, build: Callable[[], pl.LightningModule], train: Dataset,
                     val: Dataset | None, training: dict[str, Any], *, monitor: str,

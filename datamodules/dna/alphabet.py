@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from ..checks import boolean, choice
+
 __all__ = ["DNA_LETTERS", "IUPAC_AMBIGUOUS", "IUPAC_COMPLEMENT", "normalize_sequence",
            "reverse_complement"]
 
@@ -32,6 +34,8 @@ IUPAC_COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A", "N": "N", "R": "Y", 
 _KNOWN = DNA_LETTERS + "N" + IUPAC_AMBIGUOUS
 _LETTER_HELP = ("DNA letters are A, C, G, T, N and IUPAC codes R Y S W K M B D H V "
                 "(lowercase is read as uppercase)")
+AMBIGUITY = ("n", "error")  # IUPAC codes read as N, or refused
+
 # One compiled pattern per (rna) option: the first character outside the alphabet, searched
 # on the ORIGINAL text so the reported position and letter are the caller's own.
 _INVALID = {rna: re.compile("[^" + _KNOWN + _KNOWN.lower() + ("Uu" if rna else "") + "]")
@@ -87,11 +91,8 @@ def normalize_sequence(sequence: str, *, ambiguity: Literal["n", "error"] = "n",
         hint = "decode it first (e.g. data.decode('ascii'))" if isinstance(
             sequence, (bytes, bytearray)) else "convert it with str(...) (e.g. str(record.seq))"
         raise TypeError(f"{_label(name)} must be a str, got {type(sequence).__name__}; {hint}")
-    if ambiguity not in ("n", "error"):
-        raise ValueError(f"ambiguity must be 'n' (IUPAC codes become N) or 'error', "
-                         f"got {ambiguity!r}")
-    if not isinstance(rna, bool):
-        raise TypeError(f"rna must be True or False, got {rna!r}")
+    choice("ambiguity", ambiguity, AMBIGUITY)
+    boolean("rna", rna)
     if not sequence:
         raise ValueError(f"{_label(name)} is empty; remove empty records from the input")
     bad = _INVALID[rna].search(sequence)

@@ -28,7 +28,7 @@ from ..checks import InvalidParameterError, choice, crop_options, fraction, inte
 from ..datasets import resolve_embedded
 from ..loaders import RoleLoaders
 from ..sampling import training_sampler
-from .alphabet import normalize_sequence, reverse_complement
+from .alphabet import AMBIGUITY, normalize_sequence, reverse_complement
 from .readers import DNARecords, _detect_format, read_dna, read_genomic_benchmark
 from .tokenizers import TOKENIZERS, DNATokenizer, KmerTokenizer, make_tokenizer, pad_rows
 
@@ -244,7 +244,7 @@ class DNADataModule(RoleLoaders, pl.LightningDataModule):
         choice("tokenizer", tokenizer, TOKENIZERS)
         k = KmerTokenizer(k).k  # validates k (1..8) whichever tokenizer is chosen
         max_length, crop, padding = crop_options(max_length, crop, padding)
-        choice("ambiguity", ambiguity, ("n", "error"))
+        choice("ambiguity", ambiguity, AMBIGUITY)
         rc_augment = fraction("rc_augment", rc_augment, one=True)
         batch_size, num_workers = integer("batch_size", batch_size), integer("num_workers",
                                                                              num_workers, 0)

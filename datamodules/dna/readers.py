@@ -24,7 +24,9 @@ import polars as pl
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 from Bio.SeqIO.QualityIO import FastqGeneralIterator
 
-from .alphabet import normalize_sequence
+from ..checks import boolean, choice
+
+from .alphabet import AMBIGUITY, normalize_sequence
 
 __all__ = ["DNARecords", "read_dna", "read_genomic_benchmark"]
 
@@ -371,11 +373,10 @@ def read_dna(source: Any, *, labels: Any = None,
     DNARecords
         Labels are kept as given (ints or strings).
     """
-    if ambiguity not in ("n", "error"):
-        raise ValueError(f"ambiguity must be 'n' or 'error', got {ambiguity!r}")
-    if file_format is not None and file_format not in FORMATS:
-        raise ValueError(f"file_format must be one of {', '.join(FORMATS)} or None, got "
-                         f"{file_format!r}")
+    choice("ambiguity", ambiguity, AMBIGUITY)
+    boolean("rna", rna)
+    if file_format is not None:
+        choice("file_format", file_format, FORMATS)
 
     def own_labels(where: str) -> None:
         if labels is not None or label_from_header is not None:

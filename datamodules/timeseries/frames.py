@@ -100,11 +100,14 @@ def read_series(data: Any, *, target: str | Sequence[str] | None = None,
     data
         The series; see the module docstring for the layouts.
     target : str or list of str, optional
-        Target columns. Default: ``y`` for long tables, every numeric column that is not a
-        covariate for wide tables.
+        Target columns. Default: ``y`` for long tables (other columns are read only when
+        named as covariates); for wide tables every column that is not the time or a
+        covariate, each of which must then hold real numbers (a text, category or complex
+        column is refused by name, never dropped).
     time_col : str, optional
         Time column. Default: the index of a pandas frame with a ``DatetimeIndex``, else the
-        first of ``ds``, ``date``, ``datetime``, ``timestamp``, ``time`` that exists.
+        first of ``ds``, ``date``, ``datetime``, ``timestamp``, ``time`` that exists, else
+        the table's one column of a datetime dtype.
     id_col : str, optional
         Series identifier of a long table. A table is long when it has this column (default
         name ``unique_id``).
@@ -331,7 +334,7 @@ def _from_wide(frame: pd.DataFrame, target: str | Sequence[str] | None, time_col
 def _from_long(frame: pd.DataFrame, id_col: str, target: str | Sequence[str] | None,
                time_col: str | None, future_covariates: list[str], static_covariates: Any,
                name: str) -> SeriesSet:
-    time_name = _time_column(frame, time_col, name)
+    time_name = _time_column(frame, time_col, name) or _datetime_column(frame, name)
     if time_name is None:
         raise ValueError(f"{name} looks long (it has {id_col!r}) but has no time column; name "
                          "it with time_col=… (default 'ds')")
@@ -463,3 +466,52 @@ def _row(series: SeriesSet, index: int, row: int) -> str:
     if series.times is None:
         return str(row)
     return f"{row} ({pd.Timestamp(series.times[index][row])})"
+
+
+@dataclass
+class Stream:
+    """Rows of a stream in the order given (no regular time index required): ``values (T, C)``
+    float64, finite; the column names; the timestamps when the input had a time column."""
+
+    values: np.ndarray
+    names: list
+    times: np.ndarray | None = None
+    container: str = "numpy"
+
+
+def read_stream(data: Any, *, time_col: str | None = None, name: str = "y") -> Stream:
+    """A stream for a streaming detector: an array ``(T,)``/``(T, C)`` or a pandas/polars table
+    (a time column or index, ignored but for the output, and real-valued columns). Rows are
+    read in the order given: repeated or out-of-step timestamps are kept as they are. NaN and
+    infinite values are refused with the row and column named."""
+    frame, container = _to_pandas(data, name)
+    times = None
+    if isinstance(frame, np.ndarray):
+        if not is_real_dtype(frame.dtype):
+            raise TypeError(f"{name} must hold real numbers, got an array of dtype "
+                            f"{frame.dtype}")
+        if frame.ndim not in (1, 2):
+            raise ValueError(f"{name} must be (T,) or (T, C), got shape {frame.shape}")
+        values = frame.astype(np.float64).reshape(frame.shape[0], -1)
+        names = list(range(values.shape[1]))
+    else:
+        if isinstance(frame.columns, pd.MultiIndex) or frame.columns.duplicated().any():
+            raise ValueError(f"{name} needs one plain name per column")
+        time_name = None if isinstance(frame.index, pd.DatetimeIndex) and time_col is None \
+            else (_time_column(frame, time_col, name) or _datetime_column(frame, name))
+        if isinstance(frame.index, pd.DatetimeIndex) and time_name is None:
+            times = frame.index.to_numpy()
+        elif time_name is not None:
+            times = pd.to_datetime(frame[time_name]).to_numpy()
+        names = [c for c in frame.columns if c != time_name]
+        if not names:
+            raise ValueError(f"{name} has no value column besides its time column")
+        values = _numeric(frame, names, name, "value")
+    if values.size == 0:
+        raise ValueError(f"{name} is empty (shape {values.shape}); pass at least one row")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, column = map(int, np.argwhere(bad)[0])
+        raise ValueError(f"{name} has a NaN or infinite value at row {row}, column "
+                         f"{names[column]!r}; a detector reads every row: fill or drop it")
+    return Stream(values, names, times, container)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
@@ -40,7 +41,8 @@ ITEMS = st.one_of(st.text(LETTERS, min_size=0, max_size=30),
                   st.floats(allow_nan=True))
 
 
-@given(st.lists(ITEMS, min_size=0, max_size=8))
+@given(st.lists(st.one_of(st.text("ACGTNacgt", min_size=1, max_size=30), ITEMS), min_size=0,
+                max_size=8))
 @settings(max_examples=60)
 def test_predict_reads_or_refuses_naming_the_item(fitted, items):
     probabilities, error = outcome(lambda: fitted.predict_proba(items))
@@ -133,3 +135,20 @@ def test_datamodule_and_classifier_hold_out_the_same_rows():
     rows = np.arange(40)
     _, val = stratified_split(rows, y, 0.25, 3, "val", [0, 1])
     assert held == sorted(X[i] for i in val)
+
+
+MOSTLY_DNA = st.one_of(st.text("ACGTNacgt", min_size=1, max_size=30), ITEMS)
+
+
+@given(st.lists(st.tuples(MOSTLY_DNA, st.sampled_from(["a", "b", "b", 1, None, np.nan])),
+                min_size=0, max_size=12),
+       st.sampled_from([0.0, 0.2, 0.5]))
+@settings(max_examples=40)
+def test_datamodule_reads_or_refuses_naming_the_item(pairs, val_fraction):
+    sequences, labels = [s for s, _ in pairs], [label for _, label in pairs]
+    data = DNADataModule(sequences, labels=labels, val_fraction=val_fraction, batch_size=4)
+    _, error = outcome(lambda: data.setup("fit"))
+    if error is None:
+        assert sum(len(data.datasets[role]) for role in data.datasets) == len(pairs)
+        batch = next(iter(data.train_dataloader()))
+        assert batch["mask"].dtype == torch.bool and batch["mask"][:, 0].all()

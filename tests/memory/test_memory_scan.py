@@ -301,5 +301,5 @@ def test_clipped_surprise_keeps_a_grown_deep_memory_finite():
 
 @pytest.mark.parametrize("value", [0, -1.0, float("inf"), True, "1"])
 def test_bad_max_surprise_norm_is_refused(value):
-    with pytest.raises(ValueError, match="max_surprise_norm must be None"):
+    with pytest.raises(ValueError, match="max_surprise_norm must be a finite number > 0.0 or None"):
         memory_scan(*scan_inputs(length=4), chunk_size=2, max_surprise_norm=value)

@@ -9,6 +9,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from datamodules.checks import choice, integer
+
 from ..memory.validation import check_padding_mask, check_sequence
 from .lmm import LMMBlock
 from .mac import MACBlock
@@ -109,10 +111,8 @@ class TitansEncoder(nn.Module):
                  bidirectional: bool = False, attention_backend: str = "auto",
                  compiled_memory: bool = False, max_surprise_norm: float | None = None) -> None:
         super().__init__()
-        if variant not in BLOCKS:
-            raise ValueError(f"variant must be one of {sorted(BLOCKS)}, got {variant!r}")
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be a positive int, got {depth!r}")
+        choice("variant", variant, tuple(sorted(BLOCKS)))
+        depth = integer("depth", depth)
         self.variant, self.dim, self.depth = variant, dim, depth
         self.bidirectional = bidirectional
         config = BlockConfig(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from datamodules.checks import choice, fraction, integer, real
 
 from ..attention import AttentionCache, PersistentMemory
 from ..attention.kernels import BACKENDS
@@ -41,22 +42,14 @@ class BlockConfig:
     max_surprise_norm: float | None = None  # None: the paper's update, unclipped
 
     def __post_init__(self) -> None:
+        # A frozen dataclass: the checked (plain Python) values are set through object.
         for name in ("dim", "heads", "memory_heads", "window", "segment_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            object.__setattr__(self, name, integer(name, getattr(self, name)))
         for name in ("persistent_tokens", "memory_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        if not (isinstance(self.ffn_mult, (int, float)) and math.isfinite(self.ffn_mult)
-                and self.ffn_mult >= 0):
-            raise ValueError(f"ffn_mult must be a finite float >= 0, got {self.ffn_mult!r}")
-        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.attention_backend not in BACKENDS:
-            raise ValueError(f"attention_backend must be one of {BACKENDS}, "
-                             f"got {self.attention_backend!r}")
+            object.__setattr__(self, name, integer(name, getattr(self, name), 0))
+        object.__setattr__(self, "ffn_mult", real("ffn_mult", self.ffn_mult, 0.0))
+        object.__setattr__(self, "dropout", fraction("dropout", self.dropout))
+        choice("attention_backend", self.attention_backend, BACKENDS)
         if self.attention and self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads}); "
                              "change one of them")

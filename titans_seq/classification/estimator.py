@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from datamodules.checks import boolean, choice, crop_options, fraction, integer, real
 from datamodules.dna import (DNACollator, DNADataset, can_stratify, make_tokenizer,
                              normalize_sequence, stratified_split)
+from datamodules.dna.alphabet import AMBIGUITY
 from datamodules.timeseries.frames import is_real_dtype
 
 from ..base import TitansEstimator
@@ -231,8 +232,8 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
             lengths = np.array([len(s) for s in sequences])
         else:
             if self.input_kind_ != "numeric":
-                raise TypeError(f"{_describe(X)}, but the classifier was fitted on DNA "
-                                "strings; pass a list of sequences, each a str")
+                raise ValueError(f"{_describe(X)}, but the classifier was fitted on DNA "
+                                 "strings; pass a list of sequences, each a str")
             X = _sequences_3d(validate_data(self, X, reset=False, allow_nd=True,
                                             dtype=[np.float64, np.float32]))
             if X.shape[2] != self.n_channels_:
@@ -273,7 +274,7 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         for name, options in (("variant", ("lmm", "mac", "mag", "mal")),
                               ("readout", ("mean", "last")),
                               ("tokenizer", ("char", "onehot", "kmer")),
-                              ("ambiguity", ("n", "error"))):
+                              ("ambiguity", AMBIGUITY)):
             choice(name, getattr(self, name), options)
         crop_options(self.max_length, self.crop, self.padding)
         for name in ("dim", "depth", "heads", "memory_depth", "chunk_size"):

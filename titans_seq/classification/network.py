@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from datamodules.checks import choice, integer
+
 from ..blocks.encoder import TitansEncoder, Variant
 
 Readout = Literal["last", "mean"]
@@ -41,17 +43,11 @@ class TitansClassifierNet(nn.Module):
                  persistent_tokens: int = 4, dropout: float = 0.1,
                  bidirectional: bool = False, max_surprise_norm: float | None = None) -> None:
         super().__init__()
-        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
-            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
-        if readout not in ("last", "mean"):
-            raise ValueError(f"readout must be 'last' or 'mean', got {readout!r}")
-        if vocab_size is not None and (not isinstance(vocab_size, int) or vocab_size < 2):
-            raise ValueError(f"vocab_size must be an int >= 2 or None, got {vocab_size!r}")
-        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-            raise ValueError(f"n_features must be a positive int, got {n_features!r}")
-        if isinstance(stem_kernel, bool) or not isinstance(stem_kernel, int) or stem_kernel < 0:
-            raise ValueError(f"stem_kernel must be an int >= 0 (0: no stem), got "
-                             f"{stem_kernel!r}")
+        n_classes = integer("n_classes", n_classes, 2)
+        choice("readout", readout, ("last", "mean"))
+        vocab_size = integer("vocab_size", vocab_size, 2, optional=True)
+        n_features = integer("n_features", n_features)
+        stem_kernel = integer("stem_kernel", stem_kernel, 0, hint="0: no stem")
         self.vocab_size, self.n_features, self.readout = vocab_size, n_features, readout
         self.stem_kernel = stem_kernel
         if vocab_size is not None:

@@ -15,6 +15,8 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor, nn
 
+from datamodules.checks import choice, integer, stream_options
+
 from ..blocks import EncoderState, TitansEncoder
 from .revin import RevIN
 
@@ -59,16 +61,9 @@ class TitansForecastNet(nn.Module):
                  revin: bool = True, head_dropout: float = 0.0, linear_skip: bool = False,
                  **encoder_kwargs) -> None:
         super().__init__()
-        for name, value in (("n_channels", n_channels), ("lookback", lookback),
-                            ("horizon", horizon), ("patch_len", patch_len)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if lookback % patch_len:
-            raise ValueError(f"lookback ({lookback}) must be a multiple of patch_len "
-                             f"({patch_len})")
-        if channel_mode not in ("independent", "mixing"):
-            raise ValueError(f"channel_mode must be 'independent' or 'mixing', "
-                             f"got {channel_mode!r}")
+        n_channels, horizon = integer("n_channels", n_channels), integer("horizon", horizon)
+        _, lookback, _, patch_len = stream_options("window", lookback, 0, patch_len)
+        choice("channel_mode", channel_mode, ("independent", "mixing"))
         self.n_channels, self.lookback, self.horizon = n_channels, lookback, horizon
         self.patch_len, self.channel_mode = patch_len, channel_mode
         self.n_covariates, self.n_static = n_covariates, n_static

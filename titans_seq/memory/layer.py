@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from datamodules.checks import integer, real
+
 from .chunked import chunked_memory_scan
 from .conv import CausalDepthwiseConv1d
 from .mlp import memory_mlp
@@ -107,19 +109,19 @@ class NeuralMemory(nn.Module):
                  max_surprise_norm: float | None = None, compiled: bool = False,
                  checkpoint_blocks: bool = False) -> None:
         super().__init__()
-        for name, value in (("dim", dim), ("heads", heads), ("memory_depth", memory_depth),
-                            ("chunk_size", chunk_size), ("conv_kernel", conv_kernel)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        dim, heads, memory_depth = (integer("dim", dim), integer("heads", heads),
+                                    integer("memory_depth", memory_depth))
+        chunk_size, conv_kernel = integer("chunk_size", chunk_size), integer("conv_kernel",
+                                                                             conv_kernel)
+        head_dim = integer("head_dim", head_dim, optional=True)
+        memory_hidden = integer("memory_hidden", memory_hidden, optional=True)
         head_dim = head_dim if head_dim is not None else dim // heads
         memory_hidden = memory_hidden if memory_hidden is not None else 4 * head_dim
         if head_dim < 1 or memory_hidden < 1:
             raise ValueError(f"head_dim ({head_dim}) and memory_hidden ({memory_hidden}) must be "
                              f">= 1; with dim={dim} and heads={heads}, pass head_dim explicitly")
         max_lr = 1.0 / chunk_size if max_lr is None else max_lr
-        if isinstance(max_lr, bool) or not isinstance(max_lr, (int, float)) \
-                or not max_lr > 0 or not math.isfinite(max_lr):
-            raise ValueError(f"max_lr must be a positive finite float, got {max_lr!r}")
+        max_lr = real("max_lr", max_lr, 0.0, low_open=True)
         self.dim, self.heads, self.head_dim = dim, heads, head_dim
         self.memory_depth, self.memory_hidden = memory_depth, memory_hidden
         self.chunk_size, self.max_lr = chunk_size, max_lr

@@ -6,11 +6,12 @@ messages that name the problem and the fix.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 from torch import Tensor
+
+from datamodules.checks import integer, real
 
 from .state import MemoryState
 
@@ -38,10 +39,8 @@ def compute_dtype(*tensors: Tensor) -> torch.dtype:
 
 def check_max_surprise_norm(value: float | None) -> None:
     """``max_surprise_norm`` is None or a positive finite number."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                              or not 0 < value < math.inf):
-        raise ValueError(f"max_surprise_norm must be None (no clipping) or a positive finite "
-                         f"number, got {value!r}")
+    real("max_surprise_norm", value, 0.0, low_open=True, optional=True,
+         hint="None: no clipping")
 
 
 def check_scan_inputs(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor,
@@ -78,10 +77,7 @@ def check_scan_inputs(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tenso
     if len(devices) > 1:
         raise ValueError(f"all inputs must be on one device; got {sorted(map(str, devices))}")
 
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
-        raise TypeError(f"chunk_size must be an int, got {type(chunk_size).__name__}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    integer("chunk_size", chunk_size)
 
     if isinstance(weights, Tensor) or not isinstance(weights, Sequence) or len(weights) == 0:
         raise TypeError("weights must be a non-empty sequence of (H, D_in, D_out) tensors, "
