@@ -1,5 +1,6 @@
 """titans_seq: the Titans neural long-term memory for time series and DNA sequences."""
 
+from .anomaly import TitansAnomalyDetector
 from .attention import PersistentMemory, SlidingWindowAttention
 from .blocks import EncoderState, TitansEncoder
 from .classification import ClassificationModule, TitansClassifier
@@ -10,6 +11,6 @@ from .memory import (MemoryState, NeuralMemory, NeuralMemoryState, memory_scan,
 __version__ = "0.1.0"
 
 __all__ = ["ClassificationModule", "EncoderState", "ForecastingModule", "MemoryState",
-           "PersistentMemory", "SlidingWindowAttention", "TitansClassifier", "TitansEncoder",
-           "TitansForecaster", "NeuralMemory", "NeuralMemoryState", "memory_scan",
-           "memory_scan_reference", "__version__"]
+           "NeuralMemory", "NeuralMemoryState", "PersistentMemory", "SlidingWindowAttention",
+           "TitansAnomalyDetector", "TitansClassifier", "TitansEncoder", "TitansForecaster",
+           "memory_scan", "memory_scan_reference", "__version__"]

@@ -492,6 +492,8 @@ def read_stream(data: Any, *, time_col: str | None = None, name: str = "y") -> S
                             f"{frame.dtype}")
         if frame.ndim not in (1, 2):
             raise ValueError(f"{name} must be (T,) or (T, C), got shape {frame.shape}")
+        if frame.size == 0:
+            raise ValueError(f"{name} is empty (shape {frame.shape}); pass at least one row")
         values = frame.astype(np.float64).reshape(frame.shape[0], -1)
         names = list(range(values.shape[1]))
     else:

@@ -17,8 +17,8 @@ from datamodules.timeseries import (SeriesScaler, SeriesSet, align_covariates, c
                                     split_borders)
 
 from .module import ForecastingModule
-from .outputs import backtest_frame, forecast_output
-from .streaming import forecast_from, move_state, open_stream, read_upto
+from .outputs import backtest_frame, forecast_output, rows_output
+from .streaming import forecast_from, move_state, one_step_forecasts, open_stream, read_upto
 from ..base import TitansEstimator
 
 
@@ -434,6 +434,51 @@ class TitansForecaster(TitansEstimator):
         if forecast.ndim == 3:  # (H, C, Q)
             return forecast * scaler.std[series][:, None] + scaler.mean[series][:, None]
         return scaler.inverse_transform(forecast, series)
+
+    # -- surprise -----------------------------------------------------------------------------
+    def surprise(self, y: Any = None, X: Any = None) -> Any:
+        """How surprising each row is to the fitted model: one score per row and target column.
+
+        The score of row ``t`` is its squared one-step forecast error in units of the series'
+        training spread, ``((y_t − ŷ_t) / σ)²``, where ``ŷ_t`` is the forecaster's first
+        forecast step from origin ``t``: the memory having read every whole patch before
+        ``t`` (and kept learning on them), the head and the linear path the rows before
+        ``t``. So it is causal row by row — a row's score depends on rows up to its own and
+        on no later one — and it is the surprise the whole model has, in the data's own
+        terms. (The memory's own associative loss exists once per patch of ``patch_len``
+        rows, in a learned space: it cannot be told per row or per column.) Rows without a
+        forecast (the first; in ``mode="window"`` the first ``lookback``) and missing values
+        are NaN. Past the end, user covariates are taken as their last row's.
+
+        ``y`` None: the rows seen by ``fit`` and ``update``; else any series (fitted series
+        are scaled as fitted, new ones by their own rows). Returns the caller's container:
+        a table with the time column (and the id column of long tables) and one column per
+        target, or an array ``(T, C)``.
+        """
+        check_is_fitted(self)
+        if y is None:
+            series, scaler, future = self.series_, self.scaler_, self.future_
+        else:
+            series = self._check_like_fitted(self._read(y, "y"))
+            future = self._covariates(series, X, 0, "surprise")
+            scaler = self._scaler_for(series, future)
+        if future is not None:  # past the end: the last row's covariates
+            future = [np.concatenate([f, np.repeat(f[-1:], self.horizon, 0)]) for f in future]
+        net, device = self.module_.net, self.module_.device
+        first = 1 if self.mode == "stream" else self.lookback
+        scores = []
+        for index, item in enumerate(self._prepared(series, scaler, future, self.horizon)):
+            length = series.lengths[index]
+            score = np.full((length, series.n_channels), np.nan)
+            if length > first:
+                tensors = [item.values.to(device), item.observed.to(device),
+                           item.covariates.to(device), item.static.to(device)]
+                forecast = one_step_forecasts(net, *tensors, first).float().cpu().numpy()
+                error = self._point(forecast) - item.values[first:].numpy()
+                error[~item.observed[first:].numpy()] = np.nan
+                score[first:] = error ** 2  # values are scaled: σ units already
+            scores.append(score)
+        return rows_output(series, scores)
 
     # -- score (for GridSearchCV, cross_val_score) ---------------------------------------
     def score(self, y: Any, X: Any = None) -> float:

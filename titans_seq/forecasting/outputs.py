@@ -78,3 +78,24 @@ def backtest_frame(series: SeriesSet, results, actuals: list[np.ndarray], horizo
                 frames[key].append(frame)
     return tuple(_to_container(pd.concat(frames[key], ignore_index=True), series.container)
                  for key in ("forecasts", "actuals"))
+
+
+def rows_output(series: SeriesSet, per_series: list[np.ndarray]):
+    """One value per row and target column of each series (``(T_i, C)``), in the caller's
+    container: an array ``(T, C)`` for arrays; a table with the time column (and the id column
+    of long tables) otherwise."""
+    if series.container == "numpy":
+        return per_series[0]
+    frames = []
+    for index, values in enumerate(per_series):
+        frame = pd.DataFrame(values, columns=list(series.target_names))
+        if series.times is not None:
+            frame.insert(0, series.time_col or "ds", series.output_times(series.times[index]))
+        if series.layout == "long":
+            frame.insert(0, series.id_col, [series.ids[index]] * len(values))
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    if series.time_index and series.container == "pandas":
+        frame = frame.set_index(frame.columns[0])
+        frame.index.name = None
+    return _to_container(frame, series.container)

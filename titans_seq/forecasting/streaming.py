@@ -161,3 +161,46 @@ def forecast_from(net, stream, values: Tensor, observed: Tensor, covariates: Ten
     if isinstance(net, LongMemoryForecastNet):
         return lane_forecast(net, stream, values, observed, covariates, static, origin)
     return forecast_at(net, stream, values, observed, covariates, static, origin)
+
+
+# -- one-step forecasts at every origin (surprise) ----------------------------------------------
+@torch.inference_mode()
+def one_step_forecasts(net, values: Tensor, observed: Tensor, covariates: Tensor,
+                       static: Tensor, first: int, block: int = 512) -> Tensor:
+    """The forecast of row ``t`` from origin ``t`` (everything before it), for every row from
+    ``first`` on; ``(T − first, C[, Q])``. A :class:`LongMemoryForecastNet` reads the series
+    once and forecasts ``block`` origins at a time; a :class:`TitansForecastNet` origin by
+    origin."""
+    rows, channels = values.shape
+    if not isinstance(net, LongMemoryForecastNet):
+        stream = open_stream(net, channels)
+        steps = []
+        for origin in range(first, rows):
+            absorb(net, stream, values, observed, covariates, static, origin)
+            steps.append(forecast_at(net, stream, values, observed, covariates, static,
+                                     origin)[0])
+        return torch.stack(steps)
+    memory_after = None  # (C, N, K·dim): the encoder outputs after each whole patch
+    if net.memory:
+        whole = rows - rows % net.patch_len
+        memory_after, _ = net.read(*_lanes(values, observed, covariates, static, 0, whole),
+                                   net.initial_state(channels))
+        start = net.initial_state(channels).recent.flatten(1)[:, None]  # (C, 1, K·dim)
+        memory_after = torch.cat([start, memory_after], 1)  # index: patches read
+    context, patch = net.context, net.patch_len
+    padded = torch.cat([values.new_zeros(context, channels), values]).T  # (C, context + T)
+    padded_observed = torch.cat([observed.new_zeros(context, channels), observed]).T
+    steps = []
+    for low in range(first, rows, block):
+        origins = torch.arange(low, min(low + block, rows))
+        window = padded[:, low:origins[-1] + context].unfold(1, context, 1)  # (C, O, context)
+        window_observed = padded_observed[:, low:origins[-1] + context].unfold(1, context, 1)
+        memory = memory_after[:, origins // patch] if net.memory else None  # (C, O, K·dim)
+        future = None
+        if net.n_covariates:
+            future = covariates[origins[:, None] + torch.arange(net.horizon)]  # (O, H, F)
+            future = future[None].expand(channels, -1, -1, -1)
+        forecast = net.forecast(window, window_observed, memory, future,
+                                static[None].expand(channels, -1))  # (C, O, H[, Q])
+        steps.append(forecast[:, :, 0].transpose(0, 1))  # (O, C[, Q])
+    return torch.cat(steps)

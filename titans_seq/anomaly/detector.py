@@ -1,0 +1,191 @@
+"""`TitansAnomalyDetector`: a streaming outlier detector whose Titans memory keeps learning as
+it scores (scikit-learn API, IsolationForest's conventions)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+from datamodules.checks import fraction, integer, real
+from datamodules.timeseries import Stream, read_stream
+
+from ..base import TitansEstimator
+from .calibration import SurpriseLikelihood
+from .module import FirstStretch, SurpriseModule
+
+
+class TitansAnomalyDetector(TitansEstimator):
+    """Unsupervised streaming anomaly detection with a Titans memory.
+
+    Each channel is read row by row by a :class:`~titans_seq.anomaly.SurpriseMemory`: a memory
+    MLP that writes every row by the Titans rule (surprise with momentum, forgetting; Eqs.
+    12–14) and, before each write, predicts the row's change from the ``context`` rows before
+    it. The row's *surprise* is the size of that momentary error, in units of the spread of
+    the first stretch. The anomaly score calibrates it (:class:`SurpriseLikelihood`): how
+    unlikely the last ``short_window`` rows' surprise is under the surprise of the
+    ``long_window`` rows before them, on a log scale in [0, 1] (0.5: a one-in-10⁵ tail), so
+    that one threshold serves many streams. A row's score depends on rows up to its own; the
+    score of a row is the largest over its channels.
+
+    ``fit`` learns the memory's keys, initial weights and gates on a first stretch (the outer
+    loop: ``max_epochs`` Adam steps through every write of the stretch), then reads the
+    stretch. :meth:`anomaly_score` continues the stream: the memory writes every row it
+    scores, so a shift that persists is learnt and stops being anomalous; later calls continue
+    where the last one stopped. :meth:`score_samples`, :meth:`decision_function` and
+    :meth:`predict` score rows that continue the stream without keeping them.
+
+    Parameters
+    ----------
+    context, key_dim, memory_depth, memory_hidden, chunk_size, max_lr
+        The memory (see :class:`SurpriseMemory`).
+    short_window, long_window : int
+        The calibration's recent and reference stretches, in rows.
+    contamination : float, optional
+        The share of the first stretch's rows that :meth:`predict` calls outliers (sets
+        ``offset_``); None: rows whose anomaly score exceeds ``threshold``.
+    threshold : float
+        The anomaly score above which :meth:`predict` says -1 when ``contamination`` is None.
+    max_epochs, lr
+        The outer loop: Adam steps over the first stretch, their learning rate.
+    random_state : int or numpy RandomState, optional
+        Seed of the memory's initialisation.
+    verbose, accelerator, devices, trainer_kwargs
+        As for the other estimators (the outer loop runs in a Lightning Trainer).
+
+    Attributes
+    ----------
+    module_ : SurpriseModule
+    mean_, scale_ : ndarray
+        Each channel's standardisation (the first stretch's mean and spread).
+    n_features_in_ : int
+        Channels.
+    offset_ : float
+        ``decision_function = score_samples − offset_``.
+    """
+
+    def __init__(self, context: int = 16, key_dim: int = 16, memory_depth: int = 2,
+                 memory_hidden: int = 32, chunk_size: int = 8, max_lr: float = 1.0,
+                 short_window: int = 3, long_window: int = 1000,
+                 contamination: float | None = None, threshold: float = 0.5,
+                 max_epochs: int = 60, lr: float = 1e-2, random_state: int | None = None,
+                 verbose: bool = False, accelerator: str = "cpu", devices: int | str = 1,
+                 trainer_kwargs: dict | None = None) -> None:
+        self.context, self.key_dim, self.memory_depth = context, key_dim, memory_depth
+        self.memory_hidden, self.chunk_size, self.max_lr = memory_hidden, chunk_size, max_lr
+        self.short_window, self.long_window = short_window, long_window
+        self.contamination, self.threshold = contamination, threshold
+        self.max_epochs, self.lr, self.random_state = max_epochs, lr, random_state
+        self.verbose, self.accelerator, self.devices = verbose, accelerator, devices
+        self.trainer_kwargs = trainer_kwargs
+
+    # -- fit ---------------------------------------------------------------------------------
+    def fit(self, y: Any, X: Any = None) -> "TitansAnomalyDetector":
+        """Learn the memory on a first stretch ``y`` (array ``(T,)``/``(T, C)`` or a table)
+        and read it. ``X`` is ignored (scikit-learn's signature)."""
+        params = self._check_params()
+        stream = read_stream(y, name="y")
+        if len(stream.values) < params["context"] + 2:
+            raise ValueError(f"y has {len(stream.values)} rows; the first stretch needs at least "
+                             f"context + 2 = {params['context'] + 2}")
+        mean = stream.values.mean(0)
+        spread = stream.values.std(0)
+        scale = np.where(spread > 1e-8 * np.maximum(np.abs(mean), 1.0), spread,
+                         np.maximum(np.abs(mean), 1.0))  # a flat stretch: its level's size
+        values = torch.as_tensor(((stream.values - mean) / scale).T.copy(), dtype=torch.float32)
+        timed = stream.times is not None
+        features = _time_features(stream.times, values.shape[0]) if timed else None
+        module = self._fit_module(
+            lambda: SurpriseModule(params["context"], TIME_FEATURES if timed else 0,
+                                   params["key_dim"], params["memory_depth"],
+                                   params["memory_hidden"], params["chunk_size"],
+                                   params["max_lr"], params["lr"]),
+            FirstStretch(values, features), None, params, monitor="train_loss")
+        fitted = dict(module_=module, mean_=mean, scale_=scale, timed_=timed,
+                      n_features_in_=stream.values.shape[1], names_=stream.names)
+        fitted["state_"] = module.net.initial_state(values[:, 0])
+        fitted["calibrations_"] = [SurpriseLikelihood(params["short_window"],
+                                                      params["long_window"])
+                                   for _ in range(values.shape[0])]
+        first = _read(fitted, stream)  # the memory reads the first stretch
+        fitted["offset_"] = (-float(np.quantile(first, 1 - params["contamination"]))
+                             if params["contamination"] is not None else -params["threshold"])
+        self._commit(fitted)
+        return self
+
+    def _check_params(self) -> dict[str, Any]:
+        params = self._check_training_params()
+        for name in ("context", "key_dim", "memory_depth", "memory_hidden", "chunk_size",
+                     "short_window", "long_window"):
+            params[name] = integer(name, getattr(self, name))
+        if params["context"] < 2:
+            raise ValueError(f"context must be at least 2 rows, got {params['context']}")
+        params["max_lr"] = real("max_lr", self.max_lr, 0.0, low_open=True)
+        params["threshold"] = fraction("threshold", self.threshold, one=True)
+        params["contamination"] = None if self.contamination is None else \
+            real("contamination", self.contamination, 0.0, 0.5, low_open=True)
+        return params
+
+    # -- scoring -----------------------------------------------------------------------------
+    def anomaly_score(self, y: Any) -> np.ndarray:
+        """One score in [0, 1] per row of ``y`` (higher = more anomalous), the rows read in
+        order as the continuation of the stream; the memory and the calibration keep them."""
+        check_is_fitted(self)
+        return _read(self.__dict__, self._stream(y))
+
+    def score_samples(self, y: Any) -> np.ndarray:
+        """``−anomaly_score`` of rows that continue the stream (higher = more normal), without
+        keeping them (IsolationForest's convention)."""
+        check_is_fitted(self)
+        stream = self._stream(y)
+        fitted = {"module_": self.module_, "mean_": self.mean_, "scale_": self.scale_,
+                  "timed_": self.timed_, "state_": copy.deepcopy(self.state_),
+                  "calibrations_": copy.deepcopy(self.calibrations_)}
+        return -_read(fitted, stream)
+
+    def decision_function(self, y: Any) -> np.ndarray:
+        """``score_samples − offset_``: negative for outliers."""
+        return self.score_samples(y) - self.offset_
+
+    def predict(self, y: Any) -> np.ndarray:
+        """1 for inliers, -1 for outliers, per row (without keeping the rows)."""
+        return np.where(self.decision_function(y) < 0, -1, 1)
+
+    def _stream(self, y: Any) -> Stream:
+        stream = read_stream(y, name="y")
+        if stream.values.shape[1] != self.n_features_in_:
+            raise ValueError(f"y has {stream.values.shape[1]} columns, the detector was fitted "
+                             f"on {self.n_features_in_}")
+        if self.timed_ and stream.times is None:
+            raise ValueError("the detector was fitted on a stream with timestamps (its keys "
+                             "read the time of day and week); pass y with its time column")
+        return stream
+
+
+TIME_FEATURES = 4  # time of day and day of week, each as (sin, cos)
+
+
+def _time_features(times: np.ndarray, lanes: int) -> torch.Tensor:
+    """``(lanes, N, 4)``: where each row falls in its day and its week, on circles."""
+    stamps = times.astype("datetime64[s]").astype(np.int64)
+    day = (stamps % 86400) / 86400.0
+    week = ((stamps // 86400 + 3) % 7 + day) / 7.0  # 1970-01-01 was a Thursday
+    angles = 2 * np.pi * np.stack([day, week], 1)
+    features = np.concatenate([np.sin(angles), np.cos(angles)], 1)
+    return torch.as_tensor(features, dtype=torch.float32)[None].expand(lanes, -1, -1)
+
+
+def _read(fitted: dict, stream: Stream) -> np.ndarray:
+    """Score ``stream`` after ``fitted["state_"]``; the state and calibrations move on."""
+    scaled = torch.as_tensor(((stream.values - fitted["mean_"]) / fitted["scale_"]).T.copy(),
+                             dtype=torch.float32)  # (C, N)
+    features = _time_features(stream.times, scaled.shape[0]) if fitted["timed_"] else None
+    with torch.inference_mode():
+        errors, fitted["state_"] = fitted["module_"].net(scaled, fitted["state_"], features)
+    surprise = errors.abs().double().numpy()  # (C, N)
+    scores = np.stack([calibration.update(lane) for calibration, lane
+                       in zip(fitted["calibrations_"], surprise)])
+    return scores.max(0)
