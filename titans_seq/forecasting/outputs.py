@@ -43,14 +43,24 @@ def forecast_output(series: SeriesSet, forecasts: list[np.ndarray],
     frames = []
     for index, forecast in enumerate(forecasts):
         horizon = forecast.shape[0]
-        times = series.output_times(series.future_times(index, horizon))
         data = forecast.reshape(horizon, -1)  # (H, C·Q): channel-major, then level
-        frame = pd.DataFrame(data, columns=_columns(series, levels))
-        time_col = series.time_col or "ds"
-        frame.insert(0, time_col, times)
-        if series.layout == "long":
-            frame.insert(0, series.id_col, [series.ids[index]] * horizon)
-        frames.append(frame)
+        frames.append(_keyed(series, index, pd.DataFrame(data, columns=_columns(series, levels)),
+                             series.future_times(index, horizon)))
+    return _stacked(series, frames)
+
+
+def _keyed(series: SeriesSet, index: int, frame: pd.DataFrame, times) -> pd.DataFrame:
+    """``frame`` of series ``index`` with its time column (and id column for long tables)."""
+    if times is not None:
+        frame.insert(0, series.time_col or "ds", series.output_times(times))
+    if series.layout == "long":
+        frame.insert(0, series.id_col, [series.ids[index]] * len(frame))
+    return frame
+
+
+def _stacked(series: SeriesSet, frames: list[pd.DataFrame]):
+    """The series' frames as one table in the caller's container (a pandas input indexed by
+    time gets its time back as the index)."""
     frame = pd.concat(frames, ignore_index=True)
     if series.time_index and series.container == "pandas":
         frame = frame.set_index(frame.columns[0])
@@ -86,16 +96,7 @@ def rows_output(series: SeriesSet, per_series: list[np.ndarray]):
     of long tables) otherwise."""
     if series.container == "numpy":
         return per_series[0]
-    frames = []
-    for index, values in enumerate(per_series):
-        frame = pd.DataFrame(values, columns=list(series.target_names))
-        if series.times is not None:
-            frame.insert(0, series.time_col or "ds", series.output_times(series.times[index]))
-        if series.layout == "long":
-            frame.insert(0, series.id_col, [series.ids[index]] * len(values))
-        frames.append(frame)
-    frame = pd.concat(frames, ignore_index=True)
-    if series.time_index and series.container == "pandas":
-        frame = frame.set_index(frame.columns[0])
-        frame.index.name = None
-    return _to_container(frame, series.container)
+    frames = [_keyed(series, index, pd.DataFrame(values, columns=list(series.target_names)),
+                     None if series.times is None else series.times[index])
+              for index, values in enumerate(per_series)]
+    return _stacked(series, frames)
