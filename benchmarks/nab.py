@@ -65,11 +65,14 @@ def windowed_gaussian(values: np.ndarray, window: int = 6400) -> np.ndarray:
 
 
 def ridge_residual(values: np.ndarray, probation: int, lags: int = 16) -> np.ndarray:
-    """A ridge forecaster of the next row from the ``lags`` before it, fitted on the
-    probationary rows; its absolute residual, calibrated like the Titans surprise."""
+    """A ridge forecaster of the next row's change from the ``lags`` before it, fitted on the
+    probationary rows; its absolute residual, calibrated like the Titans surprise and with the
+    detector's rules (new extremes, one report per event): the Titans detector with a frozen
+    linear predictor in place of the memory."""
     from sklearn.linear_model import Ridge
 
     from titans_seq.anomaly import SurpriseLikelihood
+    from titans_seq.anomaly.detector import _Events
 
     mean, std = values[:probation].mean(), values[:probation].std()
     scale = std if std > 1e-8 * max(abs(mean), 1.0) else max(abs(mean), 1.0)
@@ -79,7 +82,9 @@ def ridge_residual(values: np.ndarray, probation: int, lags: int = 16) -> np.nda
     inputs, targets = windows - windows[:, -1:], x - windows[:, -1]
     model = Ridge(alpha=1.0).fit(inputs[lags:probation], targets[lags:probation])
     residual = np.abs(targets - model.predict(inputs))
-    return SurpriseLikelihood().update(residual)
+    scores = SurpriseLikelihood().update(residual)[None]  # (1, N)
+    events = _Events(True, 30, values[:1].copy(), values[:1].copy())
+    return events.update(values[:, None], scores)
 
 
 def titans(frame, probation: int, seed: int = 0, **params) -> np.ndarray:
@@ -119,7 +124,11 @@ def main(argv: list[str] | None = None) -> dict:
     rows, seconds = {}, {}
     detectors = {
         "Titans (ours)": lambda f, p: titans(f, p, args.seed, **json.loads(args.titans)),
-        "ridge residual + calibration": lambda f, p: ridge_residual(values_of(f), p),
+        "Titans, calibrated surprise only (novelty=False, refractory=0)":
+            lambda f, p: titans(f, p, args.seed, novelty=False, refractory=0,
+                                **json.loads(args.titans)),
+        "ridge residual + the same calibration and rules": lambda f, p: ridge_residual(
+            values_of(f), p),
         "rolling z-score (100)": lambda f, p: rolling_zscore(values_of(f)),
         "windowed Gaussian (6400)": lambda f, p: windowed_gaussian(values_of(f)),
     }

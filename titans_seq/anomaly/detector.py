@@ -4,13 +4,15 @@ it scores (scikit-learn API, IsolationForest's conventions)."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.utils.validation import check_is_fitted
 
-from datamodules.checks import fraction, integer, real
+from datamodules.checks import boolean, fraction, integer, real
 from datamodules.timeseries import Stream, read_stream
 
 from ..base import TitansEstimator
@@ -28,8 +30,10 @@ class TitansAnomalyDetector(TitansEstimator):
     the first stretch. The anomaly score calibrates it (:class:`SurpriseLikelihood`): how
     unlikely the last ``short_window`` rows' surprise is under the surprise of the
     ``long_window`` rows before them, on a log scale in [0, 1] (0.5: a one-in-10⁵ tail), so
-    that one threshold serves many streams. A row's score depends on rows up to its own; the
-    score of a row is the largest over its channels.
+    that one threshold serves many streams. Two rules follow (``novelty``, ``refractory``): a
+    value beyond every one its channel has shown scores at least 0.95, and an event is
+    reported once (a score no higher than those of the rows just before it is 0). A row's
+    score depends on rows up to its own; the score of a row is the largest over its channels.
 
     ``fit`` learns the memory's keys, initial weights and gates on a first stretch (the outer
     loop: ``max_epochs`` Adam steps through every write of the stretch), then reads the
@@ -44,6 +48,13 @@ class TitansAnomalyDetector(TitansEstimator):
         The memory (see :class:`SurpriseMemory`).
     short_window, long_window : int
         The calibration's recent and reference stretches, in rows.
+    novelty : bool
+        A row whose value goes beyond every value its channel has shown (a new maximum or
+        minimum) scores at least ``NOVELTY_SCORE`` (0.95): a level the stream never reached is
+        news whatever the memory predicted (HTM's NAB detector has the same rule).
+    refractory : int
+        Report an event once: a score no higher than the largest of the previous
+        ``refractory`` rows is reported as 0 (0: off).
     contamination : float, optional
         The share of the first stretch's rows that :meth:`predict` calls outliers (sets
         ``offset_``); None: rows whose anomaly score exceeds ``threshold``.
@@ -69,14 +80,16 @@ class TitansAnomalyDetector(TitansEstimator):
 
     def __init__(self, context: int = 16, key_dim: int = 16, memory_depth: int = 2,
                  memory_hidden: int = 32, chunk_size: int = 8, max_lr: float = 1.0,
-                 short_window: int = 3, long_window: int = 1000,
-                 contamination: float | None = None, threshold: float = 0.5,
+                 short_window: int = 3, long_window: int = 1000, novelty: bool = True,
+                 refractory: int = 30, contamination: float | None = None,
+                 threshold: float = 0.5,
                  max_epochs: int = 60, lr: float = 1e-2, random_state: int | None = None,
                  verbose: bool = False, accelerator: str = "cpu", devices: int | str = 1,
                  trainer_kwargs: dict | None = None) -> None:
         self.context, self.key_dim, self.memory_depth = context, key_dim, memory_depth
         self.memory_hidden, self.chunk_size, self.max_lr = memory_hidden, chunk_size, max_lr
         self.short_window, self.long_window = short_window, long_window
+        self.novelty, self.refractory = novelty, refractory
         self.contamination, self.threshold = contamination, threshold
         self.max_epochs, self.lr, self.random_state = max_epochs, lr, random_state
         self.verbose, self.accelerator, self.devices = verbose, accelerator, devices
@@ -110,6 +123,8 @@ class TitansAnomalyDetector(TitansEstimator):
         fitted["calibrations_"] = [SurpriseLikelihood(params["short_window"],
                                                       params["long_window"])
                                    for _ in range(values.shape[0])]
+        fitted["events_"] = _Events(params["novelty"], params["refractory"],
+                                    stream.values[0].copy(), stream.values[0].copy())
         first = _read(fitted, stream)  # the memory reads the first stretch
         fitted["offset_"] = (-float(np.quantile(first, 1 - params["contamination"]))
                              if params["contamination"] is not None else -params["threshold"])
@@ -121,6 +136,8 @@ class TitansAnomalyDetector(TitansEstimator):
         for name in ("context", "key_dim", "memory_depth", "memory_hidden", "chunk_size",
                      "short_window", "long_window"):
             params[name] = integer(name, getattr(self, name))
+        params["refractory"] = integer("refractory", self.refractory, 0, hint="0: off")
+        params["novelty"] = boolean("novelty", self.novelty)
         if params["context"] < 2:
             raise ValueError(f"context must be at least 2 rows, got {params['context']}")
         params["max_lr"] = real("max_lr", self.max_lr, 0.0, low_open=True)
@@ -143,7 +160,8 @@ class TitansAnomalyDetector(TitansEstimator):
         stream = self._stream(y)
         fitted = {"module_": self.module_, "mean_": self.mean_, "scale_": self.scale_,
                   "timed_": self.timed_, "state_": copy.deepcopy(self.state_),
-                  "calibrations_": copy.deepcopy(self.calibrations_)}
+                  "calibrations_": copy.deepcopy(self.calibrations_),
+                  "events_": copy.deepcopy(self.events_)}
         return -_read(fitted, stream)
 
     def decision_function(self, y: Any) -> np.ndarray:
@@ -187,5 +205,38 @@ def _read(fitted: dict, stream: Stream) -> np.ndarray:
         errors, fitted["state_"] = fitted["module_"].net(scaled, fitted["state_"], features)
     surprise = errors.abs().double().numpy()  # (C, N)
     scores = np.stack([calibration.update(lane) for calibration, lane
-                       in zip(fitted["calibrations_"], surprise)])
-    return scores.max(0)
+                       in zip(fitted["calibrations_"], surprise)])  # (C, N)
+    return fitted["events_"].update(stream.values, scores)
+
+
+NOVELTY_SCORE = 0.95
+
+
+@dataclass
+class _Events:
+    """The rules on top of the calibrated surprise, streaming: new extremes (``low``, ``high``
+    per channel so far) and the refractory period (``recent``: the last scores before it)."""
+
+    novelty: bool
+    refractory: int
+    low: np.ndarray
+    high: np.ndarray
+    recent: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def update(self, values: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """``values (N, C)``, per-channel ``scores (C, N)`` → one score per row ``(N,)``."""
+        if self.novelty:
+            above = np.maximum.accumulate(np.vstack([self.high, values]), 0)[:-1]  # before
+            below = np.minimum.accumulate(np.vstack([self.low, values]), 0)[:-1]
+            new = (values > above) | (values < below)  # (N, C)
+            scores = np.maximum(scores, np.where(new.T, NOVELTY_SCORE, 0.0))
+            self.high = np.maximum(self.high, values.max(0))
+            self.low = np.minimum(self.low, values.min(0))
+        row_scores = scores.max(0)
+        if not self.refractory:
+            return row_scores
+        every = np.concatenate([self.recent, row_scores])
+        padded = np.concatenate([np.zeros(self.refractory - len(self.recent)), every])
+        previous = sliding_window_view(padded, self.refractory)[:-1].max(1)[-len(row_scores):]
+        self.recent = every[-self.refractory:]
+        return np.where(row_scores > previous, row_scores, 0.0)
