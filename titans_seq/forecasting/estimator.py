@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
+import math
+import warnings
+from dataclasses import replace
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -17,24 +19,11 @@ from datamodules.timeseries import (SeriesScaler, SeriesSet, align_covariates, c
                                     split_borders)
 
 from .module import ForecastingModule
-from .outputs import backtest_frame, forecast_output, rows_output
-from .streaming import forecast_from, move_state, one_step_forecasts, open_stream, read_upto
+from .evaluation import BacktestResult, backtest_result, calibration_errors, last_errors
+from .outputs import forecast_output, interval_output, rows_output
+from .streaming import (forecast_from, move_state, open_stream, origin_forecasts, read_streams,
+                        read_upto)
 from ..base import TitansEstimator
-
-
-@dataclass
-class BacktestResult:
-    """Rolling-origin evaluation without refitting.
-
-    ``forecasts``: the caller's container (a long table with a ``cutoff`` column for tables,
-    an array ``(n_windows, H, C)`` for arrays); ``actuals`` the same for the observed values;
-    ``metrics``: ``mse``, ``mae`` of the forecasts and of the naive (last value) forecast,
-    in the data's units, over every observed value of every window.
-    """
-
-    forecasts: Any
-    actuals: Any
-    metrics: dict[str, float]
 
 
 class TitansForecaster(TitansEstimator):
@@ -84,6 +73,12 @@ class TitansForecaster(TitansEstimator):
     static_covariates : list of str, optional
         Columns of a long table constant within each series (size, region code, …), added to
         every token of the series.
+    calibration_window : int, optional
+        Conformal intervals (:meth:`predict_interval`). None: split conformal on the
+        validation part's forecast errors. An int: rolling conformal: the most recent
+        ``calibration_window`` errors are kept, and every :meth:`update` adds the errors of
+        the forecasts whose rows it completes (it follows a drifting error level; an update
+        then re-reads the series to forecast those origins).
     random_state : int or numpy RandomState, optional
         Seed of the initialisation and shuffling; the caller's torch random state (CPU and
         GPUs) is left untouched.
@@ -124,10 +119,11 @@ class TitansForecaster(TitansEstimator):
                  patience: int = 3, target: str | Sequence[str] | None = None,
                  time_col: str | None = None, id_col: str | None = None,
                  static_covariates: Sequence[str] | None = None,
-                 random_state: int | None = None, verbose: bool = False,
-                 accelerator: str = "auto", devices: int | str = 1,
+                 calibration_window: int | None = None, random_state: int | None = None,
+                 verbose: bool = False, accelerator: str = "auto", devices: int | str = 1,
                  trainer_kwargs: dict | None = None) -> None:
         self.horizon, self.mode, self.lookback, self.warmup = horizon, mode, lookback, warmup
+        self.calibration_window = calibration_window
         self.linear_lookback, self.segment_tokens = linear_lookback, segment_tokens
         self.head_hidden = head_hidden
         self.variant, self.dim, self.depth, self.patch_len = variant, dim, depth, patch_len
@@ -175,8 +171,12 @@ class TitansForecaster(TitansEstimator):
                       n_channels_=series.n_channels, target_names_=series.target_names,
                       n_covariates_=len(calendar) + len(future_names),
                       linear_lookback_=linear_lookback)
-        fitted["streams_"] = _read_streams(module, series, prepare_series(
-            series, scaler, calendar, future))
+        prepared = prepare_series(series, scaler, calendar, future)
+        fitted["streams_"] = read_streams(module, series, prepared)
+        fitted["calibration_errors_"] = last_errors(calibration_errors(
+            module, prepared, [b[0] for b in borders], params["horizon"],
+            1 if params["mode"] == "stream" else params["lookback"]),
+            params["calibration_window"])
         self._commit(fitted)
         return self
 
@@ -216,6 +216,8 @@ class TitansForecaster(TitansEstimator):
                                             optional=True, hint="None: automatic")
         params["dropout"] = fraction("dropout", self.dropout)
         params["quantiles"] = quantile_levels(self.loss, self.quantiles)
+        params["calibration_window"] = integer("calibration_window", self.calibration_window,
+                                               optional=True, hint="None: every error")
         choice("variant", self.variant, ("lmm", "mac", "mag", "mal"))
         choice("missing", self.missing, ("error", "mask"))
         if not isinstance(self.calendar, (bool, np.bool_)):
@@ -232,7 +234,7 @@ class TitansForecaster(TitansEstimator):
         return prepare_series(series, scaler, self.calendar_, future, extra_rows)
 
     def _stream(self, series: SeriesSet, scaler: SeriesScaler, future, streams=None) -> list:
-        return _read_streams(self.module_, series, self._prepared(series, scaler, future),
+        return read_streams(self.module_, series, self._prepared(series, scaler, future),
                              streams)
 
     # -- update ------------------------------------------------------------------------------
@@ -275,7 +277,27 @@ class TitansForecaster(TitansEstimator):
         self.series_ = replace(old, values=values, times=times, future=olds)
         self.future_ = olds
         self.streams_ = self._stream(self.series_, self.scaler_, self.future_, self.streams_)
+        if self.calibration_window is not None:
+            self._extend_calibration(positions, old.lengths)
         return self
+
+    def _extend_calibration(self, positions: list[int], before: list[int]) -> None:
+        """Rolling conformal: the errors of the forecasts whose rows ``update`` has just
+        completed join the calibration errors (the last ``calibration_window`` are kept)."""
+        series = replace(self.series_, values=[self.series_.values[p] for p in positions],
+                         ids=[self.series_.ids[p] for p in positions],
+                         times=None if self.series_.times is None
+                         else [self.series_.times[p] for p in positions],
+                         future=None if self.future_ is None
+                         else [self.future_[p] for p in positions])
+        scaler = self._scaler_for(series, series.future)
+        new = calibration_errors(self.module_, self._prepared(series, scaler, series.future),
+                                 [before[p] - self.horizon + 1 for p in positions],
+                                 self.horizon, 1 if self.mode == "stream" else self.lookback)
+        if new is not None:
+            errors = new if self.calibration_errors_ is None \
+                else np.concatenate([self.calibration_errors_, new])
+            self.calibration_errors_ = last_errors(errors, self.calibration_window)
 
     def _check_like_fitted(self, new: SeriesSet) -> SeriesSet:
         """``new`` with its target columns in the fitted order (or an error)."""
@@ -435,6 +457,41 @@ class TitansForecaster(TitansEstimator):
             return forecast * scaler.std[series][:, None] + scaler.mean[series][:, None]
         return scaler.inverse_transform(forecast, series)
 
+    # -- conformal intervals ------------------------------------------------------------------
+    def predict_interval(self, y: Any = None, X: Any = None, coverage: float = 0.9) -> Any:
+        """Forecast with split-conformal intervals that cover ``coverage`` of future values.
+
+        The calibration errors are the absolute errors, per horizon step and target column, of
+        the forecasts from every origin of the validation part (the rows ``fit`` held out for
+        early stopping, never a gradient step), in units of each series' training spread. The
+        interval is the point forecast ± their ``⌈(n + 1)·coverage⌉ / n`` empirical quantile
+        (split conformal; exchangeability of those errors is its assumption). Tables get the
+        point forecast and ``{target}-lo-90`` / ``{target}-hi-90`` columns (neuralforecast's
+        names), arrays ``(H, C, 3)``: lower, point, upper.
+        """
+        check_is_fitted(self)
+        coverage = fraction("coverage", coverage, hint="e.g. 0.9 for a 90 % interval")
+        errors = self.calibration_errors_
+        if errors is None or not len(errors):
+            raise ValueError("predict_interval needs calibration errors from the validation "
+                             "part; refit with val_fraction > 0 (and enough rows for one "
+                             "validation forecast)")
+        n = len(errors)
+        level = min(1.0, math.ceil((n + 1) * coverage) / n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a column never observed
+            width = np.nanquantile(errors, level, axis=0, method="higher")  # (H, C)
+        forecasts, series = self._forecast(y, X)
+        scaler = self.scaler_ if y is None else self._scaler_for(
+            series, self._covariates(series, X, self.horizon, "predict_interval")
+            if self.future_names_ else None)
+        bands = []
+        for index, forecast in enumerate(forecasts):
+            point = self._point(forecast)  # (H, C)
+            spread = width * scaler.std[index]
+            bands.append(np.stack([point - spread, point, point + spread], -1))  # (H, C, 3)
+        return interval_output(series, bands, round(coverage * 100, 4))
+
     # -- surprise -----------------------------------------------------------------------------
     def surprise(self, y: Any = None, X: Any = None) -> Any:
         """How surprising each row is to the fitted model: one score per row and target column.
@@ -473,7 +530,8 @@ class TitansForecaster(TitansEstimator):
             if length > first:
                 tensors = [item.values.to(device), item.observed.to(device),
                            item.covariates.to(device), item.static.to(device)]
-                forecast = one_step_forecasts(net, *tensors, first).float().cpu().numpy()
+                forecast = origin_forecasts(net, *tensors, first, steps=1)[:, 0]
+                forecast = forecast.float().cpu().numpy()
                 error = self._point(forecast) - item.values[first:].numpy()
                 error[~item.observed[first:].numpy()] = np.nan
                 score[first:] = error ** 2  # values are scaled: σ units already
@@ -534,7 +592,7 @@ class TitansForecaster(TitansEstimator):
                 forecast = forecast_from(net, stream, *tensors, origin).float().cpu().numpy()
                 forecasts.append(self._unscale(scaler, self._point(forecast), index))
             results.append((origins, np.stack(forecasts)))
-        return _backtest_result(series, results, self.horizon)
+        return backtest_result(series, results, self.horizon)
 
     # -- pickling: a fitted forecaster loads on a CPU-only machine ---------------------------
     def __getstate__(self) -> dict:
@@ -542,40 +600,3 @@ class TitansForecaster(TitansEstimator):
         if "streams_" in state:
             state["streams_"] = [move_state(stream, "cpu") for stream in state["streams_"]]
         return state
-
-
-def _read_streams(module: ForecastingModule, series: SeriesSet, prepared, streams=None
-                  ) -> list:
-    """Each series' memory after reading its prepared rows (continuing ``streams``)."""
-    net, device = module.net, module.device
-    streams = streams or [open_stream(net, series.n_channels) for _ in series.values]
-    for stream, item, length in zip(streams, prepared, series.lengths):
-        read_upto(net, stream, item.values.to(device), item.observed.to(device),
-                  item.covariates.to(device), item.static.to(device), length)
-    return streams
-
-
-def _backtest_result(series: SeriesSet, results, horizon: int) -> BacktestResult:
-    errors, naive_errors = [], []
-    actual_windows = []
-    for index, (origins, forecasts) in enumerate(results):
-        values = series.values[index]
-        actual = np.stack([values[o:o + horizon] for o in origins])  # (W, H, C)
-        last = np.stack([_last_observed(values[:o]) for o in origins])[:, None]  # (W, 1, C)
-        observed = ~np.isnan(actual)
-        errors.append((forecasts - actual)[observed])
-        naive_errors.append((np.broadcast_to(last, actual.shape) - actual)[observed])
-        actual_windows.append(actual)
-    errors, naive = np.concatenate(errors), np.concatenate(naive_errors)
-    metrics = {"mse": float(np.mean(errors ** 2)), "mae": float(np.mean(np.abs(errors))),
-               "naive_mse": float(np.mean(naive ** 2)),
-               "naive_mae": float(np.mean(np.abs(naive)))}
-    forecasts, actuals = backtest_frame(series, results, actual_windows, horizon)
-    return BacktestResult(forecasts, actuals, metrics)
-
-
-def _last_observed(values: np.ndarray) -> np.ndarray:
-    """Each column's last non-NaN value."""
-    frame = values[::-1]
-    first = np.argmax(~np.isnan(frame), axis=0)
-    return frame[first, np.arange(values.shape[1])]

@@ -6,6 +6,7 @@ import contextlib
 from typing import Literal, Sequence
 
 import lightning.pytorch as pl
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 import torch
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
@@ -18,7 +19,7 @@ from ..memory import frozen_memory
 from ..optim import warmup_cosine_adamw
 from ..training import RandomStateInCheckpoints, adopt_shapes, trainer_datamodule
 from .long_memory import LongMemoryForecastNet
-from .losses import LossName, PinballLoss, forecast_loss
+from .losses import LossName, PinballLoss, forecast_loss, pinball
 from .network import ChannelMode, TitansForecastNet
 from .streaming import stream_forecast
 
@@ -237,20 +238,31 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
         datamodule = self.trainer.datamodule
         dataset = getattr(datamodule, "datasets", {}).get("val") if datamodule else None
         if dataset is None:
-            self.trainer.fit_loop.epoch_loop.val_loop.setup_data()
-            loaders = self.trainer.val_dataloaders
+            loaders = self._val_loaders(setup=True)
             loader = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
             dataset = getattr(loader, "dataset", None)
         return dataset if isinstance(dataset, LaneSegments) and dataset.scored else None
+
+    def _val_loaders(self, setup: bool = False):
+        """The Trainer's validation loaders, or None when the fit has no validation data."""
+        try:
+            if setup:
+                self.trainer.fit_loop.epoch_loop.val_loop.setup_data()
+            return self.trainer.val_dataloaders
+        except MisconfigurationException:
+            return None
 
     @torch.no_grad()
     def on_fit_end(self) -> None:
         """``mode="stream"``: choose how much of the memory path's correction to add, on the
         validation origins (with the best weights restored): the share in
-        ``MEMORY_WEIGHTS`` of lowest validation MSE. 0 is the linear path alone, so where the
+        ``MEMORY_WEIGHTS`` of lowest validation MSE (pinball loss for quantile models, whose
+        band lives in the memory path). 0 is the linear path alone, so where the
         memory does not help on validation the forecast falls back to the linear model."""
-        loaders = self.trainer.val_dataloaders
-        if self.hparams.mode != "stream" or not loaders or not self.net.memory:
+        if self.hparams.mode != "stream" or not self.net.memory:
+            return
+        loaders = self._val_loaders()
+        if not loaders:  # fitted without validation data: nothing to choose
             return
         loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
         errors = torch.zeros(len(MEMORY_WEIGHTS), dtype=torch.float64, device=self.device)
@@ -263,8 +275,13 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
             if segment is None:
                 continue
             forecast, target, scored = segment
-            point = self.point(forecast)  # (W, B, O, H)
-            errors += (((point - target) ** 2) * scored).flatten(1).sum(1).double()
+            if self.quantiles:  # the pinball loss: the band, not only the median, must fit
+                levels = torch.as_tensor(self.quantiles, device=forecast.device)
+                loss = pinball(forecast, target[None].expand(forecast.shape[:-1]),
+                               levels).sum(-1)
+            else:
+                loss = (self.point(forecast) - target) ** 2  # (W, B, O, H)
+            errors += (loss * scored).flatten(1).sum(1).double()
             count += scored.sum().double()
         self.train(was_training)
         errors = self.trainer.strategy.reduce(errors, reduce_op="sum")

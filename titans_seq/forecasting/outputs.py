@@ -49,6 +49,25 @@ def forecast_output(series: SeriesSet, forecasts: list[np.ndarray],
     return _stacked(series, frames)
 
 
+def interval_output(series: SeriesSet, bands: list[np.ndarray], percent: float):
+    """``bands[i]`` ``(H, C, 3)`` (lower, point, upper) for series ``i``: arrays as they are
+    (``(H, 3)`` for a 1-D input), tables with ``{target}``, ``{target}-lo-{p}`` and
+    ``{target}-hi-{p}`` columns after the future timestamps."""
+    if series.container == "numpy" and series.times is None:
+        return bands[0][:, 0] if series.one_dimensional else bands[0]
+    label = f"{percent:g}"
+    columns = [f"{name}{suffix}" for name in series.target_names
+               for suffix in (f"-lo-{label}", "", f"-hi-{label}")]
+    frames = []
+    for index, band in enumerate(bands):
+        horizon = band.shape[0]
+        data = band.reshape(horizon, -1)  # (H, C·3): per target, lower, point, upper
+        frames.append(_keyed(series, index, pd.DataFrame(data, columns=columns),
+                             series.future_times(index, horizon) if series.times is not None
+                             else None))
+    return _stacked(series, frames)
+
+
 def _keyed(series: SeriesSet, index: int, frame: pd.DataFrame, times) -> pd.DataFrame:
     """``frame`` of series ``index`` with its time column (and id column for long tables)."""
     if times is not None:

@@ -163,23 +163,27 @@ def forecast_from(net, stream, values: Tensor, observed: Tensor, covariates: Ten
     return forecast_at(net, stream, values, observed, covariates, static, origin)
 
 
-# -- one-step forecasts at every origin (surprise) ----------------------------------------------
+# -- forecasts at every origin (surprise, conformal calibration) --------------------------------
 @torch.inference_mode()
-def one_step_forecasts(net, values: Tensor, observed: Tensor, covariates: Tensor,
-                       static: Tensor, first: int, block: int = 512) -> Tensor:
-    """The forecast of row ``t`` from origin ``t`` (everything before it), for every row from
-    ``first`` on; ``(T − first, C[, Q])``. A :class:`LongMemoryForecastNet` reads the series
-    once and forecasts ``block`` origins at a time; a :class:`TitansForecastNet` origin by
-    origin."""
+def origin_forecasts(net, values: Tensor, observed: Tensor, covariates: Tensor,
+                     static: Tensor, first: int, stop: int | None = None, steps: int | None = None,
+                     block: int = 512) -> Tensor:
+    """The forecasts from every origin ``t`` in ``[first, stop)`` (each reading everything
+    before ``t``), their first ``steps`` rows (default: the horizon); ``(O, steps, C[, Q])``.
+    ``covariates`` must reach ``horizon`` rows past ``stop``. A :class:`LongMemoryForecastNet`
+    reads the series once and forecasts ``block`` origins at a time; a
+    :class:`TitansForecastNet` goes origin by origin."""
     rows, channels = values.shape
+    stop = rows if stop is None else stop
+    steps = net.horizon if steps is None else steps
     if not isinstance(net, LongMemoryForecastNet):
         stream = open_stream(net, channels)
-        steps = []
-        for origin in range(first, rows):
+        forecasts = []
+        for origin in range(first, stop):
             absorb(net, stream, values, observed, covariates, static, origin)
-            steps.append(forecast_at(net, stream, values, observed, covariates, static,
-                                     origin)[0])
-        return torch.stack(steps)
+            forecasts.append(forecast_at(net, stream, values, observed, covariates, static,
+                                         origin)[:steps])
+        return torch.stack(forecasts)
     memory_after = None  # (C, N, K·dim): the encoder outputs after each whole patch
     if net.memory:
         whole = rows - rows % net.patch_len
@@ -190,9 +194,9 @@ def one_step_forecasts(net, values: Tensor, observed: Tensor, covariates: Tensor
     context, patch = net.context, net.patch_len
     padded = torch.cat([values.new_zeros(context, channels), values]).T  # (C, context + T)
     padded_observed = torch.cat([observed.new_zeros(context, channels), observed]).T
-    steps = []
-    for low in range(first, rows, block):
-        origins = torch.arange(low, min(low + block, rows))
+    forecasts = []
+    for low in range(first, stop, block):
+        origins = torch.arange(low, min(low + block, stop))
         window = padded[:, low:origins[-1] + context].unfold(1, context, 1)  # (C, O, context)
         window_observed = padded_observed[:, low:origins[-1] + context].unfold(1, context, 1)
         memory = memory_after[:, origins // patch] if net.memory else None  # (C, O, K·dim)
@@ -202,5 +206,15 @@ def one_step_forecasts(net, values: Tensor, observed: Tensor, covariates: Tensor
             future = future[None].expand(channels, -1, -1, -1)
         forecast = net.forecast(window, window_observed, memory, future,
                                 static[None].expand(channels, -1))  # (C, O, H[, Q])
-        steps.append(forecast[:, :, 0].transpose(0, 1))  # (O, C[, Q])
-    return torch.cat(steps)
+        forecasts.append(forecast[:, :, :steps].transpose(0, 1).transpose(1, 2))  # (O, S, C…)
+    return torch.cat(forecasts)
+
+
+def read_streams(module, series, prepared, streams=None) -> list:
+    """Each series' memory after reading its prepared rows (continuing ``streams``)."""
+    net, device = module.net, module.device
+    streams = streams or [open_stream(net, series.n_channels) for _ in series.values]
+    for stream, item, length in zip(streams, prepared, series.lengths):
+        read_upto(net, stream, item.values.to(device), item.observed.to(device),
+                  item.covariates.to(device), item.static.to(device), length)
+    return streams

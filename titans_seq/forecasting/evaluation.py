@@ -1,0 +1,85 @@
+"""Evaluation of a fitted forecaster: rolling-origin backtest results and the calibration
+errors behind its conformal intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from datamodules.timeseries import SeriesSet
+
+from .module import ForecastingModule
+from .outputs import backtest_frame
+from .streaming import origin_forecasts
+
+
+@dataclass
+class BacktestResult:
+    """Rolling-origin evaluation without refitting.
+
+    ``forecasts``: the caller's container (a long table with a ``cutoff`` column for tables,
+    an array ``(n_windows, H, C)`` for arrays); ``actuals`` the same for the observed values;
+    ``metrics``: ``mse``, ``mae`` of the forecasts and of the naive (last value) forecast,
+    in the data's units, over every observed value of every window.
+    """
+
+    forecasts: Any
+    actuals: Any
+    metrics: dict[str, float]
+
+
+def calibration_errors(module: ForecastingModule, prepared, starts: Sequence[int],
+                        horizon: int, first: int) -> np.ndarray | None:
+    """Absolute scaled errors ``(n, H, C)`` of the point forecasts from every origin of each
+    series' validation part (rows from ``starts[i]``), or None when there is none."""
+    net, errors = module.net, []
+    for item, start in zip(prepared, starts):
+        rows = item.values.shape[0]
+        low, stop = max(start, first), rows - horizon + 1
+        if stop <= low:
+            continue
+        tensors = [t.to(module.device) for t in (item.values, item.observed, item.covariates,
+                                                 item.static)]
+        forecast = origin_forecasts(net, *tensors, low, stop).float().cpu().numpy()
+        if module.quantiles:
+            forecast = np.sort(forecast, axis=-1)[..., module.median_index]
+        windows = np.lib.stride_tricks.sliding_window_view(item.values.numpy(), horizon, 0)
+        seen = np.lib.stride_tricks.sliding_window_view(item.observed.numpy(), horizon, 0)
+        actual = windows[low:stop].transpose(0, 2, 1)  # (O, H, C)
+        error = np.abs(forecast - actual)
+        error[~seen[low:stop].transpose(0, 2, 1)] = np.nan
+        errors.append(error.astype(np.float32))
+    return np.concatenate(errors) if errors else None
+
+
+def backtest_result(series: SeriesSet, results, horizon: int) -> BacktestResult:
+    errors, naive_errors = [], []
+    actual_windows = []
+    for index, (origins, forecasts) in enumerate(results):
+        values = series.values[index]
+        actual = np.stack([values[o:o + horizon] for o in origins])  # (W, H, C)
+        last = np.stack([_last_observed(values[:o]) for o in origins])[:, None]  # (W, 1, C)
+        observed = ~np.isnan(actual)
+        errors.append((forecasts - actual)[observed])
+        naive_errors.append((np.broadcast_to(last, actual.shape) - actual)[observed])
+        actual_windows.append(actual)
+    errors, naive = np.concatenate(errors), np.concatenate(naive_errors)
+    metrics = {"mse": float(np.mean(errors ** 2)), "mae": float(np.mean(np.abs(errors))),
+               "naive_mse": float(np.mean(naive ** 2)),
+               "naive_mae": float(np.mean(np.abs(naive)))}
+    forecasts, actuals = backtest_frame(series, results, actual_windows, horizon)
+    return BacktestResult(forecasts, actuals, metrics)
+
+
+def _last_observed(values: np.ndarray) -> np.ndarray:
+    """Each column's last non-NaN value."""
+    frame = values[::-1]
+    first = np.argmax(~np.isnan(frame), axis=0)
+    return frame[first, np.arange(values.shape[1])]
+
+
+def last_errors(errors: np.ndarray | None, window: int | None) -> np.ndarray | None:
+    """The last ``window`` errors (all with None)."""
+    return errors if errors is None or window is None else errors[-window:]
