@@ -1,8 +1,8 @@
 """The README's two pictures, made with ``titans_seq.plotting`` (never by hand):
 
 - ``docs/forecast.png``: the default forecaster (3 epochs) on ETTh1 (embedded), a 96-row
-  forecast of
-  ``OT`` after the validation part with its 90 % conformal band and the actual rows;
+  forecast of ``OT`` after the validation part with its 90 % conformal band and the actual
+  rows;
 - ``docs/surprise.png``: the Titans anomaly detector on NAB's ``nyc_taxi`` stream (from
   ``shared/data/anomaly``), its score beneath, NAB's labelled windows shaded.
 
