@@ -16,19 +16,15 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
+from tests.series import TINY_STREAM, daily_cycle  # noqa: E402
 from titans_seq import TitansAnomalyDetector, TitansForecaster  # noqa: E402
 from titans_seq.plotting import plot_backtest, plot_forecast, plot_surprise  # noqa: E402
 
-TINY = dict(horizon=6, lookback=24, patch_len=4, linear_lookback=48, segment_tokens=8, dim=8,
-            head_hidden=16, memory_depth=1, max_epochs=1, batch_size=8, random_state=0,
-            val_fraction=0.3)
+TINY = {**TINY_STREAM, "max_epochs": 1, "val_fraction": 0.3}
 
 
-def cycle(n=700, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.arange(n)
-    return pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=n, freq="h"),
-                         "load": np.sin(2 * np.pi * t / 24) + 0.2 * rng.normal(size=n)})
+def cycle(n=700):
+    return daily_cycle(n, 0.2)
 
 
 @pytest.fixture(scope="module")

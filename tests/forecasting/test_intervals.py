@@ -7,18 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.series import TINY_STREAM, daily_cycle
 from titans_seq import TitansForecaster
 
-TINY = dict(horizon=6, lookback=24, patch_len=4, linear_lookback=48, segment_tokens=8, dim=8,
-            head_hidden=16, memory_depth=1, max_epochs=2, batch_size=8, random_state=0,
-            val_fraction=0.3)
+TINY = {**TINY_STREAM, "val_fraction": 0.3}
 
 
-def noisy_cycle(n=1600, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.arange(n)
-    return pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=n, freq="h"),
-                         "load": np.sin(2 * np.pi * t / 24) + 0.3 * rng.normal(size=n)})
+def noisy_cycle(n=1600):
+    return daily_cycle(n, 0.3)
 
 
 @pytest.fixture(scope="module")
