@@ -16,7 +16,6 @@ the forecasts those rows complete (no row is used before it is observed).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datamodules.datasets import load_etth1  # noqa: E402
 from datamodules.timeseries.datamodule import ETT_HOUR_BORDERS  # noqa: E402
 from titans_seq import TitansForecaster  # noqa: E402
+from titans_seq.forecasting.evaluation import conformal_width  # noqa: E402
 from titans_seq.forecasting.streaming import origin_forecasts  # noqa: E402
 
 TRAIN_END, VAL_END, TEST_END = ETT_HOUR_BORDERS
@@ -48,10 +48,7 @@ def test_forecasts(model: TitansForecaster, values: np.ndarray, stride: int) -> 
 
 
 def conformal_bands(model: TitansForecaster, point: np.ndarray, coverage: float):
-    errors = model.calibration_errors_
-    n = len(errors)
-    width = np.nanquantile(errors, min(1.0, math.ceil((n + 1) * coverage) / n), axis=0,
-                           method="higher")  # (H, C), scaled units
+    width = conformal_width(model.calibration_errors_, coverage)  # (H, C), scaled units
     return point - width, point + width
 
 
@@ -68,10 +65,8 @@ def rolling(model: TitansForecaster, values: np.ndarray, stride: int, window: in
     start = len(model.calibration_errors_)
     lows, highs, picked = [], [], []
     for index in range(0, len(forecasts), stride):
-        known = every[:start + max(0, index - horizon + 1)][-window:]
-        n = len(known)
-        width = np.nanquantile(known, min(1.0, math.ceil((n + 1) * coverage) / n), axis=0,
-                               method="higher")
+        width = conformal_width(every[:start + max(0, index - horizon + 1)][-window:],
+                                coverage)
         lows.append(forecasts[index] - width)
         highs.append(forecasts[index] + width)
         picked.append(actual[index])

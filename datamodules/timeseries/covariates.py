@@ -17,9 +17,9 @@ CALENDAR = {"minute": (lambda t: t.minute, 60), "hour": (lambda t: t.hour, 24),
 
 def calendar_names(calendar: bool | str | Sequence[str]) -> list[str]:
     """The calendar features asked for: a list of names, or True for hour/day-of-week/day/month."""
-    if calendar is True:
-        return ["hour", "dayofweek", "day", "month"]
-    if calendar is False or calendar is None:
+    if isinstance(calendar, (bool, np.bool_)):
+        return ["hour", "dayofweek", "day", "month"] if calendar else []
+    if calendar is None:
         return []
     names = [calendar] if isinstance(calendar, str) else list(calendar)
     unknown = [n for n in names if n not in CALENDAR]

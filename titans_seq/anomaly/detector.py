@@ -158,11 +158,9 @@ class TitansAnomalyDetector(TitansEstimator):
         keeping them (IsolationForest's convention)."""
         check_is_fitted(self)
         stream = self._stream(y)
-        fitted = {"module_": self.module_, "mean_": self.mean_, "scale_": self.scale_,
-                  "timed_": self.timed_, "state_": copy.deepcopy(self.state_),
-                  "calibrations_": copy.deepcopy(self.calibrations_),
-                  "events_": copy.deepcopy(self.events_)}
-        return -_read(fitted, stream)
+        moving = {name: copy.deepcopy(getattr(self, name))  # what reading rows changes
+                  for name in ("state_", "calibrations_", "events_")}
+        return -_read({**vars(self), **moving}, stream)
 
     def decision_function(self, y: Any) -> np.ndarray:
         """``score_samples − offset_``: negative for outliers."""

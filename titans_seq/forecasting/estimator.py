@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
-import warnings
 from dataclasses import replace
 from typing import Any, Literal, Sequence
 
@@ -19,7 +17,8 @@ from datamodules.timeseries import (SeriesScaler, SeriesSet, align_covariates, c
                                     split_borders)
 
 from .module import ForecastingModule
-from .evaluation import BacktestResult, backtest_result, calibration_errors, last_errors
+from .evaluation import (BacktestResult, backtest_result, calibration_errors, conformal_width,
+                         last_errors)
 from .outputs import forecast_output, interval_output, rows_output
 from .streaming import (forecast_from, move_state, open_stream, origin_forecasts, read_streams,
                         read_upto)
@@ -147,7 +146,7 @@ class TitansForecaster(TitansEstimator):
         series = self._read(y, "y")
         future, future_names = (align_covariates(series, X, 0) if X is not None
                                 else (None, []))
-        calendar = calendar_names(self.calendar)
+        calendar = params["calendar"]
         if calendar and series.times is None:
             raise ValueError("calendar features need timestamps; y has none")
         borders = [split_borders(n, "fractions", params["val_fraction"], 0.0)
@@ -156,8 +155,9 @@ class TitansForecaster(TitansEstimator):
         context = (max(params["lookback"], linear_lookback) if params["mode"] == "stream"
                    else params["lookback"] + params["warmup"])
         scaler = SeriesScaler.fit(series, [b[0] for b in borders], True, future)
+        prepared = prepare_series(series, scaler, calendar, future)
         datasets = forecast_datasets(
-            prepare_series(series, scaler, calendar, future), borders, mode=params["mode"],
+            prepared, borders, mode=params["mode"],
             context=context, horizon=params["horizon"], patch_len=params["patch_len"],
             segment_tokens=params["segment_tokens"], batch_size=params["batch_size"],
             eval_batch_size=params["batch_size"], seed=params["seed"] or 0,
@@ -171,7 +171,6 @@ class TitansForecaster(TitansEstimator):
                       n_channels_=series.n_channels, target_names_=series.target_names,
                       n_covariates_=len(calendar) + len(future_names),
                       linear_lookback_=linear_lookback)
-        prepared = prepare_series(series, scaler, calendar, future)
         fitted["streams_"] = read_streams(module, series, prepared)
         fitted["calibration_errors_"] = last_errors(calibration_errors(
             module, prepared, [b[0] for b in borders], params["horizon"],
@@ -220,8 +219,7 @@ class TitansForecaster(TitansEstimator):
                                                optional=True, hint="None: every error")
         choice("variant", self.variant, ("lmm", "mac", "mag", "mal"))
         choice("missing", self.missing, ("error", "mask"))
-        if not isinstance(self.calendar, (bool, np.bool_)):
-            calendar_names(self.calendar)
+        params["calendar"] = calendar_names(self.calendar)
         return params
 
     def _read(self, y: Any, name: str) -> SeriesSet:
@@ -348,7 +346,7 @@ class TitansForecaster(TitansEstimator):
         """Forecast ``horizon`` rows after the end of ``y`` (default: the data seen by fit and
         update, with the memory that has read it). ``X`` covers the rows to forecast (and, with
         ``y``, every row of ``y``). Returns the caller's container."""
-        forecasts, series = self._forecast(y, X)
+        forecasts, series, _ = self._forecast(y, X)
         return forecast_output(series, [self._point(f) for f in forecasts], None)
 
     def _point(self, forecast: np.ndarray) -> np.ndarray:
@@ -376,7 +374,7 @@ class TitansForecaster(TitansEstimator):
                 raise ValueError(f"quantile {level} was not trained; trained levels are "
                                  f"{trained} (set quantiles=… before fit)")
             index.append(match[0])
-        forecasts, series = self._forecast(y, X)
+        forecasts, series, _ = self._forecast(y, X)
         forecasts = [np.sort(f, axis=-1)[..., index] for f in forecasts]  # no crossing
         return forecast_output(series, forecasts, levels)
 
@@ -407,7 +405,7 @@ class TitansForecaster(TitansEstimator):
                                      item.observed.to(device), item.covariates.to(device),
                                      item.static.to(device), length)
             forecasts.append(self._unscale(scaler, forecast.float().cpu().numpy(), index))
-        return forecasts, series
+        return forecasts, series, scaler
 
     def _extend_future(self, X: Any):
         """Fitted covariates plus the horizon's rows from ``X``."""
@@ -476,15 +474,8 @@ class TitansForecaster(TitansEstimator):
             raise ValueError("predict_interval needs calibration errors from the validation "
                              "part; refit with val_fraction > 0 (and enough rows for one "
                              "validation forecast)")
-        n = len(errors)
-        level = min(1.0, math.ceil((n + 1) * coverage) / n)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a column never observed
-            width = np.nanquantile(errors, level, axis=0, method="higher")  # (H, C)
-        forecasts, series = self._forecast(y, X)
-        scaler = self.scaler_ if y is None else self._scaler_for(
-            series, self._covariates(series, X, self.horizon, "predict_interval")
-            if self.future_names_ else None)
+        width = conformal_width(errors, coverage)  # (H, C), in units of each series' spread
+        forecasts, series, scaler = self._forecast(y, X)
         bands = []
         for index, forecast in enumerate(forecasts):
             point = self._point(forecast)  # (H, C)

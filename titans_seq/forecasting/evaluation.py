@@ -3,6 +3,8 @@ errors behind its conformal intervals."""
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -78,6 +80,16 @@ def _last_observed(values: np.ndarray) -> np.ndarray:
     frame = values[::-1]
     first = np.argmax(~np.isnan(frame), axis=0)
     return frame[first, np.arange(values.shape[1])]
+
+
+def conformal_width(errors: np.ndarray, coverage: float) -> np.ndarray:
+    """Split conformal: the ``⌈(n + 1)·coverage⌉ / n`` empirical quantile of ``n`` absolute
+    errors ``(n, H, C)`` per horizon step and column, ``(H, C)``."""
+    n = len(errors)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column never observed
+        return np.nanquantile(errors, min(1.0, math.ceil((n + 1) * coverage) / n), axis=0,
+                              method="higher")
 
 
 def last_errors(errors: np.ndarray | None, window: int | None) -> np.ndarray | None:
