@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# the DNA benchmark's nine Titans fits, two at a time on the two cores
+DNA_ARGS ?= --jobs 2
 
 .PHONY: demo dna memory-demo test bench ltsf ltsf-long clean
 
@@ -13,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)  ## the main job: forecast ETTh1 (embedded) next to naive and linear baselines, plot
 	$(VENV)/bin/python benchmarks/forecast_demo.py
 
-dna: $(STAMP)  ## DNA classification on the embedded promoter set (PROTOCOLS.md section 3), baselines side by side
+dna: $(STAMP)  ## DNA classification on the embedded promoter set (PROTOCOLS.md sections 3, 3b): Titans, its variants and the peers, 3 seeds
 	$(VENV)/bin/python benchmarks/genomic.py --data datamodules/datasets/data/human_nontata_promoters.csv.gz $(DNA_ARGS)
 
 memory-demo: $(STAMP)  ## the memory alone learning associative recall at test time

@@ -26,12 +26,20 @@ def test_any_sequence_label_csv(tmp_path):
     out = tmp_path / "figures.json"
     completed = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "genomic.py"), "--data", str(data),
-         "--epochs", "1", "--dim", "16", "--cnn-epochs", "1", "--threads", "1",
-         "--out", str(out)], capture_output=True, text=True, timeout=300)
+         "--rows", "titans", "titans-no-kmers", "--seeds", "0", "1", "--set", "max_epochs=1",
+         "dim=16", "pretrain=1", "--cnn-epochs", "1", "--threads", "2", "--jobs", "2", "--out",
+         str(out)],
+        capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "classes ['ccggaat', 'gattaca', 'plain']" in completed.stdout
     results = json.loads(out.read_text())["results"]
-    assert set(results) == {"titans", "cnn", "kmer-logreg", "kmer-mlp"}
-    for row in results.values():
+    assert set(results) == {"titans", "titans: k-mer stage", "titans-no-kmers", "cnn",
+                            "kmer-logreg", "kmer-mlp", "kmer-forest"}
+    for name, row in results.items():
         assert 0 <= row["accuracy"] <= 1 and 0 <= row["auroc"] <= 1 and -1 <= row["mcc"] <= 1
+        runs = [run["accuracy"] for run in row["runs"]]
+        assert len(runs) == (1 if name in ("kmer-logreg", "kmer-forest") else 2)
+        assert row["accuracy"] == np.mean(runs)
+        assert row["accuracy_std"] == (np.std(runs, ddof=1) if len(runs) > 1 else 0.0)
+    assert "default Titans above every k-mer model" in completed.stdout
     assert results["kmer-logreg"]["accuracy"] > 0.5  # three classes: chance is 1/3

@@ -66,10 +66,11 @@ class TitansEstimator(BaseEstimator):
 
     def _fit_module(self, build: Callable[[], pl.LightningModule], train: Dataset,
                     val: Dataset | None, training: dict[str, Any], *, monitor: str,
-                    trainer_defaults: dict | None = None,
+                    mode: str = "min", trainer_defaults: dict | None = None,
                     collate_fn: Callable | None = None) -> pl.LightningModule:
         """Build a module (seeded) and train it; returns it on the CPU, in eval mode, without
-        its Trainer. ``trainer_kwargs`` override ``trainer_defaults``."""
+        its Trainer. ``trainer_kwargs`` override ``trainer_defaults``. ``build`` may return a
+        module trained before (a later stage of its training)."""
         seed = training["seed"]
         # The caller's random state (CPU and every visible GPU) is left as it was.
         with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
@@ -83,7 +84,7 @@ class TitansEstimator(BaseEstimator):
                                          "devices": training["devices"],
                                          **(trainer_defaults or {}),
                                          **(self.trainer_kwargs or {})},
-                         monitor=monitor, collate_fn=collate_fn)
+                         monitor=monitor, mode=mode, collate_fn=collate_fn)
         module.trainer = None  # let the Trainer and its data loaders go
         return module.cpu().eval()
 

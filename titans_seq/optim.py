@@ -10,12 +10,14 @@ import torch
 
 def warmup_cosine_adamw(module: pl.LightningModule, lr: float, weight_decay: float,
                         warmup_fraction: float) -> dict:
-    """``configure_optimizers``' answer: AdamW (no decay on biases, norms and gates, i.e.
-    parameters of fewer than 2 dims), a linear warm-up over ``warmup_fraction`` of the steps the
-    Trainer will take, then cosine decay to 0, stepped per batch."""
+    """``configure_optimizers``' answer: AdamW over the trainable parameters (no decay on
+    biases, norms and gates, i.e. parameters of fewer than 2 dims; frozen ones left out), a
+    linear warm-up over ``warmup_fraction`` of the steps the Trainer will take, then cosine
+    decay to 0, stepped per batch."""
     decay, no_decay = [], []
     for parameter in module.parameters():
-        (no_decay if parameter.dim() < 2 else decay).append(parameter)
+        if parameter.requires_grad:
+            (no_decay if parameter.dim() < 2 else decay).append(parameter)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": weight_decay},
          {"params": no_decay, "weight_decay": 0.0}], lr=lr)

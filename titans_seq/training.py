@@ -15,16 +15,21 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 class KeepBestWeights(pl.Callback):
     """Remember the weights of the best validation epoch in memory (no checkpoint file), stop
-    after ``patience`` epochs without improvement, and restore the best weights at the end."""
+    after ``patience`` epochs without improvement, and restore the best weights at the end.
+    ``mode="max"`` for a metric where higher is better (accuracy)."""
 
-    def __init__(self, monitor: str, patience: int) -> None:
-        self.monitor, self.patience = monitor, patience
+    def __init__(self, monitor: str, patience: int, mode: str = "min") -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.monitor, self.patience, self.mode = monitor, patience, mode
         self.best, self.best_weights, self.stale = float("inf"), None, 0
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
         value = float(trainer.callback_metrics[self.monitor])
+        if self.mode == "max":
+            value = -value  # best is the smallest, either way
         if value < self.best:
             self.best, self.stale = value, 0
             self.best_weights = copy.deepcopy(module.state_dict())
@@ -112,9 +117,10 @@ def quiet_lightning():
 def train_module(module: pl.LightningModule, train: Dataset, val: Dataset | None, *,
                  max_epochs: int, batch_size: int, patience: int, verbose: bool,
                  seed: int | None, trainer_kwargs: dict, monitor: str = "val_mse",
-                 collate_fn: Callable | None = None) -> None:
+                 mode: str = "min", collate_fn: Callable | None = None) -> None:
     """Fit ``module`` on ``train`` with early stopping on ``val`` (if it has items): the best
-    validation weights by ``monitor`` (lower is better) are kept."""
+    validation weights by ``monitor`` (lower is better; higher with ``mode="max"``) are
+    kept."""
     generator = torch.Generator()
     generator.manual_seed(seed if seed is not None else int(torch.randint(2**31, ()).item()))
     has_val = val is not None and len(val) > 0
@@ -127,11 +133,14 @@ def train_module(module: pl.LightningModule, train: Dataset, val: Dataset | None
                                   generator=generator, collate_fn=collate_fn)
         val_loader = (DataLoader(val, batch_size=max(256, batch_size), collate_fn=collate_fn)
                       if has_val else None)
-    callbacks = [KeepBestWeights(monitor, patience)] if has_val else []
+    callbacks = [KeepBestWeights(monitor, patience, mode)] if has_val else []
     options = dict(max_epochs=max_epochs, logger=False, enable_checkpointing=False,
                    enable_model_summary=False, enable_progress_bar=verbose,
                    num_sanity_val_steps=0, callbacks=callbacks)
     options.update(trainer_kwargs)
-    with quiet_lightning():
+    with quiet_lightning(), warnings.catch_warnings():
+        # A part frozen for a later stage of training (the classifier's k-mer branch) stays
+        # in eval mode on purpose.
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start")
         trainer = pl.Trainer(**options)
         trainer.fit(module, train_loader, val_loader)

@@ -24,7 +24,8 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from ..checks import InvalidParameterError, choice, crop_options, fraction, integer
+from ..checks import (InvalidParameterError, boolean, choice, crop_options, fraction,
+                      integer)
 from ..datasets import resolve_embedded
 from ..loaders import RoleLoaders
 from ..sampling import training_sampler
@@ -183,20 +184,29 @@ def _is_benchmark_root(source: Any) -> bool:
 
 
 class DNADataModule(RoleLoaders, pl.LightningDataModule):
-    """Labelled DNA sequences for classification: reading, stratified splits, batches.
+    """DNA sequences for classification (labelled) or self-supervised pre-training
+    (``labelled=False``): reading, splits, batches.
 
     Parameters
     ----------
     train
         Any :func:`read_dna` source, the name of an embedded dataset
         (``"nontata_promoters"``), or a Genomic Benchmarks root with ``train/`` and
-        ``test/`` (its ``test/`` is then the test set). Needs labels.
+        ``test/`` (its ``test/`` is then the test set). Needs labels unless
+        ``labelled=False``.
     test, predict
         Optional further sources; ``test`` needs labels seen in ``train``; ``predict``
         labels are ignored.
     labels, label_from_header, sequence_col, label_col
         How labels are read (see :func:`read_dna`). A side table / dict / regex applies to
         every FASTA/FASTQ source; a plain list of labels applies to ``train`` only.
+    labelled : bool
+        False: sequences for pre-training (:class:`~titans_seq.PretrainingModule`), labels
+        not needed: batches carry ``label`` −1 and there are no classes. Labels the source
+        has still stratify the splits, so ``test_fraction`` and ``val_fraction`` hold out
+        exactly the sequences a labelled datamodule with the same seed holds out (pre-training
+        never sees the classifier's test part); without labels the splits are random
+        (seeded).
     val_fraction : float
         Fraction of the training part held out for validation (stratified, seeded).
     test_fraction : float
@@ -225,7 +235,7 @@ class DNADataModule(RoleLoaders, pl.LightningDataModule):
     def __init__(self, train: Any = None, test: Any = None, predict: Any = None, *,
                  labels: Any = None, label_from_header: str | None = None,
                  sequence_col: str = "sequence", label_col: str = "label",
-                 val_fraction: float = 0.1, test_fraction: float = 0.0,
+                 labelled: bool = True, val_fraction: float = 0.1, test_fraction: float = 0.0,
                  tokenizer: Literal["char", "onehot", "kmer"] = "char", k: int = 6,
                  max_length: int | None = None, crop: Crop = "right",
                  padding: Literal["dynamic", "max_length"] = "dynamic",
@@ -249,6 +259,7 @@ class DNADataModule(RoleLoaders, pl.LightningDataModule):
         batch_size, num_workers = integer("batch_size", batch_size), integer("num_workers",
                                                                              num_workers, 0)
         seed = integer("seed", seed, 0)
+        self.labelled = boolean("labelled", labelled)
         self.train, self.test, self.predict = train, test, predict
         self.labels, self.label_from_header = labels, label_from_header
         self.sequence_col, self.label_col = sequence_col, label_col
@@ -277,6 +288,9 @@ class DNADataModule(RoleLoaders, pl.LightningDataModule):
 
     @property
     def n_classes(self) -> int:
+        if not self.labelled:
+            raise ValueError("this DNADataModule is unlabelled (labelled=False, for "
+                             "pre-training): it has no classes; set labelled=True to classify")
         return len(self.classes_)
 
     @property
@@ -312,6 +326,8 @@ class DNADataModule(RoleLoaders, pl.LightningDataModule):
         return None if per_item else self.labels
 
     def _indices(self, records: DNARecords, role: str) -> np.ndarray:
+        if not self.labelled and (records.labels is None or role != "training"):
+            return np.zeros(len(records), dtype=np.int64)
         if records.labels is None:
             raise ValueError(f"the {role} data has no labels; give labels= (a list or an "
                              f"id → label table), label_from_header=, or a {self.label_col!r} "
@@ -345,15 +361,18 @@ class DNADataModule(RoleLoaders, pl.LightningDataModule):
                                label_from_header=self.label_from_header)
             test = None if self.test is None else self._read(
                 self.test, labels=side, label_from_header=self.label_from_header)
-        if train.labels is None:
-            self._indices(train, "training")  # raises with the fix
-        types = {type(label) for label in train.labels}
-        if len(types) > 1 and not types <= {int, float}:
-            raise ValueError(f"training labels mix types {sorted(t.__name__ for t in types)}; "
-                             f"use all strings or all numbers")
-        found = np.array(sorted(set(train.labels)))
-        if self._classes is None:
-            self._classes = found
+        if not self.labelled and train.labels is None:
+            self._classes = np.array(["unlabelled"])  # one class: random splits
+        else:
+            if train.labels is None:
+                self._indices(train, "training")  # raises with the fix
+            types = {type(label) for label in train.labels}
+            if len(types) > 1 and not types <= {int, float}:
+                raise ValueError(f"training labels mix types "
+                                 f"{sorted(t.__name__ for t in types)}; use all strings or all "
+                                 f"numbers")
+            if self._classes is None:
+                self._classes = np.array(sorted(set(train.labels)))
         y = self._indices(train, "training")
         index = np.arange(len(train))
         parts_index = {}
@@ -366,11 +385,13 @@ class DNADataModule(RoleLoaders, pl.LightningDataModule):
         for role, chosen in parts_index.items():
             chosen = np.sort(chosen)  # keep file order inside each part
             self.datasets[role] = DNADataset(
-                [train.sequences[i] for i in chosen], y[chosen], tokenizer,
+                [train.sequences[i] for i in chosen], y[chosen] if self.labelled else None,
+                tokenizer,
                 rc_augment=self.rc_augment if role == "train" else 0.0, seed=self.seed)
         if test is not None:
-            self.datasets["test"] = DNADataset(test.sequences, self._indices(test, "test"),
-                                               tokenizer, seed=self.seed)
+            self.datasets["test"] = DNADataset(
+                test.sequences, self._indices(test, "test") if self.labelled else None,
+                tokenizer, seed=self.seed)
 
     def setup(self, stage: str | None = None) -> None:
         """Read and split the data once; later calls only add what a new stage needs."""

@@ -15,7 +15,16 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 FAST = {"forecast_etth1.yaml": ["--model.init_args.dim=16", "--trainer.fast_dev_run=1"],
         "forecast_etth1_window.yaml": ["--model.init_args.dim=16", "--trainer.fast_dev_run=1"],
         "dna_promoters.yaml": ["--model.init_args.dim=16", "--trainer.fast_dev_run=1",
-                               "--data.init_args.batch_size=8"]}
+                               "--data.init_args.batch_size=8"],
+        "dna_pretrain.yaml": ["--model.init_args.dim=16", "--trainer.fast_dev_run=1",
+                              "--data.init_args.batch_size=8"]}
+# The GPU-sized configs, shrunk the same way (bf16 autocast runs on the CPU too).
+GPU_SMALL = ["--model.init_args.dim=16", "--model.init_args.heads=2",
+             "--model.init_args.memory_heads=2", "--model.init_args.depth=1",
+             "--trainer.fast_dev_run=1", "--data.init_args.batch_size=8",
+             "--data.init_args.num_workers=0", "--trainer.enable_model_summary=false"]
+FAST["dna_promoters_gpu.yaml"] = [*GPU_SMALL, "--model.init_args.kmer_hidden=8"]
+FAST["dna_pretrain_gpu.yaml"] = GPU_SMALL
 
 
 @pytest.fixture
@@ -109,3 +118,25 @@ def test_fit_then_validate_test_and_predict_from_the_checkpoint(empty_folder):
     cli = build_cli(["predict", *common, f"--ckpt_path={checkpoint}"])
     assert cli.trainer.state.finished and cli.trainer.predict_loop.predictions[0].shape == \
         (1, 96, 7)  # one forecast of 96 rows and 7 channels past the end of ETTh1
+
+
+def test_pretraining_config_writes_the_checkpoint_the_classifier_starts_from(empty_folder):
+    small = ["--model.init_args.dim=16", "--data.init_args.batch_size=8",
+             "--trainer.enable_progress_bar=false"]
+    pretraining = build_cli(["fit", "--config", str(CONFIGS / "dna_pretrain.yaml"), *small,
+                             "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+                             "--trainer.limit_val_batches=1"])
+    checkpoint = empty_folder / "runs" / "dna_pretrain" / "pretrained.ckpt"
+    assert sorted(os.listdir(checkpoint.parent)) == ["pretrained.ckpt"]
+    classifier = build_cli(["fit", "--config", str(CONFIGS / "dna_promoters.yaml"), *small,
+                            "--trainer.fast_dev_run=1",
+                            f"--model.init_args.pretrained={checkpoint}"])
+    assert classifier.trainer.state.finished
+    # Pre-training never read the classifier's test part.
+    assert set(pretraining.datamodule.datasets["train"].sequences).isdisjoint(
+        classifier.datamodule.datasets["test"].sequences)
+    # The fine-tuned embedding started from the pre-trained one: one AdamW step moves each
+    # weight by about lr, where a fresh N(0, 1) embedding would differ by about 1.
+    started = pretraining.model.trunk.embed.weight
+    tuned = classifier.model.net.trunk.embed.weight
+    assert (tuned - started).abs().max() < 0.01

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -11,16 +13,22 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from torch.utils.data import Dataset
 
-from datamodules.checks import boolean, choice, crop_options, fraction, integer, real
+from datamodules.checks import (InvalidParameterError, boolean, choice, crop_options, fraction,
+                               integer, real)
 from datamodules.dna import (DNACollator, DNADataset, can_stratify, make_tokenizer,
                              normalize_sequence, stratified_split)
 from datamodules.dna.alphabet import AMBIGUITY
 from datamodules.timeseries.frames import is_real_dtype
 
 from ..base import TitansEstimator
+from .kmers import checked_kmer_sizes
 from .module import ClassificationModule
+from .pretraining import PretrainingModule, load_trunk
+from .reverse import STRANDED_INPUTS
+from .trunk import SequenceTrunk
 
 PREDICT_BATCH = 256
+KMER_PATIENCE = 10  # epochs without a better validation accuracy before the k-mer stage ends
 
 
 class TitansClassifier(ClassifierMixin, TitansEstimator):
@@ -31,6 +39,14 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
     2-D feature matrix is accepted), ``(n, L, C)`` is ``n`` series of ``C`` channels. Numeric
     channels are standardised with the training data's per-channel mean and std.
 
+    For DNA the default network has two branches whose logits add up: the k-mer composition
+    of each sequence (frequencies of its 1- to 6-mers through one hidden layer, a
+    :class:`KmerBag`: what a k-mer-count model knows) and a Titans encoder that reads the
+    bases in order (a stride-3 convolution of width 6 makes each token a short word). ``fit``
+    trains the k-mer branch first (``kmer_epochs``), freezes it, and trains the encoder on top:
+    the encoder starts from the branch's predictions and learns what the counts miss. With
+    ``pretrain`` the encoder is first pre-trained on unlabelled DNA (next-base prediction).
+
     Parameters
     ----------
     variant, dim, depth, heads, memory_depth, chunk_size, dropout, bidirectional
@@ -38,9 +54,24 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         model).
     readout : {"mean", "last"}
         Mean over valid positions, or the last valid position (causal encoders).
-    stem_kernel : int
-        A causal convolution of this width across channels before the encoder (0: none), so
-        each token carries a short motif.
+    stem_kernel, stem_stride : int
+        A causal convolution of width ``stem_kernel`` across channels before the encoder (0:
+        none), so each token carries a short motif; with ``stem_stride`` s > 1 each token
+        covers s bases (and the ``stem_kernel - s`` before them), and the encoder reads
+        ``L / s`` tokens.
+    kmer_sizes : tuple of int, optional
+        A k-mer branch beside the encoder, for DNA with char or one-hot tokens (numeric
+        sequences and ``tokenizer="kmer"`` have no bases to count: no branch): the frequencies
+        of the overlapping k-mers of these lengths, standardised, through a ``kmer_hidden``
+        -wide layer, join the encoder's readout before the head (see :class:`KmerBag`).
+        None: the encoder alone.
+    kmer_hidden : int
+        Width of the k-mer branch.
+    kmer_epochs : int
+        With the k-mer branch, train it alone first, for up to this many epochs (the best
+        validation accuracy kept, stopped after 10 epochs without a better one), then freeze it
+        and train the encoder on top for ``max_epochs``: the encoder's head starts at zero, so
+        it learns what the k-mer counts miss. 0: both branches train jointly.
     max_surprise_norm : float, optional
         Clip each memory write's surprise to this norm (stability of deep memories; see
         :class:`ClassificationModule`); None is the paper's unclipped update.
@@ -62,6 +93,16 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
     rc_average : bool
         Average each prediction with the prediction for the reverse complement (char and
         one-hot tokens).
+    pretrain : int
+        Epochs of self-supervised pre-training of the encoder (next-base prediction, see
+        :class:`PretrainingModule`) on the sequences given to ``fit`` (``X`` and the optional
+        unlabelled ``pretrain_X``) before the supervised training; 0: none. Needs char or
+        one-hot tokens and a causal encoder. With ``rc_augment`` both strands are read.
+    pretrained : str, PretrainingModule or SequenceTrunk, optional
+        Start from an encoder pre-trained elsewhere: a :class:`PretrainingModule` checkpoint
+        (e.g. from ``titans-seq fit --config configs/dna_pretrain.yaml``), the module, or its
+        trunk; its options (dim, depth, stem, …) must match. With ``pretrain > 0`` the
+        pre-training continues from it.
     max_epochs, batch_size, lr, weight_decay, patience, val_fraction
         Training: AdamW with warm-up and cosine decay; ``val_fraction`` of the data held out,
         stratified, for early stopping on the validation loss (best weights kept). When the data
@@ -94,16 +135,20 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
     """
 
     def __init__(self, variant: Literal["lmm", "mac", "mag", "mal"] = "lmm", dim: int = 64,
-                 depth: int = 2, heads: int = 4, memory_depth: int = 2, chunk_size: int = 16,
+                 depth: int = 1, heads: int = 4, memory_depth: int = 2, chunk_size: int = 16,
                  dropout: float = 0.1, bidirectional: bool = False,
-                 readout: Literal["mean", "last"] = "mean", stem_kernel: int = 0,
+                 readout: Literal["mean", "last"] = "mean", stem_kernel: int = 6,
+                 stem_stride: int = 3,
+                 kmer_sizes: tuple[int, ...] | None = (1, 2, 3, 4, 5, 6),
+                 kmer_hidden: int = 256, kmer_epochs: int = 40,
                  max_surprise_norm: float | None = 5.0,
                  tokenizer: Literal["char", "onehot", "kmer"] = "char", k: int = 6,
                  max_length: int | None = None,
                  crop: Literal["right", "left", "center"] = "right",
                  padding: Literal["dynamic", "max_length"] = "dynamic",
                  ambiguity: Literal["n", "error"] = "n", rna: bool = False,
-                 rc_augment: float = 0.0, rc_average: bool = False, max_epochs: int = 10,
+                 rc_augment: float = 0.0, rc_average: bool = False, pretrain: int = 0,
+                 pretrained: Any = None, max_epochs: int = 10,
                  batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-2,
                  patience: int = 3, val_fraction: float = 0.1,
                  random_state: int | None = None, verbose: bool = False,
@@ -112,11 +157,14 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         self.variant, self.dim, self.depth, self.heads = variant, dim, depth, heads
         self.memory_depth, self.chunk_size, self.dropout = memory_depth, chunk_size, dropout
         self.bidirectional, self.readout, self.stem_kernel = bidirectional, readout, stem_kernel
+        self.stem_stride, self.kmer_sizes, self.kmer_hidden = stem_stride, kmer_sizes, kmer_hidden
+        self.kmer_epochs = kmer_epochs
         self.max_surprise_norm = max_surprise_norm
         self.tokenizer, self.k, self.max_length, self.crop = tokenizer, k, max_length, crop
         self.padding = padding
         self.ambiguity, self.rna = ambiguity, rna
         self.rc_augment, self.rc_average = rc_augment, rc_average
+        self.pretrain, self.pretrained = pretrain, pretrained
         self.max_epochs, self.batch_size, self.lr = max_epochs, batch_size, lr
         self.weight_decay, self.patience, self.val_fraction = weight_decay, patience, val_fraction
         self.random_state, self.verbose = random_state, verbose
@@ -128,10 +176,17 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         return tags
 
     # -- fit ---------------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any) -> "TitansClassifier":
+    def fit(self, X: Any, y: Any, pretrain_X: Any = None) -> "TitansClassifier":
         """Train on sequences ``X`` with labels ``y`` (any hashable class labels). A failed
-        fit leaves the classifier as it was."""
+        fit leaves the classifier as it was.
+
+        With ``pretrain > 0`` the encoder is first pre-trained (next-base prediction) on the
+        DNA of ``X`` and of ``pretrain_X``, further unlabelled sequences (a list of str);
+        none of them needs a label."""
         params = self._check_params()
+        if pretrain_X is not None and params["pretrain"] == 0:
+            raise ValueError("pretrain_X is given but pretrain=0; set pretrain to the number "
+                             "of pre-training epochs")
         fitted: dict[str, Any] = {}
         if _is_dna(X):
             if y is None:
@@ -146,6 +201,8 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         else:
             for name, unused in (("rc_augment", self.rc_augment > 0),
                                  ("rc_average", self.rc_average),
+                                 ("pretrain", params["pretrain"] > 0),
+                                 ("pretrained", self.pretrained is not None),
                                  ("max_length", self.max_length is not None)):
                 if unused:
                     raise ValueError(f"{name} applies to DNA strings, and X is numeric; leave "
@@ -175,17 +232,64 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
             train_rows, val_rows = (np.sort(part) for part in stratified_split(
                 rows, label_index, params["val_fraction"], seed, "val", classes.tolist()))
         n_channels = fitted.get("n_channels_")
-        module = self._fit_module(
-            lambda: self._build(len(classes), kind, n_channels, params),
-            self._dataset(kind, sequences, label_index, train_rows, True, seed),
-            self._dataset(kind, sequences, label_index, val_rows, False, seed)
-            if len(val_rows) else None, params, monitor="val_loss",
-            trainer_defaults={"gradient_clip_val": 1.0}, collate_fn=self._collate(kind))
+        start = self.pretrained
+        if params["pretrain"] > 0:
+            extra = [] if pretrain_X is None else self._normalise(pretrain_X, "pretrain_X")
+            start = self._pretrain(sequences + extra, start, params)
+        train = self._dataset(kind, sequences, label_index, train_rows, True, seed)
+        val = (self._dataset(kind, sequences, label_index, val_rows, False, seed)
+               if len(val_rows) else None)
+        options = dict(trainer_defaults={"gradient_clip_val": 1.0},
+                       collate_fn=self._collate(kind))
+        build = lambda: self._build(len(classes), kind, n_channels, params, start)  # noqa: E731
+        if self._has_kmer_branch(kind, params) and params["kmer_epochs"] > 0:
+            # First the k-mer branch alone, as a k-mer-count MLP is trained (selected on
+            # validation accuracy, KMER_PATIENCE epochs of patience); then the encoder learns,
+            # from those predictions on, what the counts miss.
+            branch = self._fit_module(
+                lambda: _train_only(build(), "kmers"), train, val,
+                {**params, "max_epochs": params["kmer_epochs"],
+                 "patience": max(params["patience"], KMER_PATIENCE)},
+                monitor="val_accuracy", mode="max", **options)
+            build = lambda: _train_only(branch, "encoder")  # noqa: E731
+        module = self._fit_module(build, train, val, params, monitor="val_loss", **options)
         self._commit({**fitted, "input_kind_": kind, "classes_": classes, "module_": module})
         return self
 
+    def _pretrain(self, sequences: list[str], start: Any, params: dict[str, Any]) -> Any:
+        """Next-base pre-training of the trunk on ``sequences`` for ``pretrain`` epochs
+        (from ``start``, a pre-trained trunk, if given); returns the trained module."""
+        def build() -> PretrainingModule:
+            module = PretrainingModule(
+                tokenizer=self.tokenizer, stem_kernel=params["stem_kernel"],
+                stem_stride=params["stem_stride"], **self._trunk_options(params),
+                lr=params["lr"], weight_decay=params["weight_decay"])
+            if start is not None:
+                load_trunk(module.net.trunk, start)
+            return module
+        unlabelled = DNADataset(sequences, None, make_tokenizer(self.tokenizer),
+                                rc_augment=float(self.rc_augment), seed=params["seed"] or 0)
+        return self._fit_module(build, unlabelled, None,
+                                {**params, "max_epochs": params["pretrain"]},
+                                monitor="train_loss",
+                                trainer_defaults={"gradient_clip_val": 1.0},
+                                collate_fn=self._collate("dna"))
+
+    def _has_kmer_branch(self, kind: str, params: dict[str, Any]) -> bool:
+        """The branch counts bases: DNA read one base per position (char or one-hot)."""
+        return kind == "dna" and bool(params["kmer_sizes"]) and self.tokenizer in STRANDED_INPUTS
+
+    @staticmethod
+    def _trunk_options(params: dict[str, Any]) -> dict[str, Any]:
+        """The encoder options shared by the classifier and its pre-training."""
+        return dict(variant=params["variant"], dim=params["dim"], depth=params["depth"],
+                    heads=params["heads"],
+                    memory_heads=min(4, params["dim"]) if params["dim"] % 4 == 0 else 1,
+                    memory_depth=params["memory_depth"], chunk_size=params["chunk_size"],
+                    dropout=params["dropout"], max_surprise_norm=params["max_surprise_norm"])
+
     def _build(self, n_classes: int, kind: str, n_channels: int | None,
-               params: dict[str, Any]) -> ClassificationModule:
+               params: dict[str, Any], pretrained: Any = None) -> ClassificationModule:
         if kind == "dna":
             tokens = make_tokenizer(self.tokenizer, params["k"])
             shape = ({"vocab_size": tokens.vocab_size} if tokens.is_ids
@@ -194,15 +298,14 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
             shape = {"n_features": n_channels}
         return ClassificationModule(
             n_classes=n_classes, **shape, readout=self.readout,
-            stem_kernel=params["stem_kernel"], variant=self.variant, dim=params["dim"],
-            depth=params["depth"], heads=params["heads"],
-            memory_heads=min(4, params["dim"]) if params["dim"] % 4 == 0 else 1,
-            memory_depth=params["memory_depth"], chunk_size=params["chunk_size"],
-            dropout=params["dropout"], bidirectional=params["bidirectional"],
-            max_surprise_norm=params["max_surprise_norm"],
+            stem_kernel=params["stem_kernel"], stem_stride=params["stem_stride"],
+            kmer_sizes=(list(params["kmer_sizes"]) if self._has_kmer_branch(kind, params)
+                        else None),
+            kmer_hidden=params["kmer_hidden"], **self._trunk_options(params),
+            bidirectional=params["bidirectional"],
             tokenizer=self.tokenizer if kind == "dna" else None,
-            rc_average=params["rc_average"] and kind == "dna", lr=params["lr"],
-            weight_decay=params["weight_decay"])
+            rc_average=params["rc_average"] and kind == "dna", pretrained=pretrained,
+            lr=params["lr"], weight_decay=params["weight_decay"])
 
     def _dataset(self, kind: str, sequences: Any, label_index: np.ndarray | None,
                  rows: np.ndarray, train: bool, seed: int | None = None) -> Dataset:
@@ -245,12 +348,19 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         order = np.argsort(lengths, kind="stable")
         dataset = self._dataset(self.input_kind_, sequences, None, order, False)
         collate = self._collate(self.input_kind_)
+        # In float64: a float32 matrix product's rounding depends on how many rows it is
+        # given, so a sequence's probabilities would change in the last digits with the
+        # other sequences of the call; in float64 that stays far below any tolerance.
+        module = copy.deepcopy(self.module_).double()
         probabilities = []
         with torch.inference_mode():
             for start in range(0, len(order), PREDICT_BATCH):
                 batch = collate([dataset[i] for i in
                                  range(start, min(start + PREDICT_BATCH, len(order)))])
-                probabilities.append(self.module_.predict_proba(batch["inputs"], batch["mask"]))
+                inputs = batch["inputs"]
+                if inputs.is_floating_point():
+                    inputs = inputs.double()
+                probabilities.append(module.predict_proba(inputs, batch["mask"]))
         result = np.empty((len(order), len(self.classes_)), dtype=np.float64)
         result[order] = torch.cat(probabilities).double().numpy()
         return result
@@ -261,12 +371,14 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         return self.classes_[probabilities.argmax(1)]
 
     # -- input checks ------------------------------------------------------------------------
-    def _normalise(self, X: Any) -> list[str]:
+    def _normalise(self, X: Any, name: str = "X") -> list[str]:
+        if name != "X" and not _is_dna(X):  # X itself was checked by _is_dna already
+            raise TypeError(f"{name} must be DNA sequences (a list of str), got {_describe(X)}")
         sequences = list(X)
         if not sequences:
-            raise ValueError("X is empty: pass at least one DNA sequence")
-        return [normalize_sequence(s, ambiguity=self.ambiguity, rna=self.rna, name=f"X[{i}]")
-                for i, s in enumerate(sequences)]
+            raise ValueError(f"{name} is empty: pass at least one DNA sequence")
+        return [normalize_sequence(s, ambiguity=self.ambiguity, rna=self.rna,
+                                   name=f"{name}[{i}]") for i, s in enumerate(sequences)]
 
     def _check_params(self) -> dict[str, Any]:
         """Every parameter checked once, before any data is read (plain Python values)."""
@@ -277,10 +389,24 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
                               ("ambiguity", AMBIGUITY)):
             choice(name, getattr(self, name), options)
         crop_options(self.max_length, self.crop, self.padding)
-        for name in ("dim", "depth", "heads", "memory_depth", "chunk_size"):
+        for name in ("dim", "depth", "heads", "memory_depth", "chunk_size", "stem_stride",
+                     "kmer_hidden"):
             params[name] = integer(name, getattr(self, name))
+        params["kmer_epochs"] = integer("kmer_epochs", self.kmer_epochs, 0,
+                                        hint="0: train the branches jointly")
         params["k"] = integer("k", self.k, 1, 8)
         params["stem_kernel"] = integer("stem_kernel", self.stem_kernel, 0, hint="0: no stem")
+        params["pretrain"] = integer("pretrain", self.pretrain, 0, hint="0: no pre-training")
+        params["variant"] = self.variant
+        if params["stem_stride"] > 1 and params["stem_kernel"] < params["stem_stride"]:
+            raise InvalidParameterError(f"stem_stride={params['stem_stride']} needs stem_kernel "
+                                        f">= stem_stride, got {params['stem_kernel']}")
+        if self.pretrained is not None and not isinstance(
+                self.pretrained, (str, Path, PretrainingModule, SequenceTrunk)):
+            raise InvalidParameterError(f"pretrained must be a PretrainingModule checkpoint "
+                                        f"path, the module or its SequenceTrunk, got "
+                                        f"{type(self.pretrained).__name__}")
+        params["kmer_sizes"] = checked_kmer_sizes(self.kmer_sizes)
         params["dropout"] = fraction("dropout", self.dropout)
         params["weight_decay"] = real("weight_decay", self.weight_decay, 0.0)
         params["max_surprise_norm"] = real("max_surprise_norm", self.max_surprise_norm, 0.0,
@@ -289,7 +415,17 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         fraction("rc_augment", self.rc_augment, one=True)
         for name in ("bidirectional", "rna", "rc_average"):
             params[name] = boolean(name, getattr(self, name))
+        if params["pretrain"] > 0 and (self.tokenizer not in STRANDED_INPUTS
+                                       or params["bidirectional"]):
+            raise InvalidParameterError("pretrain (next-base prediction) needs tokenizer "
+                                        "'char' or 'onehot' and a causal encoder "
+                                        "(bidirectional=False)")
         return params
+
+
+def _train_only(module: ClassificationModule, parts: str) -> ClassificationModule:
+    module.net.train_only(parts)
+    return module.train()
 
 
 def _sequences_3d(X: np.ndarray) -> np.ndarray:

@@ -17,7 +17,9 @@ from datamodules.dna import make_tokenizer
 from ..blocks.encoder import MODULE_ENCODER_OPTIONS, Variant
 from ..optim import warmup_cosine_adamw
 from ..training import RandomStateInCheckpoints, adopt_shapes, trainer_datamodule
+from .kmers import checked_kmer_sizes
 from .network import Readout, TitansClassifierNet
+from .pretraining import load_trunk
 from .reverse import STRANDED_INPUTS, reverse_complement_batch
 
 
@@ -36,8 +38,15 @@ class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
         inputs of ``n_features`` channels.
     n_features : int
         Channels of numeric inputs (4 for one-hot DNA).
-    readout, head_dropout, stem_kernel
-        See :class:`TitansClassifierNet`.
+    readout, head_dropout, stem_kernel, stem_stride
+        See :class:`TitansClassifierNet` and :class:`SequenceTrunk`.
+    kmer_sizes : list of int, optional
+        k-mer lengths of a :class:`KmerBag` branch beside the encoder (e.g. ``[1, 2, 3, 4, 5,
+        6]``; needs ``tokenizer`` "char" or "onehot"); None: the encoder alone.
+    kmer_hidden : int
+        Width of the k-mer branch.
+        The branches train jointly here; :meth:`TitansClassifierNet.train_only` trains them
+        one after the other (what :class:`TitansClassifier` does).
     variant, dim, depth, heads, memory_heads, memory_depth, chunk_size, max_lr, window,
     segment_len, persistent_tokens, dropout, bidirectional
         The :class:`~titans_seq.TitansEncoder`.
@@ -52,6 +61,11 @@ class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
     rc_average : bool
         Average the class probabilities of each sequence and its reverse complement at
         validation, test and prediction time (post-hoc conjoining, as in Caduceus).
+    pretrained : str, PretrainingModule or SequenceTrunk, optional
+        Start the trunk (embedding, stem, encoder) from a next-base pre-training: a
+        :class:`PretrainingModule` checkpoint path, the module, or its trunk. Its options must
+        match this module's. Not saved with the hyper-parameters: a checkpoint of this module
+        holds the fine-tuned weights, and loads without the pre-training file.
     label_smoothing, lr, weight_decay, warmup_fraction : float
         Cross-entropy and AdamW with a linear warm-up, then cosine decay.
 
@@ -62,20 +76,26 @@ class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
 
     def __init__(self, n_classes: int | None = None, vocab_size: int | None = None,
                  n_features: int = 1, readout: Readout = "mean", head_dropout: float = 0.0,
-                 stem_kernel: int = 0, variant: Variant = "lmm", dim: int = 64, depth: int = 2,
+                 stem_kernel: int = 0, stem_stride: int = 1,
+                 kmer_sizes: list[int] | None = None, kmer_hidden: int = 256,
+                 variant: Variant = "lmm", dim: int = 64, depth: int = 2,
                  heads: int = 4, memory_heads: int = 4, memory_depth: int = 2,
                  chunk_size: int = 16, max_lr: float | None = None, window: int = 64,
                  segment_len: int = 64, persistent_tokens: int = 4, dropout: float = 0.1,
                  bidirectional: bool = False, max_surprise_norm: float | None = 5.0,
                  tokenizer: Literal["char", "onehot", "kmer"] | None = None,
-                 rc_average: bool = False, label_smoothing: float = 0.0, lr: float = 1e-3,
+                 rc_average: bool = False, pretrained: str | None = None,
+                 label_smoothing: float = 0.0, lr: float = 1e-3,
                  weight_decay: float = 1e-2, warmup_fraction: float = 0.05) -> None:
         super().__init__()
         label_smoothing = fraction("label_smoothing", label_smoothing)
+        kmer_sizes = list(checked_kmer_sizes(kmer_sizes)) or None
         lr = real("lr", lr, 0.0, low_open=True)
         weight_decay = real("weight_decay", weight_decay, 0.0)
         warmup_fraction = fraction("warmup_fraction", warmup_fraction)
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["pretrained"])
+        # In a tuple: a module given here is a source of weights, not a submodule.
+        self._pretrained = (pretrained,)
         self.net: TitansClassifierNet | None = None
         if n_classes is not None:
             self._build()
@@ -86,6 +106,10 @@ class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
         if h.rc_average and h.tokenizer not in STRANDED_INPUTS:
             raise ValueError(f"rc_average needs tokenizer 'char' or 'onehot' (a per-position "
                              f"complement), got {h.tokenizer!r}; use rc_augment for k-mers")
+        if h.kmer_sizes and h.tokenizer not in STRANDED_INPUTS:
+            raise ValueError(f"kmer_sizes reads bases one position at a time: it needs "
+                             f"tokenizer 'char' or 'onehot', got {h.tokenizer!r}; set "
+                             f"kmer_sizes=None for other inputs")
         if h.tokenizer in STRANDED_INPUTS:  # their inputs have a fixed shape; k-mers depend on k
             expected = make_tokenizer(h.tokenizer)
             if (h.vocab_size, h.n_features if h.vocab_size is None else 1) != \
@@ -97,9 +121,15 @@ class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
                     f"vocab_size and n_features (or tokenizer=None for other inputs)")
         self.net = TitansClassifierNet(
             h.n_classes, vocab_size=h.vocab_size, n_features=h.n_features, readout=h.readout,
-            head_dropout=h.head_dropout, stem_kernel=h.stem_kernel,
+            head_dropout=h.head_dropout, stem_kernel=h.stem_kernel, stem_stride=h.stem_stride,
+            kmer_sizes=h.kmer_sizes, kmer_hidden=h.kmer_hidden,
+            tokenizer=h.tokenizer if h.tokenizer in STRANDED_INPUTS else None,
             bidirectional=h.bidirectional, max_surprise_norm=h.max_surprise_norm,
             **{name: h[name] for name in MODULE_ENCODER_OPTIONS})
+        source, = self._pretrained
+        if source is not None:
+            load_trunk(self.net.trunk, source)
+            self._pretrained = (None,)  # loaded once; let the source go
         self.n_classes = h.n_classes
         task = "binary" if h.n_classes == 2 else "multiclass"
         options = {"task": task} if task == "binary" else {"task": task,

@@ -1,42 +1,50 @@
-"""`TitansClassifierNet`: a Titans encoder over a token or numeric sequence, read out into
-class logits."""
+"""`TitansClassifierNet`: a Titans encoder over a token or numeric sequence, with an optional
+k-mer composition branch beside it, read out into class logits."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from datamodules.checks import choice, integer
 
-from ..blocks.encoder import TitansEncoder, Variant
+from ..blocks.encoder import Variant
+from .kmers import KmerBag, checked_kmer_sizes
+from .trunk import SequenceTrunk
 
 Readout = Literal["last", "mean"]
+Parts = Literal["all", "kmers", "encoder"]
 
 
 class TitansClassifierNet(nn.Module):
     """Sequence → class logits.
 
-    The input is either token ids ``(B, T)`` (``vocab_size`` given: DNA characters or k-mers),
-    embedded with a padding row at id 0, or numeric features ``(B, T, n_features)`` (one-hot DNA,
-    time series) projected linearly. A :class:`~titans_seq.TitansEncoder` reads it and the
-    readout turns the encoded sequence into one vector:
+    A :class:`SequenceTrunk` (embedding, optional strided causal stem, Titans encoder) reads
+    token ids ``(B, T)`` (``vocab_size`` given: DNA characters or k-mers; id 0 is padding) or
+    numeric features ``(B, T, n_features)`` (one-hot DNA, time series). The readout turns the
+    encoded sequence into one vector:
 
     - ``"last"``: the output at each row's last valid position. With a causal encoder this is
       the only position that has read the whole sequence; the memory holds the rest (§3.1).
     - ``"mean"``: the mean over valid positions (the natural readout of a bidirectional encoder).
 
-    ``stem_kernel > 1`` puts a causal convolution across channels between the embedding and
-    the encoder, so each token carries its ``stem_kernel`` last inputs (motifs of DNA).
+    With ``kmer_sizes`` a :class:`KmerBag` (k-mer frequencies → a ``kmer_hidden``-wide layer)
+    sits beside the encoder with a linear head of its own; the logits are the sum of both
+    heads, so the network holds what a k-mer-count model knows and the encoder adds what
+    counts miss (order, position, long-range context). :meth:`train_only` trains the
+    branches jointly or one after the other. ``tokenizer`` says how to read bases from the
+    inputs (``"char"`` ids or ``"onehot"`` rows); the branch needs one of them.
 
     Padding is at the end of each row (``mask (B, T)`` bool, True = valid); it writes nothing
-    into the memory and never reaches the readout.
+    into the memory, counts no k-mer and never reaches the readout.
     """
 
     def __init__(self, n_classes: int, *, vocab_size: int | None = None, n_features: int = 1,
                  readout: Readout = "mean", head_dropout: float = 0.0, stem_kernel: int = 0,
+                 stem_stride: int = 1, kmer_sizes: Sequence[int] | None = None,
+                 kmer_hidden: int = 256, tokenizer: Literal["char", "onehot"] | None = None,
                  variant: Variant = "lmm", dim: int = 64, depth: int = 2, heads: int = 4,
                  memory_heads: int = 4, memory_depth: int = 2, chunk_size: int = 16,
                  max_lr: float | None = None, window: int = 64, segment_len: int = 64,
@@ -45,50 +53,74 @@ class TitansClassifierNet(nn.Module):
         super().__init__()
         n_classes = integer("n_classes", n_classes, 2)
         choice("readout", readout, ("last", "mean"))
-        vocab_size = integer("vocab_size", vocab_size, 2, optional=True)
-        n_features = integer("n_features", n_features)
-        stem_kernel = integer("stem_kernel", stem_kernel, 0, hint="0: no stem")
-        self.vocab_size, self.n_features, self.readout = vocab_size, n_features, readout
-        self.stem_kernel = stem_kernel
-        if vocab_size is not None:
-            self.embed: nn.Module = nn.Embedding(vocab_size, dim, padding_idx=0)
-        else:
-            self.embed = nn.Linear(n_features, dim)
-        # A causal convolution across channels: each token sees its stem_kernel - 1
-        # predecessors, so short words (DNA motifs) become single tokens for the memory.
-        self.stem = nn.Conv1d(dim, dim, stem_kernel) if stem_kernel > 1 else None
-        self.encoder = TitansEncoder(
-            variant, dim=dim, depth=depth, heads=heads, memory_heads=memory_heads,
-            memory_depth=memory_depth, chunk_size=chunk_size, max_lr=max_lr, window=window,
-            segment_len=segment_len, persistent_tokens=persistent_tokens, dropout=dropout,
-            bidirectional=bidirectional, max_surprise_norm=max_surprise_norm)
+        self.readout = readout
+        self.trunk = SequenceTrunk(
+            vocab_size=vocab_size, n_features=n_features, stem_kernel=stem_kernel,
+            stem_stride=stem_stride, variant=variant, dim=dim, depth=depth, heads=heads,
+            memory_heads=memory_heads, memory_depth=memory_depth, chunk_size=chunk_size,
+            max_lr=max_lr, window=window, segment_len=segment_len,
+            persistent_tokens=persistent_tokens, dropout=dropout, bidirectional=bidirectional,
+            max_surprise_norm=max_surprise_norm)
+        self.vocab_size, self.n_features = self.trunk.vocab_size, self.trunk.n_features
+        sizes = checked_kmer_sizes(kmer_sizes)
+        self.kmers = (KmerBag(sizes, hidden=kmer_hidden, tokenizer=tokenizer)
+                      if sizes else None)
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(dim, n_classes))
+        # One linear head per branch, summed: each branch's logits are a classifier of their
+        # own, so the branches can also be trained one after the other (train_only).
+        self.kmer_head = (nn.Linear(self.kmers.hidden, n_classes)
+                          if self.kmers is not None else None)
+        self.parts: Parts = "all"
 
     def forward(self, inputs: Tensor, mask: Tensor | None = None) -> Tensor:
         """``inputs (B, T)`` ids or ``(B, T, n_features)`` values, ``mask (B, T)`` → logits
         ``(B, n_classes)``."""
         self._check(inputs, mask)
-        tokens = self.embed(inputs)  # (B, T, dim)
-        if mask is not None:
-            # Padding ids embed to 0 already; numeric padding may hold anything.
-            tokens = tokens * mask[:, :, None]
-        if self.stem is not None:
-            # Left padding only: causal, so trailing padding never reaches a valid position.
-            windows = F.pad(tokens.transpose(1, 2), (self.stem_kernel - 1, 0))  # (B, dim, T+k-1)
-            tokens = F.gelu(self.stem(windows)).transpose(1, 2)  # (B, T, dim)
-            if mask is not None:
-                tokens = tokens * mask[:, :, None]
-        encoded, _ = self.encoder(tokens, mask=mask)  # (B, T, dim), padding outputs are 0
-        return self.head(self._read_out(encoded, mask))
+        if mask is None:
+            mask = torch.ones(inputs.shape[:2], dtype=torch.bool, device=inputs.device)
+        logits = 0
+        if self.parts != "kmers":
+            encoded, token_mask = self.trunk(inputs, mask)  # (B, T', dim), (B, T')
+            logits = self.head(self._read_out(encoded, token_mask))  # (B, n_classes)
+        if self.kmers is not None:
+            logits = logits + self.kmer_head(self.kmers(inputs, mask))  # (B, n_classes)
+        return logits
 
-    def _read_out(self, encoded: Tensor, mask: Tensor | None) -> Tensor:
+    def train_only(self, parts: Parts) -> None:
+        """Which parts train (and, for ``"kmers"``, which run):
+
+        - ``"all"``: everything, jointly;
+        - ``"kmers"``: the k-mer branch alone; the encoder is not run and adds nothing;
+        - ``"encoder"``: the encoder, on top of a k-mer branch trained before and now frozen
+          (its running statistics too). The encoder's head starts at zero, so training starts
+          from the k-mer branch's predictions and the encoder learns what they miss.
+        """
+        choice("parts", parts, ("all", "kmers", "encoder"))
+        if parts != "all" and self.kmers is None:
+            raise ValueError(f"train_only({parts!r}) needs the k-mer branch (kmer_sizes)")
+        if parts == "encoder" and self.parts == "kmers":
+            with torch.no_grad():
+                for parameter in self.head.parameters():
+                    parameter.zero_()
+        self.parts = parts
+        branch = (self.kmers, self.kmer_head)
+        for module in (self.trunk, self.head, *branch):
+            if module is not None:
+                trainable = parts == "all" or (module in branch) == (parts == "kmers")
+                module.requires_grad_(trainable)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "TitansClassifierNet":
+        super().train(mode)
+        if self.parts == "encoder":
+            self.kmers.eval()  # frozen: batch statistics stay those it was trained with
+        return self
+
+    def _read_out(self, encoded: Tensor, mask: Tensor) -> Tensor:
         batch, length, dim = encoded.shape
         if self.readout == "mean":
-            if mask is None:
-                return encoded.mean(1)
             return encoded.sum(1) / mask.sum(1, keepdim=True).to(encoded.dtype)
-        last = (mask.sum(1) - 1 if mask is not None
-                else torch.full((batch,), length - 1, device=encoded.device))
+        last = mask.sum(1) - 1
         index = last[:, None, None].expand(-1, 1, dim)  # (B, 1, dim)
         return encoded.gather(1, index)[:, 0]  # (B, dim)
 

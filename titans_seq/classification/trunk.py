@@ -1,0 +1,94 @@
+"""`SequenceTrunk`: inputs → token vectors → Titans encoder, the part of a sequence model that
+self-supervised pre-training trains and a classifier fine-tunes."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from datamodules.checks import InvalidParameterError, integer
+
+from ..blocks.encoder import TitansEncoder, Variant
+
+
+class SequenceTrunk(nn.Module):
+    """Embedding, an optional strided causal convolution ("stem") and a
+    :class:`~titans_seq.TitansEncoder`.
+
+    The input is token ids ``(B, T)`` (``vocab_size`` given; id 0 is padding) or numeric
+    features ``(B, T, n_features)`` projected linearly. With ``stem_kernel > 1`` a convolution
+    across channels turns each block of ``stem_stride`` positions, with the
+    ``stem_kernel - stem_stride`` positions before it, into one token, so the memory reads
+    ``ceil(T / stem_stride)`` tokens: short words (DNA motifs) become single tokens, and a
+    stride of 3 makes the encoder three times cheaper. Token ``j`` has read exactly the
+    inputs up to position ``(j + 1) * stem_stride - 1`` (causal), which next-token pre-training
+    relies on.
+
+    ``forward`` returns the encoded tokens and their mask: token ``j`` is valid when its
+    block's first position is. Padding (``mask`` False, at the end of each row) writes nothing
+    into the memory.
+    """
+
+    def __init__(self, *, vocab_size: int | None = None, n_features: int = 1,
+                 stem_kernel: int = 0, stem_stride: int = 1, variant: Variant = "lmm",
+                 dim: int = 64, depth: int = 2, heads: int = 4, memory_heads: int = 4,
+                 memory_depth: int = 2, chunk_size: int = 16, max_lr: float | None = None,
+                 window: int = 64, segment_len: int = 64, persistent_tokens: int = 4,
+                 dropout: float = 0.1, bidirectional: bool = False,
+                 max_surprise_norm: float | None = None) -> None:
+        super().__init__()
+        vocab_size = integer("vocab_size", vocab_size, 2, optional=True)
+        n_features = integer("n_features", n_features)
+        stem_kernel = integer("stem_kernel", stem_kernel, 0, hint="0: no stem")
+        stem_stride = integer("stem_stride", stem_stride)
+        if stem_stride > 1 and stem_kernel < stem_stride:
+            raise InvalidParameterError(
+                f"stem_stride={stem_stride} needs a stem at least as wide (stem_kernel >= "
+                f"{stem_stride}), got stem_kernel={stem_kernel}")
+        # What fixes the meaning of the weights (a pre-trained trunk must match all of it);
+        # dropout and surprise clipping are training choices and may differ.
+        self.options = dict(vocab_size=vocab_size, n_features=n_features,
+                            stem_kernel=stem_kernel, stem_stride=stem_stride, variant=variant,
+                            dim=dim, depth=depth, heads=heads, memory_heads=memory_heads,
+                            memory_depth=memory_depth, chunk_size=chunk_size, max_lr=max_lr,
+                            window=window, segment_len=segment_len,
+                            persistent_tokens=persistent_tokens, bidirectional=bidirectional)
+        self.vocab_size, self.n_features = vocab_size, n_features
+        self.stem_kernel, self.stem_stride, self.dim = stem_kernel, stem_stride, dim
+        if vocab_size is not None:
+            self.embed: nn.Module = nn.Embedding(vocab_size, dim, padding_idx=0)
+        else:
+            self.embed = nn.Linear(n_features, dim)
+        self.stem = (nn.Conv1d(dim, dim, stem_kernel, stride=stem_stride)
+                     if stem_kernel > 1 else None)
+        self.encoder = TitansEncoder(
+            variant, dim=dim, depth=depth, heads=heads, memory_heads=memory_heads,
+            memory_depth=memory_depth, chunk_size=chunk_size, max_lr=max_lr, window=window,
+            segment_len=segment_len, persistent_tokens=persistent_tokens, dropout=dropout,
+            bidirectional=bidirectional, max_surprise_norm=max_surprise_norm)
+
+    def forward(self, inputs: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """``inputs (B, T)`` ids or ``(B, T, n_features)``, ``mask (B, T)`` → encoded
+        ``(B, T', dim)`` (padding outputs are 0) and ``mask (B, T')``,
+        ``T' = ceil(T / stem_stride)``."""
+        # Padding ids embed to 0 already; numeric padding may hold anything.
+        tokens = self.embed(inputs) * mask[:, :, None]  # (B, T, dim)
+        if self.stem is not None:
+            stride, length = self.stem_stride, inputs.shape[1]
+            blocks = -(-length // stride)
+            # Left padding makes the stem causal; right padding completes the last block.
+            # Trailing padding never reaches a valid block's first position.
+            padded = F.pad(tokens.transpose(1, 2),
+                           (self.stem_kernel - stride, blocks * stride - length))  # (B, dim, ·)
+            # The convolution as one matrix product over the windows: unlike a conv kernel,
+            # whose algorithm depends on the batch size, a row's result does not depend on
+            # the other rows (predictions of a subset equal those of the whole).
+            windows = padded.unfold(2, self.stem_kernel, stride)  # (B, dim, T', kernel)
+            windows = windows.permute(0, 2, 1, 3).flatten(2)  # (B, T', dim * kernel)
+            weight = self.stem.weight.flatten(1)  # (dim, dim * kernel)
+            tokens = F.gelu(F.linear(windows, weight, self.stem.bias))  # (B, T', dim)
+            mask = mask[:, ::stride]  # (B, T'): a block is valid when its first position is
+            tokens = tokens * mask[:, :, None]
+        encoded, _ = self.encoder(tokens, mask=mask)  # (B, T', dim)
+        return encoded, mask
