@@ -113,7 +113,7 @@ def format_row(name: str, row: dict) -> str:
     def cell(key: str, scale: float, digits: int) -> str:
         spread = f" ± {scale * row[key + '_std']:.{digits}f}" if len(row["runs"]) > 1 else ""
         return f"{scale * row[key]:.{digits}f}{spread}"
-    return (f"{name:<26}{cell('accuracy', 100, 2):>16}{cell('mcc', 1, 3):>16}"
+    return (f"{name:<32}{cell('accuracy', 100, 2):>16}{cell('mcc', 1, 3):>16}"
             f"{cell('auroc', 1, 3):>16}{row['train_seconds'] / 60:>10.1f}{len(row['runs']):>6}"
             ).replace("nan", "  -")
 
@@ -194,7 +194,7 @@ def main() -> None:
         results["kmer-mlp"] = summary([kmer_mlp(split, seed=seed, threads=args.threads)
                                        for seed in args.seeds])
         results["kmer-forest"] = summary([kmer_random_forest(split, n_jobs=args.threads)])
-    print(f"\n{'model':<26}{'accuracy %':>16}{'MCC':>16}{'AUROC':>16}{'train min':>10}"
+    print(f"\n{'model':<32}{'accuracy %':>16}{'MCC':>16}{'AUROC':>16}{'train min':>10}"
           f"{'runs':>6}")
     for name, row in results.items():
         print(format_row(name, row))
