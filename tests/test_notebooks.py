@@ -4,7 +4,7 @@ changed without being re-run and stored (``python notebooks/run.py``) fails here
 whose claims (the ``assert`` cells) no longer hold.
 
 What "the same outputs" means: every code cell has the same outputs in the same order (stream,
-result, display), the same kinds of data (text, PNG, HTML), and the same text once numbers are
+result, display; consecutive prints to one stream count as one output), the same kinds of data (text, PNG, HTML), and the same text once numbers are
 set aside; every number agrees within 5 % (or 1e-3 absolutely: rounding across machines).
 Cells tagged ``volatile`` (a timing) are compared by kind only. Pictures are compared by
 presence: a PNG must be there.
@@ -33,7 +33,12 @@ def outputs(cell) -> list[tuple[str, tuple, str]]:
     for output in cell.get("outputs", []):
         kind = output["output_type"]
         if kind == "stream":
-            found.append((kind, (output["name"],), output["text"]))
+            if found and found[-1][:2] == (kind, (output["name"],)):
+                # The kernel splits a cell's prints into messages as its timing goes: one
+                # stream, however many messages carried it.
+                found[-1] = (kind, (output["name"],), found[-1][2] + output["text"])
+            else:
+                found.append((kind, (output["name"],), output["text"]))
         elif kind in ("execute_result", "display_data"):
             data = output["data"]
             found.append((kind, tuple(sorted(data)), data.get("text/plain", "")))
