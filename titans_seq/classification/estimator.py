@@ -25,7 +25,7 @@ from .kmers import checked_kmer_sizes
 from .module import ClassificationModule
 from .pretraining import PretrainingModule, load_trunk
 from .reverse import STRANDED_INPUTS
-from .trunk import SequenceTrunk
+from .trunk import SequenceTrunk, stem_options
 
 PREDICT_BATCH = 256
 KMER_PATIENCE = 10  # epochs without a better validation accuracy before the k-mer stage ends
@@ -63,7 +63,8 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         A k-mer branch beside the encoder, for DNA with char or one-hot tokens (numeric
         sequences and ``tokenizer="kmer"`` have no bases to count: no branch): the frequencies
         of the overlapping k-mers of these lengths, standardised, through a ``kmer_hidden``
-        -wide layer, join the encoder's readout before the head (see :class:`KmerBag`).
+        -wide layer and a linear head of its own, whose logits add to the encoder's (see
+        :class:`KmerBag`).
         None: the encoder alone.
     kmer_hidden : int
         Width of the k-mer branch.
@@ -234,7 +235,12 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         n_channels = fitted.get("n_channels_")
         start = self.pretrained
         if params["pretrain"] > 0:
-            extra = [] if pretrain_X is None else self._normalise(pretrain_X, "pretrain_X")
+            extra = []
+            if pretrain_X is not None:
+                if not _is_dna(pretrain_X):
+                    raise TypeError(f"pretrain_X must be DNA sequences (a list of str), got "
+                                    f"{_describe(pretrain_X)}")
+                extra = self._normalise(pretrain_X, "pretrain_X")
             start = self._pretrain(sequences + extra, start, params)
         train = self._dataset(kind, sequences, label_index, train_rows, True, seed)
         val = (self._dataset(kind, sequences, label_index, val_rows, False, seed)
@@ -372,8 +378,6 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
 
     # -- input checks ------------------------------------------------------------------------
     def _normalise(self, X: Any, name: str = "X") -> list[str]:
-        if name != "X" and not _is_dna(X):  # X itself was checked by _is_dna already
-            raise TypeError(f"{name} must be DNA sequences (a list of str), got {_describe(X)}")
         sequences = list(X)
         if not sequences:
             raise ValueError(f"{name} is empty: pass at least one DNA sequence")
@@ -389,18 +393,15 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
                               ("ambiguity", AMBIGUITY)):
             choice(name, getattr(self, name), options)
         crop_options(self.max_length, self.crop, self.padding)
-        for name in ("dim", "depth", "heads", "memory_depth", "chunk_size", "stem_stride",
-                     "kmer_hidden"):
+        for name in ("dim", "depth", "heads", "memory_depth", "chunk_size", "kmer_hidden"):
             params[name] = integer(name, getattr(self, name))
         params["kmer_epochs"] = integer("kmer_epochs", self.kmer_epochs, 0,
                                         hint="0: train the branches jointly")
         params["k"] = integer("k", self.k, 1, 8)
-        params["stem_kernel"] = integer("stem_kernel", self.stem_kernel, 0, hint="0: no stem")
+        params["stem_kernel"], params["stem_stride"] = stem_options(self.stem_kernel,
+                                                                    self.stem_stride)
         params["pretrain"] = integer("pretrain", self.pretrain, 0, hint="0: no pre-training")
         params["variant"] = self.variant
-        if params["stem_stride"] > 1 and params["stem_kernel"] < params["stem_stride"]:
-            raise InvalidParameterError(f"stem_stride={params['stem_stride']} needs stem_kernel "
-                                        f">= stem_stride, got {params['stem_kernel']}")
         if self.pretrained is not None and not isinstance(
                 self.pretrained, (str, Path, PretrainingModule, SequenceTrunk)):
             raise InvalidParameterError(f"pretrained must be a PretrainingModule checkpoint "

@@ -42,11 +42,11 @@ class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
         See :class:`TitansClassifierNet` and :class:`SequenceTrunk`.
     kmer_sizes : list of int, optional
         k-mer lengths of a :class:`KmerBag` branch beside the encoder (e.g. ``[1, 2, 3, 4, 5,
-        6]``; needs ``tokenizer`` "char" or "onehot"); None: the encoder alone.
+        6]``; needs ``tokenizer`` "char" or "onehot"); None: the encoder alone. The branches
+        train jointly here; :meth:`TitansClassifierNet.train_only` trains them one after the
+        other (what :class:`TitansClassifier` does).
     kmer_hidden : int
         Width of the k-mer branch.
-        The branches train jointly here; :meth:`TitansClassifierNet.train_only` trains them
-        one after the other (what :class:`TitansClassifier` does).
     variant, dim, depth, heads, memory_heads, memory_depth, chunk_size, max_lr, window,
     segment_len, persistent_tokens, dropout, bidirectional
         The :class:`~titans_seq.TitansEncoder`.

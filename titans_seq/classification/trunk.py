@@ -21,9 +21,9 @@ class SequenceTrunk(nn.Module):
     across channels turns each block of ``stem_stride`` positions, with the
     ``stem_kernel - stem_stride`` positions before it, into one token, so the memory reads
     ``ceil(T / stem_stride)`` tokens: short words (DNA motifs) become single tokens, and a
-    stride of 3 makes the encoder three times cheaper. Token ``j`` has read exactly the
-    inputs up to position ``(j + 1) * stem_stride - 1`` (causal), which next-token pre-training
-    relies on.
+    stride of 3 makes the encoder 2.5 times cheaper on 251-nt promoters. Token ``j`` has read
+    exactly the inputs up to position ``(j + 1) * stem_stride - 1`` (causal), which next-token
+    pre-training relies on.
 
     ``forward`` returns the encoded tokens and their mask: token ``j`` is valid when its
     block's first position is. Padding (``mask`` False, at the end of each row) writes nothing
@@ -40,12 +40,7 @@ class SequenceTrunk(nn.Module):
         super().__init__()
         vocab_size = integer("vocab_size", vocab_size, 2, optional=True)
         n_features = integer("n_features", n_features)
-        stem_kernel = integer("stem_kernel", stem_kernel, 0, hint="0: no stem")
-        stem_stride = integer("stem_stride", stem_stride)
-        if stem_stride > 1 and stem_kernel < stem_stride:
-            raise InvalidParameterError(
-                f"stem_stride={stem_stride} needs a stem at least as wide (stem_kernel >= "
-                f"{stem_stride}), got stem_kernel={stem_kernel}")
+        stem_kernel, stem_stride = stem_options(stem_kernel, stem_stride)
         # What fixes the meaning of the weights (a pre-trained trunk must match all of it);
         # dropout and surprise clipping are training choices and may differ.
         self.options = dict(vocab_size=vocab_size, n_features=n_features,
@@ -92,3 +87,15 @@ class SequenceTrunk(nn.Module):
             tokens = tokens * mask[:, :, None]
         encoded, _ = self.encoder(tokens, mask=mask)  # (B, T', dim)
         return encoded, mask
+
+
+def stem_options(stem_kernel: int, stem_stride: int) -> tuple[int, int]:
+    """Checked ``(stem_kernel, stem_stride)``: a kernel of 0 (no stem) or more, a positive
+    stride no wider than the kernel."""
+    stem_kernel = integer("stem_kernel", stem_kernel, 0, hint="0: no stem")
+    stem_stride = integer("stem_stride", stem_stride)
+    if stem_stride > 1 and stem_kernel < stem_stride:
+        raise InvalidParameterError(
+            f"stem_stride={stem_stride} needs a stem at least as wide (stem_kernel >= "
+            f"{stem_stride}), got stem_kernel={stem_kernel}")
+    return stem_kernel, stem_stride
