@@ -12,6 +12,14 @@ from .helpers import assert_states_close, run_in_pieces, scan_inputs
 TOLERANCE = dict(rtol=1e-9, atol=1e-10)
 
 
+@pytest.fixture(autouse=True, params=["native", "torch"])
+def kernel(request, monkeypatch):
+    """Every test here runs on both paths of the sequential pass: the native kernel (which must
+    build: ``native`` refuses to fall back) and the pure-PyTorch one."""
+    monkeypatch.setenv("TITANS_SEQ_KERNEL", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("chunk_size", [1, 3, 8, 16])
 @pytest.mark.parametrize("hidden", [(), (6,), (6, 7)], ids=["linear", "depth2", "depth3"])
 @pytest.mark.parametrize("length", [5, 32, 37], ids=["shorter", "divisible", "ragged"])
@@ -227,10 +235,12 @@ def test_compiled_step_matches_eager():
     start = start.detach()
     results = []
     for compiled in (False, True):
-        y, state = memory_scan(*inputs, chunk_size=4, state=start, compiled=compiled)
+        y, state = memory_scan(*inputs, chunk_size=4, state=start, compiled=compiled,
+                               kernel="torch")  # compiled applies to the pure-PyTorch path
         grads = torch.autograd.grad(y.square().sum(), inputs[:-1])
         with torch.no_grad():
-            y_inference, _ = memory_scan(*inputs, chunk_size=4, compiled=compiled)
+            y_inference, _ = memory_scan(*inputs, chunk_size=4, compiled=compiled,
+                                         kernel="torch")
         results.append((y, state, grads, y_inference))
     (y, state, grads, y_inf), (y_c, state_c, grads_c, y_inf_c) = results
     torch.testing.assert_close(y_c, y, rtol=1e-5, atol=1e-5)

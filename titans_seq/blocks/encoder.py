@@ -95,7 +95,10 @@ class TitansEncoder(nn.Module):
         ``"auto"`` uses ``flex_attention`` on CUDA and ``scaled_dot_product_attention``
         elsewhere; both compute the same masks.
     compiled_memory : bool
-        Run the memories' sequential chunk step through ``torch.compile``.
+        Run the memories' sequential chunk step through ``torch.compile`` (pure-PyTorch path).
+    memory_kernel : {"auto", "native", "torch"}
+        The memories' sequential pass: the native CPU kernel when it builds (``"auto"``),
+        always (``"native"``) or never (``"torch"``); see :func:`~titans_seq.memory.memory_scan`.
     max_surprise_norm : float, optional
         Clip every memory write's surprise to this norm (see :class:`NeuralMemory`); None is
         the paper's update.
@@ -109,7 +112,8 @@ class TitansEncoder(nn.Module):
                  window: int = 64, segment_len: int = 64, memory_tokens: int = 4,
                  ffn_mult: float = 4.0, dropout: float = 0.0, rotary: bool = True,
                  bidirectional: bool = False, attention_backend: str = "auto",
-                 compiled_memory: bool = False, max_surprise_norm: float | None = None) -> None:
+                 compiled_memory: bool = False, memory_kernel: str = "auto",
+                 max_surprise_norm: float | None = None) -> None:
         super().__init__()
         choice("variant", variant, tuple(sorted(BLOCKS)))
         depth = integer("depth", depth)
@@ -122,7 +126,8 @@ class TitansEncoder(nn.Module):
             persistent_tokens=persistent_tokens, window=window,
             segment_len=segment_len, memory_tokens=memory_tokens, ffn_mult=ffn_mult,
             dropout=dropout, rotary=rotary, attention_backend=attention_backend,
-            compiled_memory=compiled_memory, max_surprise_norm=max_surprise_norm,
+            compiled_memory=compiled_memory, memory_kernel=memory_kernel,
+            max_surprise_norm=max_surprise_norm,
             attention=attention and variant != "lmm")
         self.config = config
         block = BLOCKS[variant]

@@ -12,6 +12,7 @@ from datamodules.checks import choice, fraction, integer, real
 from ..attention import AttentionCache, PersistentMemory
 from ..attention.kernels import BACKENDS
 from ..memory import NeuralMemory, NeuralMemoryState
+from ..memory.native import check_kernel
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class BlockConfig:
     rotary: bool = True
     attention_backend: str = "auto"
     compiled_memory: bool = False
+    memory_kernel: str = "auto"  # the memory scan's sequential pass: "auto", "native", "torch"
     max_surprise_norm: float | None = None  # None: the paper's update, unclipped
 
     def __post_init__(self) -> None:
@@ -50,6 +52,7 @@ class BlockConfig:
         object.__setattr__(self, "ffn_mult", real("ffn_mult", self.ffn_mult, 0.0))
         object.__setattr__(self, "dropout", fraction("dropout", self.dropout))
         choice("attention_backend", self.attention_backend, BACKENDS)
+        check_kernel(self.memory_kernel)
         if self.attention and self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads}); "
                              "change one of them")
@@ -109,7 +112,8 @@ def build_memory(config: BlockConfig) -> NeuralMemory:
         memory_depth=config.memory_depth, memory_hidden=config.memory_hidden,
         chunk_size=config.chunk_size, max_lr=config.max_lr, momentum=config.momentum,
         forgetting=config.forgetting, convolution=config.convolution,
-        max_surprise_norm=config.max_surprise_norm, compiled=config.compiled_memory)
+        max_surprise_norm=config.max_surprise_norm, compiled=config.compiled_memory,
+        kernel=config.memory_kernel)
 
 
 class FeedForward(nn.Module):

@@ -56,6 +56,7 @@ import torch.utils.checkpoint
 from torch import Tensor
 
 from .coefficients import ChunkCoefficients, chunk_coefficients
+from .native import check_kernel, native_advance, uses_native
 from .state import MemoryState
 from .validation import check_scan_inputs, compute_dtype
 
@@ -64,7 +65,8 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alp
                 weights: Sequence[Tensor], chunk_size: int = 16,
                 state: MemoryState | None = None, mask: Tensor | None = None, *,
                 max_surprise_norm: float | None = None, compiled: bool = False,
-                checkpoint_blocks: bool = False) -> tuple[Tensor, MemoryState]:
+                checkpoint_blocks: bool = False, kernel: str = "auto"
+                ) -> tuple[Tensor, MemoryState]:
     """Run the Titans long-term memory over a sequence (the paper's Eqs. 12-18).
 
     Parameters
@@ -96,13 +98,19 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alp
         once training has grown its weights (the curvature of ``‖M(k) − v‖²`` grows with them
         and a fixed step overshoots; titans-pytorch issue #29); the clip bounds every write.
     compiled : bool
-        Run the sequential per-chunk step through ``torch.compile``: same results, faster once
-        compiled (about 2x for the loop, 1.1-1.3x for the whole layer on a 2-core CPU); the
-        first call of each shape pays the compilation.
+        Run the pure-PyTorch path's sequential per-chunk step through ``torch.compile``: same
+        results, faster once compiled (about 2x for the loop, 1.1-1.3x for the whole layer on a
+        2-core CPU); the first call of each shape pays the compilation. The native kernel
+        needs no compilation and ignores it.
     checkpoint_blocks : bool
         When training, keep only each block of chunks' inputs and recompute its forward during
         the backward pass (measured on a 64 K-token call of a small layer: about half the peak
         memory for 1.3-1.6x the time).
+    kernel : {"auto", "native", "torch"}
+        The sequential pass (every chunk's gradients and update): ``"auto"`` runs the native
+        CPU kernel (:mod:`.native`, built on first use) on CPU tensors when it builds and the
+        pure-PyTorch path otherwise; ``"native"`` insists on the kernel; ``"torch"`` forces the
+        pure-PyTorch path. Both give the same results to rounding.
 
     Returns
     -------
@@ -115,26 +123,28 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alp
                       max_surprise_norm=max_surprise_norm)
     return chunked_memory_scan(q, k, v, theta, eta, alpha, weights, chunk_size, state, mask,
                                max_surprise_norm=max_surprise_norm, compiled=compiled,
-                               checkpoint_blocks=checkpoint_blocks)
+                               checkpoint_blocks=checkpoint_blocks, kernel=check_kernel(kernel))
 
 
 def chunked_memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor,
                         alpha: Tensor, weights: Sequence[Tensor], chunk_size: int = 16,
                         state: MemoryState | None = None, mask: Tensor | None = None, *,
                         max_surprise_norm: float | None = None, compiled: bool = False,
-                        checkpoint_blocks: bool = False) -> tuple[Tensor, MemoryState]:
+                        checkpoint_blocks: bool = False, kernel: str = "auto"
+                        ) -> tuple[Tensor, MemoryState]:
     """:func:`memory_scan` without input checks (the caller has done them)."""
     dtype = compute_dtype(q, k, v, theta, eta, alpha, *weights)
+    native = uses_native(kernel, q)
     with torch.autocast(q.device.type, enabled=False):  # the recurrence stays in fp32 or fp64
         return _scan(*(t.to(dtype) for t in (q, k, v, theta, eta, alpha)),
-                     weights, chunk_size, state, mask, dtype, compiled, checkpoint_blocks,
-                     max_surprise_norm)
+                     weights, chunk_size, state, mask, dtype, compiled and not native,
+                     checkpoint_blocks, max_surprise_norm, native)
 
 
 def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Tensor,
           weights: Sequence[Tensor], chunk_size: int, state: MemoryState | None,
           mask: Tensor | None, dtype: torch.dtype, compiled: bool, checkpoint_blocks: bool,
-          max_surprise_norm: float | None) -> tuple[Tensor, MemoryState]:
+          max_surprise_norm: float | None, native: bool = False) -> tuple[Tensor, MemoryState]:
     """The scan in ``dtype``: lay the call out on chunks, run the blocks, assemble the state."""
     if state is None:
         state = MemoryState.initial(weights, k.shape[0], chunk_size, dtype)
@@ -145,7 +155,7 @@ def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Te
     memory, reads, open_chunk_start = _scan_blocks(
         queries, keys, values, coefficients, _pack_memory(state, dtype),
         _first_gradient_point(state, grid, dtype), grid.last_chunk, compiled,
-        checkpoint_blocks, max_surprise_norm)
+        checkpoint_blocks, max_surprise_norm, native)
     y = _from_chunks(reads, grid, mask)  # (B, H, T, D_v)
     return y, _final_state(state, memory, open_chunk_start, grid, mask)
 
@@ -265,7 +275,7 @@ _CHUNKS_PER_BLOCK = 8
 def _scan_blocks(queries: Tensor, keys: Tensor, values: Tensor,
                  coefficients: ChunkCoefficients, memory: list[Tensor],
                  first_gradient_point: list[Tensor], last_chunk: Tensor, compiled: bool,
-                 checkpoint_blocks: bool, max_surprise_norm: float | None
+                 checkpoint_blocks: bool, max_surprise_norm: float | None, native: bool = False
                  ) -> tuple[list[Tensor], Tensor, list[Tensor]]:
     """All chunks, block by block: the memory after them, the reads, the open chunk's start.
 
@@ -282,7 +292,7 @@ def _scan_blocks(queries: Tensor, keys: Tensor, values: Tensor,
     for index, (block_queries, block_keys, block_values, block_coefficients) in enumerate(blocks):
         arguments = (block_queries, block_keys, block_values, block_coefficients, memory,
                      first_gradient_point if index == 0 else None, open_chunk_start,
-                     last_chunk, index * _CHUNKS_PER_BLOCK, compiled, max_surprise_norm)
+                     last_chunk, index * _CHUNKS_PER_BLOCK, compiled, max_surprise_norm, native)
         if recompute:  # keep only the block's inputs; redo its forward during backward
             memory, block_reads, open_chunk_start = torch.utils.checkpoint.checkpoint(
                 _process_block, *arguments, use_reentrant=False)
@@ -296,11 +306,16 @@ def _process_block(queries: Tensor, keys: Tensor, values: Tensor,
                    coefficients: ChunkCoefficients, memory: list[Tensor],
                    first_gradient_point: list[Tensor] | None, open_chunk_start: list[Tensor],
                    last_chunk: Tensor, block_start: int, compiled: bool,
-                   max_surprise_norm: float | None = None
+                   max_surprise_norm: float | None = None, native: bool = False
                    ) -> tuple[list[Tensor], Tensor, list[Tensor]]:
     """One block of chunks: the sequential pass, the batched reads, the open chunk's start."""
-    memory, factors, starts = _advance(keys, values, coefficients, memory, first_gradient_point,
-                                       compiled, max_surprise_norm)
+    if native:  # the same sequential pass in C++ (csrc/chunk_step.cpp)
+        memory, factors, starts = native_advance(
+            keys, values, coefficients.transition, coefficients.update_weights, memory,
+            first_gradient_point, max_surprise_norm)
+    else:
+        memory, factors, starts = _advance(keys, values, coefficients, memory,
+                                           first_gradient_point, compiled, max_surprise_norm)
     output = _retrieve(queries, coefficients, factors, starts)
     return memory, output, _select_chunk_start(open_chunk_start, starts, last_chunk, block_start)
 

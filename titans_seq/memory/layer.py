@@ -15,6 +15,7 @@ from datamodules.checks import integer, real
 from .chunked import chunked_memory_scan
 from .conv import CausalDepthwiseConv1d
 from .mlp import memory_mlp
+from .native import check_kernel
 from .state import MemoryState
 from .validation import check_max_surprise_norm, check_scan_inputs, check_sequence
 
@@ -100,6 +101,10 @@ class NeuralMemory(nn.Module):
     checkpoint_blocks : bool
         Recompute the memory's blocks of chunks during backward instead of storing them: less
         memory for long training sequences (about half in one measurement), for more compute.
+    kernel : {"auto", "native", "torch"}
+        The scan's sequential pass: the native CPU kernel when it builds (``"auto"``, the
+        pure-PyTorch path otherwise), always (``"native"``) or never (``"torch"``); see
+        :func:`~titans_seq.memory.memory_scan`. Same results to rounding.
     """
 
     def __init__(self, dim: int, heads: int = 4, head_dim: int | None = None,
@@ -107,7 +112,7 @@ class NeuralMemory(nn.Module):
                  max_lr: float | None = None, momentum: bool = True, forgetting: bool = True,
                  convolution: bool = True, conv_kernel: int = 4,
                  max_surprise_norm: float | None = None, compiled: bool = False,
-                 checkpoint_blocks: bool = False) -> None:
+                 checkpoint_blocks: bool = False, kernel: str = "auto") -> None:
         super().__init__()
         dim, heads, memory_depth = (integer("dim", dim), integer("heads", heads),
                                     integer("memory_depth", memory_depth))
@@ -128,6 +133,7 @@ class NeuralMemory(nn.Module):
         self.momentum, self.forgetting, self.convolution = momentum, forgetting, convolution
         check_max_surprise_norm(max_surprise_norm)
         self.compiled, self.checkpoint_blocks = compiled, checkpoint_blocks
+        self.kernel = check_kernel(kernel)
         self.max_surprise_norm = max_surprise_norm
         inner = heads * head_dim
 
@@ -210,7 +216,8 @@ class NeuralMemory(nn.Module):
             q, k, v, theta, eta, alpha, list(self.initial_weights), self.chunk_size,
             state.memory, mask, max_surprise_norm=self.max_surprise_norm,
             compiled=self.compiled,
-            checkpoint_blocks=self.checkpoint_blocks)  # (B, H, T, D)
+            checkpoint_blocks=self.checkpoint_blocks,
+            kernel=getattr(self, "kernel", "auto"))  # (B, H, T, D); layers pickled before the option: auto
 
         y = self._output(read, x)
         if mask is not None:
