@@ -31,7 +31,10 @@ CONFIGS = {
     "S": dict(dim=64, heads=4, head_dim=16, chunk=16, batch=8, lengths=[1024, 4096]),
     "M": dict(dim=256, heads=4, head_dim=64, chunk=64, batch=4, lengths=[4096]),
 }
-IMPLEMENTATIONS = ["ours", "ours-compiled", "peer-default", "peer-batch"]
+# ours: the default (the native CPU kernel); ours-torch: its pure-PyTorch fallback;
+# ours-compiled: the fallback with its chunk step through torch.compile
+IMPLEMENTATIONS = ["ours", "ours-torch", "ours-compiled", "peer-default", "peer-batch"]
+OURS = [name for name in IMPLEMENTATIONS if name.startswith("ours")]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -47,7 +50,8 @@ def _build(implementation: str, dim: int, heads: int, head_dim: int, chunk: int)
         from titans_seq import NeuralMemory
         layer = NeuralMemory(dim, heads=heads, head_dim=head_dim, memory_depth=2,
                              memory_hidden=4 * head_dim, chunk_size=chunk,
-                             compiled=implementation == "ours-compiled")
+                             compiled=implementation == "ours-compiled",
+                             kernel="native" if implementation == "ours" else "torch")
         return layer, lambda x, state=None: layer(x, state)
     from titans_pytorch import NeuralMemory as PeerMemory
     batch_size = chunk if implementation == "peer-batch" else None
@@ -164,11 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     sections = set(args.sections.split(","))
     ours_python = sys.executable
-    implementations = IMPLEMENTATIONS if args.peer_python else IMPLEMENTATIONS[:2]
+    implementations = IMPLEMENTATIONS if args.peer_python else OURS
     if args.no_compiled:
         implementations = [name for name in implementations if name != "ours-compiled"]
     peers = [name for name in implementations if name.startswith("peer")]
-    pythons = {"ours": ours_python, "ours-compiled": ours_python,
+    pythons = {**{name: ours_python for name in OURS},
                "peer-default": args.peer_python, "peer-batch": args.peer_python}
     print(f"# memory_speed  torch {torch.__version__}  {platform.processor() or platform.machine()}"
           f"  threads {args.threads}  fp32 CPU  python {platform.python_version()}")
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if "speed" in sections:
         print("\n## speed (tokens/s, median of runs; RSS = peak MiB of the worker)")
         print(f"{'config':>6} {'T':>6} {'mode':>6} " + " ".join(
-            f"{name:>14} {'RSS':>6}" for name in implementations) + "  ratios ours/peer")
+            f"{name:>14} {'RSS':>6}" for name in implementations) + "  ratios")
         for config_name in args.configs.split(","):
             config = CONFIGS[config_name]
             for length in config["lengths"]:
@@ -210,10 +214,11 @@ def main(argv: list[str] | None = None) -> int:
                                      if speeds[name] else f"{'error':>14} {'':>6}")
                         if errors:
                             print(f"   ({name}: {errors[0]})")
+                    # the default against each peer and against its own fallback
                     ratios = "  ".join(
-                        f"{ours}/{peer} {speeds[ours] / speeds[peer]:.2f}x"
-                        for ours in implementations if ours.startswith("ours")
-                        for peer in peers if speeds[peer] and speeds[ours])
+                        f"ours/{other} {speeds['ours'] / speeds[other]:.2f}x"
+                        for other in [*peers, "ours-torch"]
+                        if other in speeds and speeds[other] and speeds.get("ours"))
                     print(f"{config_name:>6} {length:>6} {mode:>6} " + " ".join(cells)
                           + f"  {ratios}")
                     speed_rows.append(dict(config=config_name, length=length, mode=mode,
@@ -226,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             flops = memory_flops_per_token(config["heads"], config["head_dim"],
                                            4 * config["head_dim"], config["chunk"])
             factor = 3 if row["mode"] == "train" else 1
-            for name in ("ours", "ours-compiled"):
+            for name in OURS:
                 if row["speeds"].get(name):
                     achieved = flops * factor * row["speeds"][name] / 1e9
                     print(f"{row['config']:>6} {row['length']:>6} {row['mode']:>6} {name:>14} "

@@ -56,7 +56,7 @@ import torch.utils.checkpoint
 from torch import Tensor
 
 from .coefficients import ChunkCoefficients, chunk_coefficients
-from .native import check_kernel, native_advance, uses_native
+from .native import check_kernel, native_block, uses_native
 from .state import MemoryState
 from .validation import check_scan_inputs, compute_dtype
 
@@ -309,15 +309,17 @@ def _process_block(queries: Tensor, keys: Tensor, values: Tensor,
                    max_surprise_norm: float | None = None, native: bool = False
                    ) -> tuple[list[Tensor], Tensor, list[Tensor]]:
     """One block of chunks: the sequential pass, the batched reads, the open chunk's start."""
-    if native:  # the same sequential pass in C++ (csrc/chunk_step.cpp)
-        memory, factors, starts = native_advance(
-            keys, values, coefficients.transition, coefficients.update_weights, memory,
-            first_gradient_point, max_surprise_norm)
-    else:
-        memory, factors, starts = _advance(keys, values, coefficients, memory,
-                                           first_gradient_point, compiled, max_surprise_norm)
+    here, index = _open_chunk_in_block(last_chunk, block_start, queries.shape[2])
+    if native:  # both passes in one sweep in C++ (csrc/chunk_step.cpp)
+        memory, output, selected = native_block(
+            queries, keys, values, coefficients, memory, first_gradient_point,
+            max_surprise_norm, torch.where(here, index, -1))
+        return memory, output, [torch.where(here[:, None, None, None], new, previous)
+                                for new, previous in zip(selected, open_chunk_start)]
+    memory, factors, starts = _advance(keys, values, coefficients, memory,
+                                       first_gradient_point, compiled, max_surprise_norm)
     output = _retrieve(queries, coefficients, factors, starts)
-    return memory, output, _select_chunk_start(open_chunk_start, starts, last_chunk, block_start)
+    return memory, output, _select_chunk_start(open_chunk_start, starts, here, index)
 
 
 def _advance(keys: Tensor, values: Tensor, coefficients: ChunkCoefficients,
@@ -490,16 +492,22 @@ def _retrieve(queries: Tensor, coefficients: ChunkCoefficients,
     return hidden
 
 
-def _select_chunk_start(selected: list[Tensor], starts: list[Tensor], last_chunk: Tensor,
-                        block_start: int) -> list[Tensor]:
-    """Take, for rows whose last chunk (``last_chunk (B,)``) lies in the block that begins at
-    chunk ``block_start`` (chunk 0 aside, whose gradient point is the incoming state's), that
-    chunk's start weights from ``starts`` (B, H, N_block, 2, D_in, D_out)."""
+def _open_chunk_in_block(last_chunk: Tensor, block_start: int, block_chunks: int
+                         ) -> tuple[Tensor, Tensor]:
+    """For each row's last chunk (``last_chunk (B,)``): whether it lies in the block of
+    ``block_chunks`` chunks that begins at chunk ``block_start`` (chunk 0 aside, whose gradient
+    point is the incoming state's), and its index inside the block; both (B,)."""
     local = last_chunk - block_start
-    here = ((local >= 0) & (local < starts[0].shape[2]) & (last_chunk > 0))[:, None, None, None]
-    index = local.clamp(0, starts[0].shape[2] - 1)
-    rows = torch.arange(last_chunk.shape[0], device=last_chunk.device)
-    return [torch.where(here, start[rows, :, index, _WEIGHTS], previous)
+    here = (local >= 0) & (local < block_chunks) & (last_chunk > 0)
+    return here, local.clamp(0, block_chunks - 1)
+
+
+def _select_chunk_start(selected: list[Tensor], starts: list[Tensor], here: Tensor,
+                        index: Tensor) -> list[Tensor]:
+    """Take, for rows ``here`` (B,), the start weights of chunk ``index`` (B,) of the block from
+    ``starts`` (B, H, N_block, 2, D_in, D_out); the other rows keep ``selected``."""
+    rows = torch.arange(index.shape[0], device=index.device)
+    return [torch.where(here[:, None, None, None], start[rows, :, index, _WEIGHTS], previous)
             for start, previous in zip(starts, selected)]
 
 

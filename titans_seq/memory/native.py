@@ -1,8 +1,10 @@
-"""The native CPU kernel of the scan's sequential part, with its pure-PyTorch fallback.
+"""The native CPU kernel of the memory scan, with its pure-PyTorch fallback.
 
 ``csrc/chunk_step.cpp`` runs every chunk of a block for all batch × head rows at once (rows in
-parallel across cores, each row's memory kept in cache) and has a hand-written backward; it
-computes what :func:`.chunked._advance` computes with PyTorch ops. It is compiled with
+parallel across cores, each row's memory kept in cache): per chunk the sequential step
+(gradients at the chunk's start weights, the update) and the chunk's reads, with a hand-written
+backward. It computes what :func:`.chunked._advance` and :func:`.chunked._retrieve` compute
+with PyTorch ops (the gate coefficients stay in PyTorch, batched over all chunks). It is compiled with
 ``torch.utils.cpp_extension`` on first use (about 10 s) and cached under
 ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``), keyed by the source, the
 flags and the CPU, so a shared home never loads a build made for another processor.
@@ -35,6 +37,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from datamodules.checks import choice
+
+from .coefficients import ChunkCoefficients
 
 KERNELS = ("auto", "native", "torch")
 KERNEL_VARIABLE = "TITANS_SEQ_KERNEL"
@@ -148,74 +152,78 @@ def _load() -> None:
 
 # ---- the op with its hand-written backward
 
-class _NativeAdvance(torch.autograd.Function):
+class _NativeBlock(torch.autograd.Function):
     """Autograd wrapper: ``forward`` and ``backward`` are the two native ops."""
 
     @staticmethod
-    def forward(ctx, max_norm: float, depth: int, keys: Tensor, values: Tensor,
-                transition: Tensor, update_weights: Tensor, *memory_and_point: Tensor):
+    def forward(ctx, max_norm: float, depth: int, select: Tensor, queries: Tensor, keys: Tensor,
+                values: Tensor, transition: Tensor, update_weights: Tensor,
+                token_weights: Tensor, read_weights: Tensor, *memory_and_point: Tensor):
         memory, point = list(memory_and_point[:depth]), list(memory_and_point[depth:])
-        after, inputs, grads, starts = torch.ops.titans_seq.advance_forward(
-            keys, values, transition, update_weights, memory, point, max_norm)
-        ctx.save_for_backward(keys, values, transition, update_weights, *starts, *point)
+        after, reads, selected, starts = torch.ops.titans_seq.scan_forward(
+            queries, keys, values, transition, update_weights, token_weights, read_weights,
+            memory, point, select, max_norm, True)
+        ctx.save_for_backward(queries, keys, values, transition, update_weights, token_weights,
+                              read_weights, select, *starts, *point)
         ctx.max_norm, ctx.depth, ctx.has_point = max_norm, depth, bool(point)
-        return (*after, *inputs, *grads, *starts)
+        return (*after, reads, *selected)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, *grads: Tensor):
-        depth = ctx.depth
-        keys, values, transition, update_weights, *rest = ctx.saved_tensors
-        starts, point = rest[:depth], rest[depth:]
+        depth, saved = ctx.depth, ctx.saved_tensors  # unpacked once (checkpointing asks so)
+        inputs, select = saved[:7], saved[7]
+        starts, point = saved[8:8 + depth], saved[8 + depth:]
         grads = [g.contiguous() for g in grads]
-        grad_after = grads[:depth]
-        grad_inputs = grads[depth:2 * depth - 1]
-        grad_factors = grads[2 * depth - 1:3 * depth - 1]
-        grad_starts = grads[3 * depth - 1:]
-        grad_keys, grad_values, grad_transition, grad_update, grad_memory, grad_point = \
-            torch.ops.titans_seq.advance_backward(
-                keys, values, transition, update_weights, list(starts), list(point),
-                ctx.max_norm, grad_after, grad_inputs, grad_factors, grad_starts)
-        return (None, None, grad_keys, grad_values, grad_transition, grad_update,
-                *grad_memory, *(grad_point if ctx.has_point else ()))
+        grad_after, grad_reads, grad_selected = grads[:depth], grads[depth], grads[depth + 1:]
+        *grad_inputs, grad_memory, grad_point = torch.ops.titans_seq.scan_backward(
+            *inputs, list(starts), list(point), select, ctx.max_norm, grad_after, grad_reads,
+            grad_selected)
+        return (None, None, None, *grad_inputs, *grad_memory,
+                *(grad_point if ctx.has_point else ()))
 
 
-def native_advance(keys: Tensor, values: Tensor, transition: Tensor, update_weights: Tensor,
-                   memory: Sequence[Tensor], first_gradient_point: Sequence[Tensor] | None,
-                   max_surprise_norm: float | None
-                   ) -> tuple[list[Tensor], list[tuple[Tensor, Tensor]], list[Tensor]]:
-    """:func:`.chunked._advance` through the native kernel: same arguments and results.
+def native_block(queries: Tensor, keys: Tensor, values: Tensor,
+                 coefficients: ChunkCoefficients, memory: Sequence[Tensor],
+                 first_gradient_point: Sequence[Tensor] | None,
+                 max_surprise_norm: float | None, select: Tensor
+                 ) -> tuple[list[Tensor], Tensor, list[Tensor]]:
+    """One block of chunks through the native kernel: the sequential pass of
+    :func:`.chunked._advance` and the reads of :func:`.chunked._retrieve` in one sweep.
 
-    ``keys, values (B, H, N, C, D)``, ``transition (B, H, N, 2, 2)``,
-    ``update_weights (B, H, N, 2, 1, C)``, ``memory[l]`` ``[W; S]`` (B, H, 2, D_in, D_out),
-    ``first_gradient_point[l]`` (B, H, D_in, D_out) or None.
+    ``queries, keys, values (B, H, N, C, D)``; ``memory[l]`` ``[W; S]`` (B, H, 2, D_in, D_out);
+    ``first_gradient_point[l]`` (B, H, D_in, D_out) or None; ``select (B,)`` int64, a chunk
+    of the block per batch row (or −1). Returns the memory after the block, the reads
+    ``(B, H, N, C, D_v)`` and per layer the weights at the start of each row's selected chunk
+    ``(B, H, D_in, D_out)`` (zeros for −1).
     """
     batch, heads, chunks, chunk_size, _ = keys.shape
     rows = batch * heads
     depth = len(memory)
-    flat = [keys.reshape(rows, chunks, chunk_size, -1).contiguous(),  # (B·H, N, C, D_k)
-            values.reshape(rows, chunks, chunk_size, -1).contiguous(),  # (B·H, N, C, D_v)
-            transition.reshape(rows, chunks, 2, 2).contiguous(),  # (B·H, N, 2, 2)
-            update_weights.reshape(rows, chunks, 2, chunk_size).contiguous()]  # (B·H, N, 2, C)
-    flat += [m.reshape(rows, 2, *m.shape[-2:]).contiguous() for m in memory]  # (B·H, 2, Di, Do)
+
+    def flat(x: Tensor, *shape: int) -> Tensor:
+        return x.reshape(rows, *shape).contiguous()
+    operands = [flat(queries, chunks, chunk_size, -1),  # (B·H, N, C, D_k)
+                flat(keys, chunks, chunk_size, -1),  # (B·H, N, C, D_k)
+                flat(values, chunks, chunk_size, -1),  # (B·H, N, C, D_v)
+                flat(coefficients.transition, chunks, 2, 2),  # (B·H, N, 2, 2)
+                flat(coefficients.update_weights, chunks, 2, chunk_size),  # (B·H, N, 2, C)
+                flat(coefficients.token_weights, chunks, chunk_size, chunk_size),  # (B·H, N, C, C)
+                flat(coefficients.read_weights, chunks, chunk_size, 2)]  # (B·H, N, C, 2)
+    operands += [flat(m, 2, *m.shape[-2:]) for m in memory]  # (B·H, 2, D_in, D_out)
     if first_gradient_point:
-        flat += [p.reshape(rows, *p.shape[-2:]).contiguous()
-                 for p in first_gradient_point]  # (B·H, D_in, D_out)
+        operands += [flat(p, *p.shape[-2:]) for p in first_gradient_point]  # (B·H, D_in, D_out)
+    select = select.repeat_interleave(heads).contiguous()  # (B·H,)
     max_norm = float(max_surprise_norm) if max_surprise_norm is not None else 0.0
-    if torch.is_grad_enabled() and any(t.requires_grad for t in flat):
-        outputs = _NativeAdvance.apply(max_norm, depth, *flat)
-    else:
-        after, inputs, grads, starts = torch.ops.titans_seq.advance_forward(
-            *flat[:4], flat[4:4 + depth], flat[4 + depth:], max_norm)
-        outputs = (*after, *inputs, *grads, *starts)
-    after = outputs[:depth]
-    inputs = outputs[depth:2 * depth - 1]
-    grads = outputs[2 * depth - 1:3 * depth - 1]
-    starts = outputs[3 * depth - 1:]
-    memory_after = [m.view(batch, heads, *m.shape[1:]) for m in after]  # (B, H, 2, D_in, D_out)
-    layer_inputs = [keys] + [a.view(batch, heads, chunks, chunk_size, -1)
-                             for a in inputs]  # (B, H, N, C, D_in)
-    factors = [(a, d.view(batch, heads, chunks, chunk_size, -1))  # (B, H, N, C, D_out)
-               for a, d in zip(layer_inputs, grads)]
-    starts = [s.view(batch, heads, *s.shape[1:]) for s in starts]  # (B, H, N, 2, D_in, D_out)
-    return memory_after, factors, starts
+    if torch.is_grad_enabled() and any(t.requires_grad for t in operands):
+        outputs = _NativeBlock.apply(max_norm, depth, select, *operands)
+    else:  # no gradients: the chunk starts are not kept
+        after, reads, selected, _ = torch.ops.titans_seq.scan_forward(
+            *operands[:7], operands[7:7 + depth], operands[7 + depth:], select, max_norm, False)
+        outputs = (*after, reads, *selected)
+    memory_after = [m.view(batch, heads, *m.shape[1:])  # (B, H, 2, D_in, D_out)
+                    for m in outputs[:depth]]
+    reads = outputs[depth].view(batch, heads, chunks, chunk_size, -1)  # (B, H, N, C, D_v)
+    selected = [s.view(batch, heads, *s.shape[1:])  # (B, H, D_in, D_out)
+                for s in outputs[depth + 1:]]
+    return memory_after, reads, selected

@@ -21,11 +21,14 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <tuple>
 #include <vector>
 
@@ -117,9 +120,59 @@ inline T dot(const T* a, const T* b, int64_t n) {
   return sum;
 }
 
+// exp(x) from plain arithmetic and bit operations, so that loops calling it vectorise (the
+// libm call does not): x = n ln2 + r with |r| <= ln2 / 2, exp(r) by its Taylor polynomial
+// (degree 6 in float, 13 in double: within about one unit in the last place), 2^n from the
+// exponent bits. Inputs are clamped to the range where exp neither overflows nor underflows.
+inline float exp_approx(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float shift = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float rounded = x * 1.44269504088896341f + shift;
+  const float n = rounded - shift;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  int32_t bits, shift_bits;
+  std::memcpy(&bits, &rounded, sizeof bits);
+  std::memcpy(&shift_bits, &shift, sizeof shift_bits);
+  const int32_t scale_bits = (bits - shift_bits + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &scale_bits, sizeof scale);
+  return p * scale;
+}
+
+inline double exp_approx(double x) {
+  x = std::min(std::max(x, -708.0), 709.0);
+  const double shift = 6755399441055744.0;  // 1.5 * 2^52
+  const double rounded = x * 1.4426950408889634074 + shift;
+  const double n = rounded - shift;
+  double r = x - n * 6.93147180369123816490e-01;
+  r = r - n * 1.90821492927058770002e-10;
+  double p = 1.0 / 6227020800.0;  // 1 / 13!
+  const double inverse_factorials[] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                       1.0 / 362880.0,    1.0 / 40320.0,    1.0 / 5040.0,
+                                       1.0 / 720.0,       1.0 / 120.0,      1.0 / 24.0,
+                                       1.0 / 6.0,         0.5,              1.0,
+                                       1.0};
+  for (double c : inverse_factorials) p = p * r + c;
+  int64_t bits, shift_bits;
+  std::memcpy(&bits, &rounded, sizeof bits);
+  std::memcpy(&shift_bits, &shift, sizeof shift_bits);
+  const int64_t scale_bits = (bits - shift_bits + 1023) << 52;
+  double scale;
+  std::memcpy(&scale, &scale_bits, sizeof scale);
+  return p * scale;
+}
+
 template <typename T>
 inline T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
+  return T(1) / (T(1) + exp_approx(-x));
 }
 
 // ---- the shapes of one call
@@ -184,7 +237,8 @@ struct ChunkActivations {
   std::vector<std::vector<T>> grads;       // d_l before the clip (C x D_out)
   std::vector<std::vector<T>> gates;       // sigmoid(z_l) (C x D_out), l < L - 1
   std::vector<T> squared, factor;          // ||u_i||^2 and the clip factor per token
-  std::vector<T> scratch;                  // a transposed matrix (D_in x D_out at most)
+  std::vector<std::vector<T>> clipped;     // d_l after the clip (C x D_out)
+  std::vector<T> scratch;                  // a transposed matrix
 
   explicit ChunkActivations(const Layout& layout) {
     const int64_t C = layout.chunk;
@@ -194,8 +248,9 @@ struct ChunkActivations {
       back.emplace_back(C * layout.d_out[l]);
       grads.emplace_back(C * layout.d_out[l]);
       gates.emplace_back(C * layout.d_out[l]);
+      clipped.emplace_back(C * layout.d_out[l]);
     }
-    int64_t largest = 0;
+    int64_t largest = C * std::max(C, layout.max_width());
     for (int64_t l = 0; l < layout.depth; ++l) largest = std::max(largest, layout.size(l));
     scratch.resize(largest);
     squared.assign(C, T(0));
@@ -255,62 +310,231 @@ void surprise(const Layout& layout, const T* values, const std::vector<const T*>
       act.factor[i] = tau / std::sqrt(std::max(squared, tau * tau));  // clip_factor in chunked.py
     }
   }
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t d_out = layout.d_out[l];
+    for (int64_t i = 0; i < C; ++i) {
+      const T factor = max_norm > 0 ? act.factor[i] : T(1);
+      for (int64_t q = 0; q < d_out; ++q)
+        act.clipped[l][i * d_out + q] = act.grads[l][i * d_out + q] * factor;
+    }
+  }
+}
+
+
+// ---- the reads of one chunk: every token at its own weights (Eq. 15), from the chunk's start
+// memory [W; S] and its surprise factors (chunked.py `_retrieve`), per layer
+//   o_l = diag(R[:, 0]) h_l W_l + diag(R[:, 1]) h_l S_l - ((h_l a_l^T) * TW) d_l,
+// with h_0 = q, h_{l+1} = silu(o_l) and the read y = o_{L-1}; R and TW are the chunk's read and
+// token weights (coefficients.py).
+
+template <typename T>
+struct ReadActivations {
+  std::vector<std::vector<T>> hidden;          // h_l (C x D_in), l >= 1 (h_0 is the queries)
+  std::vector<std::vector<T>> raw;             // h_l a_l^T (C x C)
+  std::vector<std::vector<T>> scores;          // -(h_l a_l^T) * TW (C x C)
+  std::vector<std::vector<T>> from_w, from_s;  // h_l W_l and h_l S_l (C x D_out)
+  std::vector<std::vector<T>> out;             // o_l (C x D_out)
+  std::vector<std::vector<T>> gates;           // sigmoid(o_l) (C x D_out), l < L - 1
+
+  explicit ReadActivations(const Layout& layout) {
+    const int64_t C = layout.chunk;
+    for (int64_t l = 0; l < layout.depth; ++l) {
+      hidden.emplace_back(C * layout.d_in[l]);
+      raw.emplace_back(C * C);
+      scores.emplace_back(C * C);
+      from_w.emplace_back(C * layout.d_out[l]);
+      from_s.emplace_back(C * layout.d_out[l]);
+      out.emplace_back(C * layout.d_out[l]);
+      gates.emplace_back(C * layout.d_out[l]);
+    }
+  }
+  const T* input(int64_t layer, const T* queries) const {
+    return layer == 0 ? queries : hidden[layer].data();
+  }
+};
+
+template <typename T>
+void read_chunk(const Layout& layout, const T* queries, const std::vector<const T*>& start,
+                const std::vector<T*>& inputs, ChunkActivations<T>& act,
+                const T* token_weights, const T* read_weights, ReadActivations<T>& reads,
+                T* output) {
+  const int64_t C = layout.chunk, L = layout.depth;
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t d_in = layout.d_in[l], d_out = layout.d_out[l], size = layout.size(l);
+    const T* h = reads.input(l, queries);
+    T* raw = reads.raw[l].data();
+    T* scores = reads.scores[l].data();
+    matmul_nt(h, inputs[l], raw, C, d_in, C, false, act.scratch.data());
+    for (int64_t e = 0; e < C * C; ++e) scores[e] = -raw[e] * token_weights[e];
+    matmul_nn(h, start[l], reads.from_w[l].data(), C, d_in, d_out, false);
+    matmul_nn(h, start[l] + size, reads.from_s[l].data(), C, d_in, d_out, false);
+    T* out = l == L - 1 ? output : reads.out[l].data();
+    for (int64_t t = 0; t < C; ++t) {
+      const T from_w = read_weights[2 * t], from_s = read_weights[2 * t + 1];
+      for (int64_t q = 0; q < d_out; ++q)
+        out[t * d_out + q] =
+            from_w * reads.from_w[l][t * d_out + q] + from_s * reads.from_s[l][t * d_out + q];
+    }
+    matmul_nn(scores, act.clipped[l].data(), out, C, C, d_out, true);
+    if (l == L - 1) {
+      std::copy_n(out, C * d_out, reads.out[l].data());
+    } else {
+      T* gate = reads.gates[l].data();
+      T* next = reads.hidden[l + 1].data();
+      for (int64_t e = 0; e < C * d_out; ++e) {
+        gate[e] = sigmoid(out[e]);
+        next[e] = out[e] * gate[e];
+      }
+    }
+  }
+}
+
+// Backward of read_chunk: adds to the gradients of the layer inputs a_l (grad_inputs), of the
+// clipped output gradients d_l (grad_clipped) and of the start memory (grad_start); writes those
+// of the queries, token weights and read weights.
+template <typename T>
+void read_chunk_backward(const Layout& layout, const T* queries, const std::vector<const T*>& start,
+                         const std::vector<T*>& inputs, ChunkActivations<T>& act,
+                         const T* token_weights, const T* read_weights,
+                         const ReadActivations<T>& reads, const T* grad_output,
+                         std::vector<std::vector<T>>& grad_inputs,
+                         std::vector<std::vector<T>>& grad_clipped,
+                         std::vector<std::vector<T>>& grad_start, T* grad_queries,
+                         T* grad_token_weights, T* grad_read_weights, std::vector<T>& grad_out,
+                         std::vector<T>& grad_hidden, std::vector<T>& scaled_w,
+                         std::vector<T>& scaled_s, std::vector<T>& grad_scores) {
+  const int64_t C = layout.chunk, L = layout.depth;
+  std::fill(grad_token_weights, grad_token_weights + C * C, T(0));
+  std::fill(grad_read_weights, grad_read_weights + 2 * C, T(0));
+  for (int64_t l = L - 1; l >= 0; --l) {
+    const int64_t d_in = layout.d_in[l], d_out = layout.d_out[l], size = layout.size(l);
+    const T* h = reads.input(l, queries);
+    if (l == L - 1) {
+      std::copy_n(grad_output, C * d_out, grad_out.data());
+    } else {  // through h_{l+1} = silu(o_l)
+      const T* o = reads.out[l].data();
+      const T* gate = reads.gates[l].data();
+      for (int64_t e = 0; e < C * d_out; ++e)
+        grad_out[e] = grad_hidden[e] * gate[e] * (T(1) + o[e] * (T(1) - gate[e]));
+    }
+    for (int64_t t = 0; t < C; ++t) {
+      const T* g = grad_out.data() + t * d_out;
+      grad_read_weights[2 * t] += dot(g, reads.from_w[l].data() + t * d_out, d_out);
+      grad_read_weights[2 * t + 1] += dot(g, reads.from_s[l].data() + t * d_out, d_out);
+      const T from_w = read_weights[2 * t], from_s = read_weights[2 * t + 1];
+      for (int64_t q = 0; q < d_out; ++q) {
+        scaled_w[t * d_out + q] = from_w * g[q];
+        scaled_s[t * d_out + q] = from_s * g[q];
+      }
+    }
+    matmul_tn(h, scaled_w.data(), grad_start[l].data(), C, d_in, d_out, true);
+    matmul_tn(h, scaled_s.data(), grad_start[l].data() + size, C, d_in, d_out, true);
+    // dL/dh_l, kept in grad_hidden for the layer below
+    matmul_nt(scaled_w.data(), start[l], grad_hidden.data(), C, d_out, d_in, false,
+              act.scratch.data());
+    matmul_nt(scaled_s.data(), start[l] + size, grad_hidden.data(), C, d_out, d_in, true,
+              act.scratch.data());
+    // o_l -= ((h a^T) * TW) d: the clipped gradients, then the scores
+    matmul_tn(reads.scores[l].data(), grad_out.data(), grad_clipped[l].data(), C, C, d_out, true);
+    T* grad_raw = grad_scores.data();
+    matmul_nt(grad_out.data(), act.clipped[l].data(), grad_raw, C, d_out, C, false,
+              act.scratch.data());  // dL/dscores up to the sign
+    const T* raw = reads.raw[l].data();
+    for (int64_t e = 0; e < C * C; ++e) {
+      grad_token_weights[e] -= grad_raw[e] * raw[e];
+      grad_raw[e] = -grad_raw[e] * token_weights[e];
+    }
+    matmul_nn(grad_raw, inputs[l], grad_hidden.data(), C, C, d_in, true);
+    matmul_tn(grad_raw, h, grad_inputs[l].data(), C, C, d_in, true);
+  }
+  std::copy_n(grad_hidden.data(), C * layout.d_in[0], grad_queries);
 }
 
 // ---- forward
 
+struct ReadInputs {
+  const at::Tensor& queries;
+  const at::Tensor& token_weights;
+  const at::Tensor& read_weights;
+};
+
+void check_reads(const Layout& layout, const Tensor& keys, const ReadInputs& reads) {
+  const int64_t R = layout.rows, N = layout.chunks, C = layout.chunk;
+  auto same = [&](const Tensor& t, std::vector<int64_t> shape, const char* name) {
+    TORCH_CHECK(t.scalar_type() == keys.scalar_type() && t.is_contiguous() &&
+                    t.device().is_cpu() && t.sizes().vec() == shape,
+                "chunk_step: ", name, " must be a contiguous CPU tensor of ", keys.scalar_type(),
+                " and shape ", c10::IntArrayRef(shape), ", got ", t.sizes());
+  };
+  same(reads.queries, {R, N, C, layout.d_in[0]}, "queries");
+  same(reads.token_weights, {R, N, C, C}, "token_weights");
+  same(reads.read_weights, {R, N, C, 2}, "read_weights");
+}
+
 template <typename T>
-void advance_forward_kernel(const Layout& layout, const Tensor& keys, const Tensor& values,
-                            const Tensor& transition, const Tensor& update_weights,
-                            TensorList memory, TensorList gradient_point, double max_norm,
-                            std::vector<Tensor>& memory_after, std::vector<Tensor>& layer_inputs,
-                            std::vector<Tensor>& output_grads, std::vector<Tensor>& starts) {
+void scan_forward_kernel(const Layout& layout, const Tensor& keys, const Tensor& values,
+                         const Tensor& transition, const Tensor& update_weights,
+                         const ReadInputs& read_inputs, TensorList memory,
+                         TensorList gradient_point, const Tensor& select, double max_norm,
+                         std::vector<Tensor>& memory_after, Tensor& output,
+                         std::vector<Tensor>& selected, std::vector<Tensor>& starts) {
   const int64_t N = layout.chunks, C = layout.chunk, L = layout.depth;
   const bool has_point = !gradient_point.empty();
-  const bool clip = max_norm > 0;
+  const bool keep_starts = !starts.empty();
+  const int64_t* select_data = select.const_data_ptr<int64_t>();
   const T* keys_data = keys.const_data_ptr<T>();
   const T* values_data = values.const_data_ptr<T>();
+  const T* queries_data = read_inputs.queries.const_data_ptr<T>();
+  const T* token_data = read_inputs.token_weights.const_data_ptr<T>();
+  const T* read_data = read_inputs.read_weights.const_data_ptr<T>();
   const T* transition_data = transition.const_data_ptr<T>();
   const T* update_data = update_weights.const_data_ptr<T>();
+  T* output_data = output.mutable_data_ptr<T>();
   at::parallel_for(0, layout.rows, 1, [&](int64_t begin, int64_t end) {
     ChunkActivations<T> act(layout);
+    ReadActivations<T> reads(layout);
     std::vector<T> weighted(C * layout.max_width());
-    std::vector<const T*> point(L);
+    std::vector<const T*> point(L), start(L);
     std::vector<T*> inputs(L);
+    // Without stored starts (inference), the memory alternates between two buffers per layer.
+    std::vector<std::vector<T>> alternate(2 * L);
+    if (!keep_starts)
+      for (int64_t l = 0; l < L; ++l)
+        alternate[2 * l].resize(2 * layout.size(l)), alternate[2 * l + 1].resize(2 * layout.size(l));
+    auto memory_at = [&](int64_t l, int64_t r, int64_t n) -> T* {
+      return keep_starts ? starts[l].mutable_data_ptr<T>() + (r * N + n) * 2 * layout.size(l)
+                         : alternate[2 * l + n % 2].data();
+    };
     for (int64_t r = begin; r < end; ++r) {
       for (int64_t l = 0; l < L; ++l) {  // the memory before the block is chunk 0's start
         const int64_t size = 2 * layout.size(l);
-        std::copy_n(memory[l].const_data_ptr<T>() + r * size, size,
-                    starts[l].mutable_data_ptr<T>() + r * N * size);
+        std::copy_n(memory[l].const_data_ptr<T>() + r * size, size, memory_at(l, r, 0));
       }
       for (int64_t n = 0; n < N; ++n) {
         const int64_t chunk_index = r * N + n;
         for (int64_t l = 0; l < L; ++l) {
           const int64_t size = layout.size(l);
-          const T* start = starts[l].const_data_ptr<T>() + chunk_index * 2 * size;
+          start[l] = memory_at(l, r, n);
           point[l] = (n == 0 && has_point) ? gradient_point[l].const_data_ptr<T>() + r * size
-                                           : start;  // slot 0 of [W; S] is W
+                                           : start[l];  // slot 0 of [W; S] is W
+          if (n == select_data[r])  // the start weights of the row's open chunk
+            std::copy_n(start[l], size, selected[l].mutable_data_ptr<T>() + r * size);
           inputs[l] = l == 0 ? const_cast<T*>(keys_data + chunk_index * C * layout.d_in[0])
-                             : layer_inputs[l - 1].mutable_data_ptr<T>() +
-                                   chunk_index * C * layout.d_in[l];
+                             : act.inputs[l].data();
         }
         surprise(layout, values_data + chunk_index * C * layout.d_out[L - 1], point, inputs,
                  act, max_norm);
+        read_chunk(layout, queries_data + chunk_index * C * layout.d_in[0], start, inputs, act,
+                   token_data + chunk_index * C * C, read_data + chunk_index * 2 * C, reads,
+                   output_data + chunk_index * C * layout.d_out[L - 1]);
         const T* coefficients = transition_data + chunk_index * 4;
         const T* update = update_data + chunk_index * 2 * C;
         for (int64_t l = 0; l < L; ++l) {
           const int64_t d_in = layout.d_in[l], d_out = layout.d_out[l], size = layout.size(l);
-          T* grads = output_grads[l].mutable_data_ptr<T>() + chunk_index * C * d_out;
-          for (int64_t i = 0; i < C; ++i) {
-            const T factor = clip ? act.factor[i] : T(1);
-            for (int64_t q = 0; q < d_out; ++q)
-              grads[i * d_out + q] = act.grads[l][i * d_out + q] * factor;
-          }
-          const T* start = starts[l].const_data_ptr<T>() + chunk_index * 2 * size;
-          T* next = n + 1 < N ? starts[l].mutable_data_ptr<T>() + (chunk_index + 1) * 2 * size
+          T* next = n + 1 < N ? memory_at(l, r, n + 1)
                               : memory_after[l].mutable_data_ptr<T>() + r * 2 * size;
           for (int64_t e = 0; e < size; ++e) {
-            const T w = start[e], s = start[size + e];
+            const T w = start[l][e], s = start[l][size + e];
             next[e] = coefficients[0] * w + coefficients[1] * s;
             next[size + e] = coefficients[2] * w + coefficients[3] * s;
           }
@@ -320,7 +544,8 @@ void advance_forward_kernel(const Layout& layout, const Tensor& keys, const Tens
               for (int64_t p = 0; p < d_in; ++p)
                 weighted[i * d_in + p] = u * inputs[l][i * d_in + p];
             }
-            matmul_tn(weighted.data(), grads, next + slot * size, C, d_in, d_out, true);
+            matmul_tn(weighted.data(), act.clipped[l].data(), next + slot * size, C, d_in,
+                      d_out, true);
           }
         }
       }
@@ -328,63 +553,83 @@ void advance_forward_kernel(const Layout& layout, const Tensor& keys, const Tens
   });
 }
 
-std::tuple<std::vector<Tensor>, std::vector<Tensor>, std::vector<Tensor>, std::vector<Tensor>>
-advance_forward(const Tensor& keys, const Tensor& values, const Tensor& transition,
-                const Tensor& update_weights, TensorList memory, TensorList gradient_point,
-                double max_norm) {
+void check_select(const Layout& layout, const Tensor& select) {
+  TORCH_CHECK(select.scalar_type() == at::kLong && select.is_contiguous() &&
+                  select.device().is_cpu() && select.dim() == 1 && select.size(0) == layout.rows,
+              "chunk_step: select must be a contiguous (R,) int64 CPU tensor");
+}
+
+// The scan of one block: the memory after it, the reads, the start weights of chunk
+// select[r] of each row r (zeros where select[r] is outside the block) and, with keep_starts,
+// the memory at every chunk start (for the backward pass).
+std::tuple<std::vector<Tensor>, Tensor, std::vector<Tensor>, std::vector<Tensor>> scan_forward(
+    const Tensor& queries, const Tensor& keys, const Tensor& values, const Tensor& transition,
+    const Tensor& update_weights, const Tensor& token_weights, const Tensor& read_weights,
+    TensorList memory, TensorList gradient_point, const Tensor& select, double max_norm,
+    bool keep_starts) {
   const Layout layout =
       check_inputs(keys, values, transition, update_weights, memory, gradient_point);
+  const ReadInputs read_inputs{queries, token_weights, read_weights};
+  check_reads(layout, keys, read_inputs);
+  check_select(layout, select);
   const int64_t R = layout.rows, N = layout.chunks, C = layout.chunk;
-  std::vector<Tensor> memory_after, layer_inputs, output_grads, starts;
+  std::vector<Tensor> memory_after, selected, starts;
   for (int64_t l = 0; l < layout.depth; ++l) {
-    const int64_t d_in = layout.d_in[l], d_out = layout.d_out[l];
-    memory_after.push_back(at::empty({R, 2, d_in, d_out}, keys.options()));
-    if (l > 0) layer_inputs.push_back(at::empty({R, N, C, d_in}, keys.options()));
-    output_grads.push_back(at::empty({R, N, C, d_out}, keys.options()));
-    starts.push_back(at::empty({R, N, 2, d_in, d_out}, keys.options()));
+    memory_after.push_back(at::empty({R, 2, layout.d_in[l], layout.d_out[l]}, keys.options()));
+    selected.push_back(at::zeros({R, layout.d_in[l], layout.d_out[l]}, keys.options()));
+    if (keep_starts)
+      starts.push_back(at::empty({R, N, 2, layout.d_in[l], layout.d_out[l]}, keys.options()));
   }
+  Tensor output = at::empty({R, N, C, layout.d_out[layout.depth - 1]}, keys.options());
   if (N > 0) {
-    AT_DISPATCH_FLOATING_TYPES(keys.scalar_type(), "advance_forward", [&] {
-      advance_forward_kernel<scalar_t>(layout, keys, values, transition, update_weights, memory,
-                                       gradient_point, max_norm, memory_after, layer_inputs,
-                                       output_grads, starts);
+    AT_DISPATCH_FLOATING_TYPES(keys.scalar_type(), "scan_forward", [&] {
+      scan_forward_kernel<scalar_t>(layout, keys, values, transition, update_weights,
+                                    read_inputs, memory, gradient_point, select, max_norm,
+                                    memory_after, output, selected, starts);
     });
   } else {
     for (int64_t l = 0; l < layout.depth; ++l) memory_after[l].copy_(memory[l]);
   }
-  return {memory_after, layer_inputs, output_grads, starts};
+  return {memory_after, output, selected, starts};
 }
 
 // ---- backward
 
+struct Gradients {
+  Tensor queries, keys, values, transition, update_weights, token_weights, read_weights;
+  std::vector<Tensor> memory, point;
+};
+
 template <typename T>
-void advance_backward_kernel(const Layout& layout, const Tensor& keys, const Tensor& values,
-                             const Tensor& transition, const Tensor& update_weights,
-                             TensorList starts, TensorList gradient_point, double max_norm,
-                             TensorList grad_memory_after, TensorList grad_layer_inputs,
-                             TensorList grad_output_grads, TensorList grad_starts,
-                             Tensor& grad_keys, Tensor& grad_values, Tensor& grad_transition,
-                             Tensor& grad_update, std::vector<Tensor>& grad_memory,
-                             std::vector<Tensor>& grad_point) {
+void scan_backward_kernel(const Layout& layout, const Tensor& keys, const Tensor& values,
+                          const Tensor& transition, const Tensor& update_weights,
+                          const ReadInputs& read_inputs, TensorList starts,
+                          TensorList gradient_point, const Tensor& select, double max_norm,
+                          TensorList grad_memory_after, const Tensor& grad_output,
+                          TensorList grad_selected, Gradients& grads) {
+  const int64_t* select_data = select.const_data_ptr<int64_t>();
   const int64_t N = layout.chunks, C = layout.chunk, L = layout.depth;
   const bool has_point = !gradient_point.empty();
   const bool clip = max_norm > 0;
   const T tau = static_cast<T>(max_norm);
   at::parallel_for(0, layout.rows, 1, [&](int64_t begin, int64_t end) {
     ChunkActivations<T> act(layout);
+    ReadActivations<T> reads(layout);
     const int64_t width = layout.max_width();
-    std::vector<std::vector<T>> carry(L), clipped(L), grad_in(L), grad_d(L), grad_z(L),
+    std::vector<std::vector<T>> carry(L), grad_start(L), grad_in(L), grad_d(L), grad_z(L),
         grad_p(L);
     for (int64_t l = 0; l < L; ++l) {
       carry[l].resize(2 * layout.size(l));
-      clipped[l].resize(C * layout.d_out[l]);
+      grad_start[l].resize(2 * layout.size(l));
       grad_in[l].resize(C * layout.d_in[l]);
       grad_d[l].resize(C * layout.d_out[l]);
       grad_z[l].resize(C * layout.d_out[l]);
       grad_p[l].resize(layout.size(l));
     }
     std::vector<T> cross(C * width), projected(C * width), scaled(C * width), inner(C);
-    std::vector<const T*> point(L);
+    std::vector<T> grad_out(C * width), grad_hidden(C * width), scaled_w(C * width),
+        scaled_s(C * width), grad_scores(C * C);
+    std::vector<const T*> point(L), start(L);
     std::vector<T*> inputs(L);
     for (int64_t r = begin; r < end; ++r) {
       for (int64_t l = 0; l < L; ++l) {
@@ -395,47 +640,55 @@ void advance_backward_kernel(const Layout& layout, const Tensor& keys, const Ten
         const int64_t chunk_index = r * N + n;
         const bool at_point = n == 0 && has_point;
         const T* key = keys.const_data_ptr<T>() + chunk_index * C * layout.d_in[0];
+        const T* query = read_inputs.queries.const_data_ptr<T>() + chunk_index * C * layout.d_in[0];
+        const T* token_weights = read_inputs.token_weights.const_data_ptr<T>() + chunk_index * C * C;
+        const T* read_weights = read_inputs.read_weights.const_data_ptr<T>() + chunk_index * 2 * C;
         for (int64_t l = 0; l < L; ++l) {
-          const T* start = starts[l].const_data_ptr<T>() + chunk_index * 2 * layout.size(l);
+          start[l] = starts[l].const_data_ptr<T>() + chunk_index * 2 * layout.size(l);
           point[l] = at_point ? gradient_point[l].const_data_ptr<T>() + r * layout.size(l)
-                              : start;
+                              : start[l];
           inputs[l] = l == 0 ? const_cast<T*>(key) : act.inputs[l].data();
         }
-        // Recompute the chunk's surprise (cheaper to redo than to store for every chunk).
+        // Recompute the chunk's forward (cheaper to redo than to store for every chunk).
         surprise(layout, values.const_data_ptr<T>() + chunk_index * C * layout.d_out[L - 1],
                  point, inputs, act, max_norm);
+        read_chunk(layout, query, start, inputs, act, token_weights, read_weights, reads,
+                   grad_out.data());  // the read itself is not needed again
+        for (int64_t l = 0; l < L; ++l) {
+          std::fill(grad_in[l].begin(), grad_in[l].end(), T(0));
+          std::fill(grad_d[l].begin(), grad_d[l].end(), T(0));
+          std::fill(grad_start[l].begin(), grad_start[l].end(), T(0));
+          if (n == select_data[r])
+            std::copy_n(grad_selected[l].const_data_ptr<T>() + r * layout.size(l),
+                        layout.size(l), grad_start[l].data());
+        }
+        read_chunk_backward(
+            layout, query, start, inputs, act, token_weights, read_weights, reads,
+            grad_output.const_data_ptr<T>() + chunk_index * C * layout.d_out[L - 1], grad_in,
+            grad_d, grad_start,
+            grads.queries.mutable_data_ptr<T>() + chunk_index * C * layout.d_in[0],
+            grads.token_weights.mutable_data_ptr<T>() + chunk_index * C * C,
+            grads.read_weights.mutable_data_ptr<T>() + chunk_index * 2 * C, grad_out,
+            grad_hidden, scaled_w, scaled_s, grad_scores);
+
         const T* coefficients = transition.const_data_ptr<T>() + chunk_index * 4;
         const T* update = update_weights.const_data_ptr<T>() + chunk_index * 2 * C;
-        T* grad_coefficients = grad_transition.mutable_data_ptr<T>() + chunk_index * 4;
-        T* grad_u = grad_update.mutable_data_ptr<T>() + chunk_index * 2 * C;
+        T* grad_coefficients = grads.transition.mutable_data_ptr<T>() + chunk_index * 4;
+        T* grad_u = grads.update_weights.mutable_data_ptr<T>() + chunk_index * 2 * C;
         std::fill(grad_coefficients, grad_coefficients + 4, T(0));
         std::fill(grad_u, grad_u + 2 * C, T(0));
 
+        // through the update M'_l[s] = sum_r T[s, r] M_l[r] + sum_i U[s, i] a_i^T d_i
         for (int64_t l = 0; l < L; ++l) {
           const int64_t d_in = layout.d_in[l], d_out = layout.d_out[l], size = layout.size(l);
-          // the gradients that reach a_l and d_l from outside (the reads), then the update
-          if (l == 0) {
-            std::fill(grad_in[0].begin(), grad_in[0].end(), T(0));
-          } else {
-            const T* outer = grad_layer_inputs[l - 1].const_data_ptr<T>() + chunk_index * C * d_in;
-            std::copy_n(outer, C * d_in, grad_in[l].data());
-          }
-          std::copy_n(grad_output_grads[l].const_data_ptr<T>() + chunk_index * C * d_out,
-                      C * d_out, grad_d[l].data());
-          for (int64_t i = 0; i < C; ++i) {
-            const T factor = clip ? act.factor[i] : T(1);
-            for (int64_t q = 0; q < d_out; ++q)
-              clipped[l][i * d_out + q] = act.grads[l][i * d_out + q] * factor;
-          }
-          const T* start = starts[l].const_data_ptr<T>() + chunk_index * 2 * size;
           const T* grad_next = carry[l].data();  // dL/d[W'; S'] for this layer
           for (int64_t s = 0; s < 2; ++s)
             for (int64_t slot = 0; slot < 2; ++slot)
               grad_coefficients[s * 2 + slot] +=
-                  dot(grad_next + s * size, start + slot * size, size);
+                  dot(grad_next + s * size, start[l] + slot * size, size);
           for (int64_t s = 0; s < 2; ++s) {
             // cross = d dM'[s]^T (C x D_in), projected = a dM'[s] (C x D_out)
-            matmul_nt(clipped[l].data(), grad_next + s * size, cross.data(), C, d_out, d_in,
+            matmul_nt(act.clipped[l].data(), grad_next + s * size, cross.data(), C, d_out, d_in,
                       false, act.scratch.data());
             matmul_nn(inputs[l], grad_next + s * size, projected.data(), C, d_in, d_out, false);
             for (int64_t i = 0; i < C; ++i) {
@@ -447,14 +700,13 @@ void advance_backward_kernel(const Layout& layout, const Tensor& keys, const Ten
                 grad_d[l][i * d_out + q] += u * projected[i * d_out + q];
             }
           }
-          // dL/d[W; S] before the chunk: T^T dM' plus what the reads of this start sent back
-          const T* outer = grad_starts[l].const_data_ptr<T>() + chunk_index * 2 * size;
+          // dL/d[W; S] before the chunk: T^T dM' plus what the reads sent to this start
           T* grad_w = carry[l].data();
           T* grad_s = carry[l].data() + size;
           for (int64_t e = 0; e < size; ++e) {
             const T w = grad_w[e], s = grad_s[e];
-            grad_w[e] = coefficients[0] * w + coefficients[2] * s + outer[e];
-            grad_s[e] = coefficients[1] * w + coefficients[3] * s + outer[size + e];
+            grad_w[e] = coefficients[0] * w + coefficients[2] * s + grad_start[l][e];
+            grad_s[e] = coefficients[1] * w + coefficients[3] * s + grad_start[l][size + e];
           }
         }
 
@@ -508,7 +760,7 @@ void advance_backward_kernel(const Layout& layout, const Tensor& keys, const Ten
         }
         {
           const int64_t d_out = layout.d_out[L - 1];
-          T* grad_v = grad_values.mutable_data_ptr<T>() + chunk_index * C * d_out;
+          T* grad_v = grads.values.mutable_data_ptr<T>() + chunk_index * C * d_out;
           for (int64_t e = 0; e < C * d_out; ++e) {
             grad_z[L - 1][e] += T(2) * grad_d[L - 1][e];
             grad_v[e] = T(-2) * grad_d[L - 1][e];
@@ -530,11 +782,11 @@ void advance_backward_kernel(const Layout& layout, const Tensor& keys, const Ten
           }
         }
         std::copy_n(grad_in[0].data(), C * layout.d_in[0],
-                    grad_keys.mutable_data_ptr<T>() + chunk_index * C * layout.d_in[0]);
+                    grads.keys.mutable_data_ptr<T>() + chunk_index * C * layout.d_in[0]);
         for (int64_t l = 0; l < L; ++l) {
           const int64_t size = layout.size(l);
           if (at_point) {
-            std::copy_n(grad_p[l].data(), size, grad_point[l].mutable_data_ptr<T>() + r * size);
+            std::copy_n(grad_p[l].data(), size, grads.point[l].mutable_data_ptr<T>() + r * size);
           } else {
             for (int64_t e = 0; e < size; ++e) carry[l][e] += grad_p[l][e];  // P is W here
           }
@@ -542,79 +794,85 @@ void advance_backward_kernel(const Layout& layout, const Tensor& keys, const Ten
       }
       for (int64_t l = 0; l < L; ++l) {
         const int64_t size = 2 * layout.size(l);
-        std::copy_n(carry[l].data(), size, grad_memory[l].mutable_data_ptr<T>() + r * size);
+        std::copy_n(carry[l].data(), size, grads.memory[l].mutable_data_ptr<T>() + r * size);
       }
     }
   });
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>, std::vector<Tensor>>
-advance_backward(const Tensor& keys, const Tensor& values, const Tensor& transition,
-                 const Tensor& update_weights, TensorList starts, TensorList gradient_point,
-                 double max_norm, TensorList grad_memory_after, TensorList grad_layer_inputs,
-                 TensorList grad_output_grads, TensorList grad_starts) {
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>,
+           std::vector<Tensor>>
+scan_backward(const Tensor& queries, const Tensor& keys, const Tensor& values,
+              const Tensor& transition, const Tensor& update_weights, const Tensor& token_weights,
+              const Tensor& read_weights, TensorList starts, TensorList gradient_point,
+              const Tensor& select, double max_norm, TensorList grad_memory_after,
+              const Tensor& grad_output, TensorList grad_selected) {
   const Layout layout =
       check_inputs(keys, values, transition, update_weights, grad_memory_after, gradient_point);
+  const ReadInputs read_inputs{queries, token_weights, read_weights};
+  check_reads(layout, keys, read_inputs);
   const int64_t R = layout.rows, N = layout.chunks, C = layout.chunk, L = layout.depth;
+  check_select(layout, select);
   TORCH_CHECK(static_cast<int64_t>(starts.size()) == L &&
-                  static_cast<int64_t>(grad_layer_inputs.size()) == L - 1 &&
-                  static_cast<int64_t>(grad_output_grads.size()) == L &&
-                  static_cast<int64_t>(grad_starts.size()) == L,
-              "advance_backward: one tensor per layer");
+                  static_cast<int64_t>(grad_selected.size()) == L,
+              "scan_backward: one start and one selected tensor per layer");
   for (int64_t l = 0; l < L; ++l) {
-    const std::vector<int64_t> start_shape{R, N, 2, layout.d_in[l], layout.d_out[l]};
-    for (const Tensor* t : {&starts[l], &grad_starts[l]})
-      TORCH_CHECK(t->is_contiguous() && t->sizes().vec() == start_shape &&
-                      t->scalar_type() == keys.scalar_type(),
-                  "advance_backward: starts (R, N, 2, D_in, D_out), contiguous");
-    TORCH_CHECK(grad_output_grads[l].is_contiguous() &&
-                    grad_output_grads[l].sizes().vec() ==
-                        std::vector<int64_t>({R, N, C, layout.d_out[l]}) &&
-                    grad_output_grads[l].scalar_type() == keys.scalar_type(),
-                "advance_backward: output gradients (R, N, C, D_out), contiguous");
-    if (l > 0)
-      TORCH_CHECK(grad_layer_inputs[l - 1].is_contiguous() &&
-                      grad_layer_inputs[l - 1].sizes().vec() ==
-                          std::vector<int64_t>({R, N, C, layout.d_in[l]}) &&
-                      grad_layer_inputs[l - 1].scalar_type() == keys.scalar_type(),
-                  "advance_backward: layer inputs (R, N, C, D_in), contiguous");
+    TORCH_CHECK(starts[l].is_contiguous() &&
+                    starts[l].sizes().vec() ==
+                        std::vector<int64_t>({R, N, 2, layout.d_in[l], layout.d_out[l]}) &&
+                    starts[l].scalar_type() == keys.scalar_type(),
+                "scan_backward: starts (R, N, 2, D_in, D_out), contiguous");
+    TORCH_CHECK(grad_selected[l].is_contiguous() &&
+                    grad_selected[l].sizes().vec() ==
+                        std::vector<int64_t>({R, layout.d_in[l], layout.d_out[l]}) &&
+                    grad_selected[l].scalar_type() == keys.scalar_type(),
+                "scan_backward: selected (R, D_in, D_out), contiguous");
   }
-  Tensor grad_keys = at::empty_like(keys), grad_values = at::empty_like(values);
-  Tensor grad_transition = at::empty_like(transition), grad_update = at::empty_like(update_weights);
-  std::vector<Tensor> grad_memory, grad_point;
+  TORCH_CHECK(grad_output.is_contiguous() &&
+                  grad_output.sizes().vec() ==
+                      std::vector<int64_t>({R, N, C, layout.d_out[L - 1]}) &&
+                  grad_output.scalar_type() == keys.scalar_type(),
+              "scan_backward: the reads' gradient (R, N, C, D_v), contiguous");
+  Gradients grads{at::empty_like(queries),        at::empty_like(keys),
+                  at::empty_like(values),         at::empty_like(transition),
+                  at::empty_like(update_weights), at::empty_like(token_weights),
+                  at::empty_like(read_weights),   {},
+                  {}};
   for (int64_t l = 0; l < L; ++l) {
-    grad_memory.push_back(at::empty_like(grad_memory_after[l]));
-    if (!gradient_point.empty()) grad_point.push_back(at::zeros_like(gradient_point[l]));
+    grads.memory.push_back(at::empty_like(grad_memory_after[l]));
+    if (!gradient_point.empty()) grads.point.push_back(at::zeros_like(gradient_point[l]));
   }
   if (N > 0) {
-    AT_DISPATCH_FLOATING_TYPES(keys.scalar_type(), "advance_backward", [&] {
-      advance_backward_kernel<scalar_t>(layout, keys, values, transition, update_weights, starts,
-                                        gradient_point, max_norm, grad_memory_after,
-                                        grad_layer_inputs, grad_output_grads, grad_starts,
-                                        grad_keys, grad_values, grad_transition, grad_update,
-                                        grad_memory, grad_point);
+    AT_DISPATCH_FLOATING_TYPES(keys.scalar_type(), "scan_backward", [&] {
+      scan_backward_kernel<scalar_t>(layout, keys, values, transition, update_weights,
+                                     read_inputs, starts, gradient_point, select, max_norm,
+                                     grad_memory_after, grad_output, grad_selected, grads);
     });
   } else {
-    for (int64_t l = 0; l < L; ++l) grad_memory[l].copy_(grad_memory_after[l]);
+    for (int64_t l = 0; l < L; ++l) grads.memory[l].copy_(grad_memory_after[l]);
   }
-  return {grad_keys, grad_values, grad_transition, grad_update, grad_memory, grad_point};
+  return {grads.queries,       grads.keys,          grads.values,
+          grads.transition,    grads.update_weights, grads.token_weights,
+          grads.read_weights,  grads.memory,        grads.point};
 }
 
 }  // namespace
 
 TORCH_LIBRARY(titans_seq, m) {
   m.def(
-      "advance_forward(Tensor keys, Tensor values, Tensor transition, Tensor update_weights, "
-      "Tensor[] memory, Tensor[] gradient_point, float max_norm) "
-      "-> (Tensor[], Tensor[], Tensor[], Tensor[])");
+      "scan_forward(Tensor queries, Tensor keys, Tensor values, Tensor transition, "
+      "Tensor update_weights, Tensor token_weights, Tensor read_weights, Tensor[] memory, "
+      "Tensor[] gradient_point, Tensor select, float max_norm, bool keep_starts) "
+      "-> (Tensor[], Tensor, Tensor[], Tensor[])");
   m.def(
-      "advance_backward(Tensor keys, Tensor values, Tensor transition, Tensor update_weights, "
-      "Tensor[] starts, Tensor[] gradient_point, float max_norm, Tensor[] grad_memory_after, "
-      "Tensor[] grad_layer_inputs, Tensor[] grad_output_grads, Tensor[] grad_starts) "
-      "-> (Tensor, Tensor, Tensor, Tensor, Tensor[], Tensor[])");
+      "scan_backward(Tensor queries, Tensor keys, Tensor values, Tensor transition, "
+      "Tensor update_weights, Tensor token_weights, Tensor read_weights, Tensor[] starts, "
+      "Tensor[] gradient_point, Tensor select, float max_norm, Tensor[] grad_memory_after, "
+      "Tensor grad_output, Tensor[] grad_selected) "
+      "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor[], Tensor[])");
 }
 
 TORCH_LIBRARY_IMPL(titans_seq, CPU, m) {
-  m.impl("advance_forward", TORCH_FN(advance_forward));
-  m.impl("advance_backward", TORCH_FN(advance_backward));
+  m.impl("scan_forward", TORCH_FN(scan_forward));
+  m.impl("scan_backward", TORCH_FN(scan_backward));
 }
