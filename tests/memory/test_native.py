@@ -154,3 +154,24 @@ def test_without_a_compiler_auto_falls_back_with_one_notice(tmp_path):
     assert "native memory kernel unavailable" in notice and "pure-PyTorch" in notice
     assert "\n" not in notice
     assert "could not be built" in result["refused"]
+
+
+def test_native_causal_convolution_equals_conv1d():
+    """The layer's depthwise convolution: same outputs, tails and gradients (input, previous
+    inputs, weight, bias) on the native kernel as with ``F.conv1d``, streamed with padding."""
+    from titans_seq.memory import CausalDepthwiseConv1d
+    torch.manual_seed(0)
+    conv = CausalDepthwiseConv1d(6, kernel_size=4).double()
+    x = torch.randn(3, 9, 6, dtype=torch.float64, requires_grad=True)
+    tail = torch.randn(3, 3, 6, dtype=torch.float64, requires_grad=True)
+    mask = torch.arange(9)[None, :] < torch.tensor([9, 5, 2])[:, None]
+    results = []
+    for native in (True, False):
+        y, new_tail = conv(x, tail, mask, native=native)
+        loss = (y * torch.arange(54, dtype=torch.float64).view(1, 9, 6)).sum() + new_tail.sum()
+        results.append((y, new_tail, torch.autograd.grad(loss, [x, tail, *conv.parameters()])))
+    (y, new_tail, grads), (y_ref, tail_ref, grads_ref) = results
+    torch.testing.assert_close(y, y_ref, **TOLERANCE)
+    torch.testing.assert_close(new_tail, tail_ref, **TOLERANCE)
+    for got, want in zip(grads, grads_ref):
+        torch.testing.assert_close(got, want, **TOLERANCE)

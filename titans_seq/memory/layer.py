@@ -15,7 +15,7 @@ from datamodules.checks import integer, real
 from .chunked import chunked_memory_scan
 from .conv import CausalDepthwiseConv1d
 from .mlp import memory_mlp
-from .native import check_kernel
+from .native import check_kernel, uses_native
 from .state import MemoryState
 from .validation import check_max_surprise_norm, check_scan_inputs, check_sequence
 
@@ -195,8 +195,10 @@ class NeuralMemory(nn.Module):
 
         projected = self.qkv(x)  # (B, T, 3 · H · D)
         conv_tail = None
+        kernel = getattr(self, "kernel", "auto")  # layers pickled before the option: auto
         if self.conv is not None:
-            projected, conv_tail = self.conv(projected, state.conv_tail, mask)
+            projected, conv_tail = self.conv(projected, state.conv_tail, mask,
+                                             native=uses_native(kernel, projected))
         projected = F.silu(projected).view(batch, length, 3, self.heads, self.head_dim)
         # ℓ2-normalise q and k while each head's features are contiguous.
         query_key = self._l2_normalise(projected[:, :, :2])  # (B, T, 2, H, D)
@@ -216,8 +218,7 @@ class NeuralMemory(nn.Module):
             q, k, v, theta, eta, alpha, list(self.initial_weights), self.chunk_size,
             state.memory, mask, max_surprise_norm=self.max_surprise_norm,
             compiled=self.compiled,
-            checkpoint_blocks=self.checkpoint_blocks,
-            kernel=getattr(self, "kernel", "auto"))  # (B, H, T, D); layers pickled before the option: auto
+            checkpoint_blocks=self.checkpoint_blocks, kernel=kernel)  # (B, H, T, D)
 
         y = self._output(read, x)
         if mask is not None:

@@ -1,10 +1,12 @@
-"""The native CPU kernel of the memory scan, with its pure-PyTorch fallback.
+"""The native CPU kernels of the memory layer, with their pure-PyTorch fallback.
 
 ``csrc/chunk_step.cpp`` runs every chunk of a block for all batch × head rows at once (rows in
 parallel across cores, each row's memory kept in cache): per chunk the sequential step
 (gradients at the chunk's start weights, the update) and the chunk's reads, with a hand-written
 backward. It computes what :func:`.chunked._advance` and :func:`.chunked._retrieve` compute
-with PyTorch ops (the gate coefficients stay in PyTorch, batched over all chunks). It is compiled with
+with PyTorch ops (the gate coefficients stay in PyTorch, batched over all chunks).
+``csrc/causal_conv.cpp`` is the layer's causal depthwise convolution (forward and backward),
+which the general convolution routines run slowly at these shapes. It is compiled with
 ``torch.utils.cpp_extension`` on first use (about 10 s) and cached under
 ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``), keyed by the source, the
 flags and the CPU, so a shared home never loads a build made for another processor.
@@ -42,7 +44,8 @@ from .coefficients import ChunkCoefficients
 
 KERNELS = ("auto", "native", "torch")
 KERNEL_VARIABLE = "TITANS_SEQ_KERNEL"
-_SOURCE = Path(__file__).with_name("csrc") / "chunk_step.cpp"
+_SOURCES = [Path(__file__).with_name("csrc") / name
+            for name in ("chunk_step.cpp", "causal_conv.cpp")]
 # Tried in order: the fast flags, then plain ones for a compiler without OpenMP or -march.
 _FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3"])
 _logger = logging.getLogger(__name__)
@@ -132,8 +135,8 @@ def _load() -> None:
             os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
         except ImportError:
             pass
-    source = _SOURCE.read_bytes()
-    errors = []
+    source = b"\0".join(path.read_bytes() for path in _SOURCES)
+    errors: list[Exception] = []
     for flags in _FLAG_SETS:
         key = hashlib.sha1(b"\0".join([source, " ".join(flags).encode(),
                                        _cpu_signature().encode(),
@@ -141,9 +144,14 @@ def _load() -> None:
         name = f"titans_seq_chunk_step_{key}"
         _logger.info("loading (or building, once) the native memory kernel %s", name)
         try:
-            cpp_extension.load(name=name, sources=[str(_SOURCE)], extra_cflags=flags,
+            cpp_extension.load(name=name, sources=[str(path) for path in _SOURCES],
+                               extra_cflags=flags,
                                extra_ldflags=[f for f in flags if f == "-fopenmp"],
                                is_python_module=False, verbose=False)
+            if errors:  # built, but without the fast flags: parallel rows and vectors lost
+                warnings.warn(f"titans_seq: native memory kernel built without "
+                              f"{' '.join(_FLAG_SETS[0])} ({_short_reason(errors[0])}); it "
+                              "runs serially and slower", NativeKernelWarning, stacklevel=4)
             return
         except Exception as error:
             errors.append(error)
@@ -227,3 +235,27 @@ def native_block(queries: Tensor, keys: Tensor, values: Tensor,
     selected = [s.view(batch, heads, *s.shape[1:])  # (B, H, D_in, D_out)
                 for s in outputs[depth + 1:]]
     return memory_after, reads, selected
+
+
+class _NativeCausalConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, extended: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        ctx.save_for_backward(extended, weight)
+        return torch.ops.titans_seq.causal_conv_forward(extended, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y: Tensor):
+        extended, weight = ctx.saved_tensors
+        return torch.ops.titans_seq.causal_conv_backward(extended, weight, grad_y.contiguous())
+
+
+def native_causal_conv(extended: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """The depthwise causal convolution of :class:`.CausalDepthwiseConv1d` through the native
+    kernel (``csrc/causal_conv.cpp``): ``extended (B, K − 1 + T, channels)`` (the previous
+    inputs, then the call's), ``weight (channels, K)``, ``bias (channels,)`` → ``(B, T, channels)``.
+    """
+    operands = [extended.contiguous(), weight.contiguous(), bias.contiguous()]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in operands):
+        return _NativeCausalConv.apply(*operands)
+    return torch.ops.titans_seq.causal_conv_forward(*operands)
