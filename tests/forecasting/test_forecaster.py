@@ -197,9 +197,11 @@ def test_update_helps_after_a_regime_shift(mode):
         return np.concatenate(parts) + 0.05 * generator.normal(size=count * length)
 
     horizon, lookback = 8, 16  # the lookback sees half a period: the rest must be recalled
-    # the long-memory model learns to recall in 6 epochs (in 3, not always: seed 0 does not)
+    # The long-memory model learns to recall within 20 epochs; with fewer, whether it has yet
+    # depends on rounding (6 sufficed on the pure-PyTorch path, not on the native kernel,
+    # whose gradients agree to 1e-7 but whose training drifts apart through Adam).
     options = dict(warmup=4 * lookback, max_epochs=3) if mode == "window" \
-        else dict(linear_lookback=lookback, max_epochs=6)
+        else dict(linear_lookback=lookback, max_epochs=20)
     model = TitansForecaster(horizon=horizon, lookback=lookback, mode=mode, patch_len=4,
                              chunk_size=2, dim=32, dropout=0.0, lr=3e-3, random_state=0,
                              **options).fit(regimes(24, 256, rng))
