@@ -175,3 +175,13 @@ def test_native_causal_convolution_equals_conv1d():
     torch.testing.assert_close(new_tail, tail_ref, **TOLERANCE)
     for got, want in zip(grads, grads_ref):
         torch.testing.assert_close(got, want, **TOLERANCE)
+
+
+def test_encoder_passes_its_memory_kernel_to_every_memory():
+    from titans_seq import TitansEncoder
+    encoder = TitansEncoder("mag", dim=16, depth=2, heads=2, memory_heads=2,
+                            memory_kernel="torch")
+    memories = [m for m in encoder.modules() if isinstance(m, NeuralMemory)]
+    assert memories and all(m.kernel == "torch" for m in memories)
+    with pytest.raises(InvalidParameterError, match="memory_kernel must be one of"):
+        TitansEncoder("lmm", dim=16, memory_kernel="cuda")

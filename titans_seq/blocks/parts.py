@@ -52,7 +52,7 @@ class BlockConfig:
         object.__setattr__(self, "ffn_mult", real("ffn_mult", self.ffn_mult, 0.0))
         object.__setattr__(self, "dropout", fraction("dropout", self.dropout))
         choice("attention_backend", self.attention_backend, BACKENDS)
-        check_kernel(self.memory_kernel)
+        check_kernel(self.memory_kernel, "memory_kernel")
         if self.attention and self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads}); "
                              "change one of them")

@@ -11,7 +11,9 @@ has seen. Per chunk (``W_c`` the weights at its start, the only sequential depen
 3. the weights and momentum at the chunk's end are one fused matmul per layer.
 
 Only 1 and 3 are sequential (the recurrence across chunks is non-linear); 2 runs batched over
-blocks of chunks (:func:`_retrieve`). The gate coefficients ``B, G, E`` of all chunks come from
+blocks of chunks (:func:`_retrieve`). On the CPU the native kernel (:mod:`.native`,
+``kernel="auto"``) does 1-3 for a block in one C++ sweep per row instead; this module's path
+is its fallback and its reference. The gate coefficients ``B, G, E`` of all chunks come from
 :mod:`.coefficients` in one batched pass before the loop.
 
 To change the update rule
@@ -32,6 +34,10 @@ written in these places, and only these:
   ``state.py``. :func:`_chunk_step`'s write and :func:`_retrieve` apply whatever linear map the
   coefficients give, except the sign of the ``θ u`` term in :func:`_retrieve` (``alpha=-1``:
   ``token_weights`` is ``+Gθ`` while ``update_weights`` carries its minus).
+- ``csrc/chunk_math.h`` and ``csrc/chunk_step.cpp``: the native CPU kernel (:mod:`.native`)
+  writes the surprise (``surprise``, with its clip), the reads (``read_chunk``), the update
+  and all their backward passes by hand; a changed rule changes there too, and
+  ``tests/memory/test_native.py`` compares it with this module.
 - ``reference.py`` :func:`.memory_scan_reference`: the same rule per token, in float64
   (``_token_loss``, ``new_momentum``, ``new_weights``), the oracle the tests compare to.
 - ``state.py`` :class:`.MemoryState`: the state fields (``weights`` W, ``momentum`` S).

@@ -1,6 +1,6 @@
 """The native CPU kernels of the memory layer, with their pure-PyTorch fallback.
 
-``csrc/chunk_step.cpp`` runs every chunk of a block for all batch × head rows at once (rows in
+``csrc/chunk_step.cpp`` (with ``dense.h`` and ``chunk_math.h``) runs every chunk of a block for all batch × head rows at once (rows in
 parallel across cores, each row's memory kept in cache): per chunk the sequential step
 (gradients at the chunk's start weights, the update) and the chunk's reads, with a hand-written
 backward. It computes what :func:`.chunked._advance` and :func:`.chunked._retrieve` compute
@@ -46,6 +46,7 @@ KERNELS = ("auto", "native", "torch")
 KERNEL_VARIABLE = "TITANS_SEQ_KERNEL"
 _SOURCES = [Path(__file__).with_name("csrc") / name
             for name in ("chunk_step.cpp", "causal_conv.cpp")]
+_HEADERS = [Path(__file__).with_name("csrc") / name for name in ("dense.h", "chunk_math.h")]
 # Tried in order: the fast flags, then plain ones for a compiler without OpenMP or -march.
 _FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3"])
 _logger = logging.getLogger(__name__)
@@ -55,9 +56,9 @@ class NativeKernelWarning(UserWarning):
     """The native memory kernel could not be built; the pure-PyTorch path runs instead."""
 
 
-def check_kernel(kernel: str) -> str:
-    """``kernel`` as one of :data:`KERNELS`."""
-    return choice("kernel", kernel, KERNELS)
+def check_kernel(kernel: str, name: str = "kernel") -> str:
+    """``kernel`` as one of :data:`KERNELS` (``name``: the parameter's name in messages)."""
+    return choice(name, kernel, KERNELS)
 
 
 def uses_native(kernel: str, tensor: Tensor) -> bool:
@@ -135,7 +136,7 @@ def _load() -> None:
             os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
         except ImportError:
             pass
-    source = b"\0".join(path.read_bytes() for path in _SOURCES)
+    source = b"\0".join(path.read_bytes() for path in _SOURCES + _HEADERS)
     errors: list[Exception] = []
     for flags in _FLAG_SETS:
         key = hashlib.sha1(b"\0".join([source, " ".join(flags).encode(),

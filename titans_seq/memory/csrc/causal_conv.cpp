@@ -15,9 +15,12 @@
 #include <tuple>
 #include <vector>
 
+#include "dense.h"
+
 namespace {
 
 using at::Tensor;
+using titans_seq_native::FlushSubnormals;
 
 void check(const Tensor& x, const Tensor& weight, int64_t channels) {
   TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 3 && x.size(2) == channels,
@@ -46,6 +49,7 @@ void forward_kernel(const Tensor& x, const Tensor& weight, const Tensor& bias, T
   const T* b = bias.const_data_ptr<T>();
   T* out = y.mutable_data_ptr<T>();
   at::parallel_for(0, batch * length, 64, [&](int64_t begin, int64_t end) {
+    FlushSubnormals flush;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / length, t = row % length;
       T* o = out + row * channels;
@@ -71,6 +75,7 @@ void backward_kernel(const Tensor& x, const Tensor& weight, const Tensor& grad_y
   T* gx = grad_x.mutable_data_ptr<T>();
   // dL/dx[s] = sum_j weight[:, j] dL/dy[s - j] over the outputs that read input s
   at::parallel_for(0, batch * extended, 64, [&](int64_t begin, int64_t end) {
+    FlushSubnormals flush;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / extended, s = row % extended;
       T* g = gx + row * channels;
@@ -87,6 +92,7 @@ void backward_kernel(const Tensor& x, const Tensor& weight, const Tensor& grad_y
   std::vector<T> grad_w(taps * channels, T(0));
   T* gb = grad_bias.mutable_data_ptr<T>();
   at::parallel_for(0, channels, 16, [&](int64_t first, int64_t last) {
+    FlushSubnormals flush;
     std::fill(gb + first, gb + last, T(0));
     for (int64_t n = 0; n < batch; ++n) {
       for (int64_t t = 0; t < length; ++t) {
