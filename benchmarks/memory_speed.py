@@ -8,6 +8,10 @@ has ``titans-pytorch`` installed; without it only our figures are printed.
     python benchmarks/memory_speed.py --peer-python /path/to/bench-venv/bin/python
     python benchmarks/memory_speed.py --sections speed --configs S    # a quicker subset
 
+Ours runs as ``ours`` (the default: the native CPU kernel), ``ours-torch`` (its pure-PyTorch
+fallback) and ``ours-compiled`` (the fallback with ``compiled=True``; ``--no-compiled`` skips
+it).
+
 Sections: ``speed`` (configs S and M, training and inference tokens/s, peak RSS, ratios),
 ``scaling`` (batch 1, 1 K … 64 K tokens, time per token), ``streaming`` (1,000,000 tokens in
 pieces of 4,096), ``utilisation`` (achieved GFLOP/s over a measured fp32 matmul peak).
