@@ -58,7 +58,7 @@ def classifier() -> dict:
 
     from titans_seq import TitansClassifier
     frame = pd.read_csv(PROMOTERS)
-    classes, labels = np.unique(frame["label"].to_numpy(), return_inverse=True)
+    _, labels = np.unique(frame["label"].to_numpy(), return_inverse=True)
     train_x, test_x, train_y, test_y = train_test_split(
         frame["sequence"].tolist(), labels, test_size=0.2, stratify=labels, random_state=0)
     model = TitansClassifier(random_state=0)

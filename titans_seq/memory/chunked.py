@@ -113,7 +113,7 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alp
         the backward pass (measured on a 64 K-token call of a small layer: about half the peak
         memory for 1.3-1.6x the time).
     kernel : {"auto", "native", "torch"}
-        The sequential pass (every chunk's gradients and update): ``"auto"`` runs the native
+        The per-chunk sweep (every chunk's gradients, reads and update): ``"auto"`` runs the native
         CPU kernel (:mod:`.native`, built on first use) on CPU tensors when it builds and the
         pure-PyTorch path otherwise; ``"native"`` insists on the kernel; ``"torch"`` forces the
         pure-PyTorch path. Both give the same results to rounding.

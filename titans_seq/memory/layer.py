@@ -96,8 +96,8 @@ class NeuralMemory(nn.Module):
         (see :func:`~titans_seq.memory.memory_scan`); None is the paper's update. Worth setting
         for a deep memory trained at a high learning rate: its writes can otherwise diverge.
     compiled : bool
-        Run the memory's sequential chunk step through ``torch.compile`` (same results; faster
-        after a one-off compilation per input shape).
+        Run the pure-PyTorch path's sequential chunk step through ``torch.compile`` (same
+        results; faster after a one-off compilation per input shape); see ``kernel``.
     checkpoint_blocks : bool
         Recompute the memory's blocks of chunks during backward instead of storing them: less
         memory for long training sequences (about half in one measurement), for more compute.

@@ -7,7 +7,7 @@ backward. It computes what :func:`.chunked._advance` and :func:`.chunked._retrie
 with PyTorch ops (the gate coefficients stay in PyTorch, batched over all chunks).
 ``csrc/causal_conv.cpp`` is the layer's causal depthwise convolution (forward and backward),
 which the general convolution routines run slowly at these shapes. It is compiled with
-``torch.utils.cpp_extension`` on first use (about 10 s) and cached under
+``torch.utils.cpp_extension`` on first use (10-20 s) and cached under
 ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``), keyed by the source, the
 flags and the CPU, so a shared home never loads a build made for another processor.
 

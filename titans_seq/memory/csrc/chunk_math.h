@@ -217,9 +217,7 @@ void read_chunk(const Layout& layout, const T* queries, const std::vector<const 
             from_w * reads.from_w[l][t * d_out + q] + from_s * reads.from_s[l][t * d_out + q];
     }
     matmul_nn(scores, act.clipped[l].data(), out, C, C, d_out, true);
-    if (l == L - 1) {
-      std::copy_n(out, C * d_out, reads.out[l].data());
-    } else {
+    if (l < L - 1) {
       T* gate = reads.gates[l].data();
       T* next = reads.hidden[l + 1].data();
       for (int64_t e = 0; e < C * d_out; ++e) {
@@ -250,16 +248,15 @@ void read_chunk_backward(const Layout& layout, const T* queries, const std::vect
   for (int64_t l = L - 1; l >= 0; --l) {
     const int64_t d_in = layout.d_in[l], d_out = layout.d_out[l], size = layout.size(l);
     const T* h = reads.input(l, queries);
-    if (l == L - 1) {
-      std::copy_n(grad_output, C * d_out, grad_out.data());
-    } else {  // through h_{l+1} = silu(o_l)
+    if (l < L - 1) {  // through h_{l+1} = silu(o_l)
       const T* o = reads.out[l].data();
       const T* gate = reads.gates[l].data();
       for (int64_t e = 0; e < C * d_out; ++e)
         grad_out[e] = grad_hidden[e] * gate[e] * (T(1) + o[e] * (T(1) - gate[e]));
     }
+    const T* g_out = l == L - 1 ? grad_output : grad_out.data();  // dL/do_l
     for (int64_t t = 0; t < C; ++t) {
-      const T* g = grad_out.data() + t * d_out;
+      const T* g = g_out + t * d_out;
       grad_read_weights[2 * t] += dot(g, reads.from_w[l].data() + t * d_out, d_out);
       grad_read_weights[2 * t + 1] += dot(g, reads.from_s[l].data() + t * d_out, d_out);
       const T from_w = read_weights[2 * t], from_s = read_weights[2 * t + 1];
@@ -276,9 +273,9 @@ void read_chunk_backward(const Layout& layout, const T* queries, const std::vect
     matmul_nt(scaled_s.data(), start[l] + size, grad_hidden.data(), C, d_out, d_in, true,
               act.scratch.data());
     // o_l -= ((h a^T) * TW) d: the clipped gradients, then the scores
-    matmul_tn(reads.scores[l].data(), grad_out.data(), grad_clipped[l].data(), C, C, d_out, true);
+    matmul_tn(reads.scores[l].data(), g_out, grad_clipped[l].data(), C, C, d_out, true);
     T* grad_raw = grad_scores.data();
-    matmul_nt(grad_out.data(), act.clipped[l].data(), grad_raw, C, d_out, C, false,
+    matmul_nt(g_out, act.clipped[l].data(), grad_raw, C, d_out, C, false,
               act.scratch.data());  // dL/dscores up to the sign
     const T* raw = reads.raw[l].data();
     for (int64_t e = 0; e < C * C; ++e) {
