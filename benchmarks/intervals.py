@@ -28,7 +28,6 @@ from datamodules.datasets import load_etth1  # noqa: E402
 from datamodules.timeseries.datamodule import ETT_HOUR_BORDERS  # noqa: E402
 from titans_seq import TitansForecaster  # noqa: E402
 from titans_seq.forecasting.evaluation import conformal_width  # noqa: E402
-from titans_seq.forecasting.streaming import origin_forecasts  # noqa: E402
 
 TRAIN_END, VAL_END, TEST_END = ETT_HOUR_BORDERS
 COVERAGES = (0.8, 0.9)
@@ -37,11 +36,10 @@ COVERAGES = (0.8, 0.9)
 def test_forecasts(model: TitansForecaster, values: np.ndarray, stride: int) -> tuple:
     """Scaled forecasts ``(O, H, C[, Q])`` from the test origins and the actual rows."""
     series = model._read(values, "y")
-    prepared = model._prepared(series, model.scaler_, None)[0]
-    horizon = model.horizon
-    tensors = (prepared.values, prepared.observed, prepared.covariates, prepared.static)
-    forecasts = origin_forecasts(model.module_.net, *tensors, VAL_END,
-                                 TEST_END - horizon + 1).numpy()[::stride]
+    prepared = model._prepared(series, model.scaler_)[0]
+    net = model.module_.net
+    horizon = net.horizon
+    forecasts = net.origin_forecasts(prepared, VAL_END, TEST_END - horizon + 1).numpy()[::stride]
     windows = np.lib.stride_tricks.sliding_window_view(prepared.values.numpy(), horizon, 0)
     actual = windows[VAL_END:TEST_END - horizon + 1][::stride].transpose(0, 2, 1)  # (O, H, C)
     return forecasts, actual
@@ -61,7 +59,8 @@ def rolling(model: TitansForecaster, values: np.ndarray, stride: int, window: in
     that ``update`` adds exactly these errors), computed once for every origin."""
     forecasts, actual = test_forecasts(model, values, 1)  # every test origin
     errors = np.abs(forecasts - actual)
-    horizon, every = model.horizon, np.concatenate([model.calibration_errors_, errors])
+    horizon = model.module_.net.horizon
+    every = np.concatenate([model.calibration_errors_, errors])
     start = len(model.calibration_errors_)
     lows, highs, picked = [], [], []
     for index in range(0, len(forecasts), stride):

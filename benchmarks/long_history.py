@@ -107,18 +107,13 @@ def scores(forecast: np.ndarray, target: np.ndarray) -> dict[str, float]:
     return {"mse": float(np.mean(error ** 2)), "mae": float(np.mean(np.abs(error)))}
 
 
-def default_module_options(horizon: int, linear_lookback: int) -> dict:
-    """The :class:`ForecastingModule` that ``TitansForecaster(horizon=horizon)`` trains, with
-    every other argument at its default (the estimator's ``_train`` maps them)."""
+def default_config(horizon: int, linear_lookback: int):
+    """The :class:`ForecastConfig` that ``TitansForecaster(horizon=horizon)`` trains, with
+    every other argument at its default (the estimator's own mapping), and its parameters."""
     from titans_seq import TitansForecaster
 
-    p = TitansForecaster(horizon=horizon).get_params()
-    return dict(mode="stream", lookback=p["lookback"], horizon=horizon,
-                linear_lookback=linear_lookback, segment_tokens=p["segment_tokens"],
-                head_hidden=p["head_hidden"], head_dropout=p["dropout"],
-                patch_len=p["patch_len"], variant=p["variant"], dim=p["dim"],
-                depth=p["depth"], memory_depth=p["memory_depth"], chunk_size=p["chunk_size"],
-                dropout=p["dropout"], loss=p["loss"], lr=p["lr"]), p
+    model = TitansForecaster(horizon=horizon, linear_lookback=linear_lookback)
+    return model.config(), model.get_params()
 
 
 def run_titans(path: str, horizon: int, epochs: int | None = None, memory: bool = True,
@@ -136,13 +131,10 @@ def run_titans(path: str, horizon: int, epochs: int | None = None, memory: bool 
     from titans_seq.training import KeepBestWeights, quiet_lightning
 
     torch.manual_seed(seed)
-    options, params = default_module_options(horizon, 720)
-    data = TimeSeriesDataModule(path, mode="stream", lookback=options["lookback"],
-                                horizon=horizon, linear_lookback=720,
-                                patch_len=options["patch_len"],
-                                segment_tokens=options["segment_tokens"],
-                                split=protocol_split(path), batch_size=params["batch_size"])
-    module = ForecastingModule(memory=memory, **options)
+    config, params = default_config(horizon, 720)
+    data = TimeSeriesDataModule(path, **config.layout.to_dict(), split=protocol_split(path),
+                                batch_size=params["batch_size"])
+    module = ForecastingModule(config.with_(memory=memory))  # shapes from the datamodule
     results: dict[str, dict[str, float]] = {}
     start = time.perf_counter()
     with quiet_lightning():

@@ -15,7 +15,7 @@ from sklearn.linear_model import Ridge
 
 from datamodules import TimeSeriesDataModule
 
-from titans_seq import ForecastingModule
+from titans_seq import ForecastConfig, ForecastingModule
 from titans_seq.training import KeepBestWeights, quiet_lightning
 
 
@@ -70,8 +70,11 @@ def run_ltsf(data: Any, horizon: int, lookback: int = 96, split: str = "ett-hour
     datamodule = TimeSeriesDataModule(data, mode="window", lookback=lookback, horizon=horizon,
                                       split=split, batch_size=batch_size, eval_batch_size=256)
     datamodule.setup("fit")
-    module = ForecastingModule(n_channels=datamodule.n_channels, mode="window",
-                               lookback=lookback, horizon=horizon, **model_kwargs)
+    # The §2 model: no dropout before the head (the estimator's fixed-window choice too).
+    options = {"head_dropout": 0.0, **model_kwargs}
+    layout = {name: options.pop(name) for name in ("patch_len",) if name in options}
+    config = ForecastConfig(datamodule.layout.to_dict() | layout).with_(**options)
+    module = ForecastingModule(config, n_channels=datamodule.n_channels)
     result = LTSFResult(horizon, module=module, data=datamodule)
     start = time.perf_counter()
     with quiet_lightning():

@@ -1,17 +1,40 @@
-"""titans_seq: the Titans neural long-term memory for time series and DNA sequences."""
+"""titans_seq: the Titans neural long-term memory for time series and DNA sequences.
 
-from .anomaly import TitansAnomalyDetector
-from .attention import PersistentMemory, SlidingWindowAttention
-from .blocks import EncoderState, TitansEncoder
-from .classification import ClassificationModule, PretrainingModule, TitansClassifier
-from .forecasting import ForecastingModule, TitansForecaster
-from .memory import (MemoryState, NeuralMemory, NeuralMemoryState, memory_scan,
-                     memory_scan_reference)
+The public names below are imported on first use (PEP 562): importing one floor of the
+package (``titans_seq.memory``, say) does not import the floors above it, so the data package
+(:mod:`datamodules`) may build on the bottom floor's parameter rules without a cycle.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["ClassificationModule", "EncoderState", "ForecastingModule", "MemoryState",
-           "NeuralMemory", "NeuralMemoryState", "PersistentMemory", "PretrainingModule",
-           "SlidingWindowAttention",
-           "TitansAnomalyDetector", "TitansClassifier", "TitansEncoder", "TitansForecaster",
-           "memory_scan", "memory_scan_reference", "__version__"]
+# public name -> the module that defines it
+_EXPORTS = {
+    "TitansAnomalyDetector": ".anomaly",
+    "PersistentMemory": ".attention", "SlidingWindowAttention": ".attention",
+    "EncoderConfig": ".blocks", "EncoderState": ".blocks", "TitansEncoder": ".blocks",
+    "ClassificationModule": ".classification", "PretrainingModule": ".classification",
+    "TitansClassifier": ".classification",
+    "ForecastConfig": ".forecasting", "ForecastingModule": ".forecasting",
+    "TitansForecaster": ".forecasting",
+    "MemoryState": ".memory", "NeuralMemory": ".memory", "NeuralMemoryState": ".memory",
+    "memory_scan": ".memory", "memory_scan_reference": ".memory",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'titans_seq' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -10,7 +10,7 @@ from typing import Callable
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset
 
 
 class KeepBestWeights(pl.Callback):
@@ -124,7 +124,7 @@ def train_module(module: pl.LightningModule, train: Dataset, val: Dataset | None
     generator = torch.Generator()
     generator.manual_seed(seed if seed is not None else int(torch.randint(2**31, ()).item()))
     has_val = val is not None and len(val) > 0
-    if isinstance(train, IterableDataset):
+    if getattr(train, "items_are_batches", False):
         # Items are whole batches, in the order a recurrent model must read them.
         train_loader = DataLoader(train, batch_size=None)
         val_loader = DataLoader(val, batch_size=None) if has_val else None

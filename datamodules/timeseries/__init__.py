@@ -2,13 +2,14 @@
 
 from .covariates import align_covariates, calendar_features, calendar_names
 from .datamodule import TimeSeriesDataModule, split_borders
-from .parts import forecast_datasets, part_origins
+from .layout import ForecastLayout
+from .parts import forecast_datasets, part_origins, predict_dataset
 from .frames import SeriesSet, Stream, read_series, read_stream, read_table
 from .preparation import SeriesScaler, prepare_series
 from .streams import LaneSegments, segment_targets
 from .windows import PreparedSeries, WindowDataset
 
-__all__ = ["LaneSegments", "PreparedSeries", "SeriesScaler", "SeriesSet", "Stream",
+__all__ = ["ForecastLayout", "LaneSegments", "PreparedSeries", "SeriesScaler", "SeriesSet", "Stream",
            "TimeSeriesDataModule", "WindowDataset", "align_covariates", "calendar_features",
-           "calendar_names", "forecast_datasets", "part_origins", "prepare_series",
+           "calendar_names", "forecast_datasets", "part_origins", "predict_dataset", "prepare_series",
            "read_series", "read_stream", "read_table", "segment_targets", "split_borders"]

@@ -8,19 +8,18 @@ import lightning.pytorch as pl
 import numpy as np
 from torch.utils.data import DataLoader
 
-from ..checks import (InvalidParameterError, boolean, choice, fraction, integer,
-                      stream_options)
+from ..checks import InvalidParameterError, boolean, choice, fraction, integer
 from ..datasets import resolve_embedded
 from ..loaders import RoleLoaders
 from ..sampling import training_sampler
 from .covariates import calendar_names
 from .frames import Missing, SeriesSet, read_series
+from .layout import ForecastLayout, Mode
+from .parts import forecast_datasets, predict_dataset
 from .preparation import SeriesScaler, prepare_series
-from .parts import forecast_datasets
-from .windows import WindowDataset
+from .windows import PreparedSeries, WindowDataset
 
 Split = Literal["fractions", "borders", "ett-hour", "ett-minute"]
-Mode = Literal["stream", "window"]
 ETT_HOUR_BORDERS = (8640, 11520, 14400)  # 12, 4 and 4 months of hourly rows
 
 
@@ -74,13 +73,17 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
     Parameters
     ----------
     data
-        The series: anything :func:`~datamodules.timeseries.frames.read_series` reads, or the
-        name of an embedded dataset (``"etth1"``).
-    lookback, horizon : int
-        Input rows and forecast rows of a window.
-    warmup : int
-        Extra input rows before the lookback that the model's memory reads first (a multiple
-        of ``lookback``); origins without that much history are not used.
+        The series: anything :func:`~datamodules.timeseries.frames.read_series` reads, the
+        name of an embedded dataset (``"etth1"``), or a :class:`SeriesSet` already read.
+    mode, lookback, horizon, warmup, linear_lookback, patch_len, segment_tokens
+        Which rows a forecast reads (the model's :class:`ForecastLayout`, which documents
+        them): ``mode="stream"`` gives batches of :class:`~datamodules.timeseries.LaneSegments`
+        (each channel of each series a lane read from its first row, segment after segment
+        in time order, ``batch_size`` lanes at a time) for a model whose memory reads the
+        whole history, every origin of a part scored with everything before it readable;
+        ``mode="window"`` gives windows of ``warmup + lookback`` rows
+        (:class:`~datamodules.timeseries.WindowDataset`). Origins without ``context`` rows
+        before them are not used.
     target, time_col, id_col, future_covariates, static_covariates, missing
         How to read ``data`` (see ``read_series``).
     calendar : bool or list of str
@@ -97,15 +100,17 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
     shuffle, seed
         Shuffle the training windows (or group the lanes) in an order that depends only on
         ``seed`` and the epoch (a resumed run repeats it).
-    mode : {"stream", "window"}
-        ``"stream"``: batches of :class:`~datamodules.timeseries.LaneSegments` (each channel of
-        each series a lane read from its first row, segment after segment in time order,
-        ``batch_size`` lanes at a time) for a model whose memory reads the whole history; every
-        origin of a part is scored, with everything before it readable. ``"window"``: windows
-        of ``warmup + lookback`` rows (:class:`~datamodules.timeseries.WindowDataset`).
-    linear_lookback, patch_len, segment_tokens : int
-        ``mode="stream"``: rows a forecast reads besides the memory are ``max(lookback,
-        linear_lookback)``; rows per memory token; tokens per segment (as the model's).
+
+    Attributes
+    ----------
+    layout : ForecastLayout
+        The layout the model must share (its ``config.layout``).
+    series : SeriesSet
+        The data, once read.
+    scaler : SeriesScaler
+        The scaling statistics (fitted in ``setup``, or loaded from a checkpoint).
+    prepared : list of PreparedSeries
+        The scaled series the datasets read (after ``setup``).
     """
 
     def __init__(self, data: Any = None, lookback: int = 96, horizon: int = 96,
@@ -121,20 +126,15 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
                  linear_lookback: int = 720, patch_len: int = 16,
                  segment_tokens: int = 32) -> None:
         super().__init__()
-        # In mode="window" the model cuts the windows into patches: its own rule.
-        mode, lookback, warmup, _ = stream_options(
-            mode, lookback, warmup, patch_len if mode == "stream" else None)
-        patch_len = integer("patch_len", patch_len)
-        horizon, stride = integer("horizon", horizon), integer("stride", stride)
-        batch_size = integer("batch_size", batch_size)
+        self.layout = ForecastLayout(mode, lookback, horizon, warmup, linear_lookback,
+                                     patch_len, segment_tokens)
+        stride, batch_size = integer("stride", stride), integer("batch_size", batch_size)
         eval_batch_size = integer("eval_batch_size", eval_batch_size, optional=True)
         num_workers, seed = integer("num_workers", num_workers, 0), integer("seed", seed, 0)
-        linear_lookback = integer("linear_lookback", linear_lookback, 0)
-        segment_tokens = integer("segment_tokens", segment_tokens)
         scale, shuffle = boolean("scale", scale), boolean("shuffle", shuffle)
         choice("missing", missing, ("error", "mask"))
         check_split(split, val_fraction, test_fraction, borders)
-        self.data, self.lookback, self.horizon, self.warmup = data, lookback, horizon, warmup
+        self.data = data
         self.target, self.time_col, self.id_col = target, time_col, id_col
         self.future_covariates = list(future_covariates or [])
         self.static_covariates, self.missing = static_covariates, missing
@@ -143,10 +143,9 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
         self.borders, self.scale, self.stride = borders, scale, stride
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.shuffle, self.seed = num_workers, shuffle, seed
-        self.mode, self.linear_lookback = mode, linear_lookback
-        self.patch_len, self.segment_tokens = patch_len, segment_tokens
         self.series: SeriesSet | None = None  # read once, by read()
         self.scaler: SeriesScaler | None = None
+        self.prepared: list[PreparedSeries] = []
         self.datasets: dict[str, WindowDataset] = {}
 
     # -- reading ---------------------------------------------------------------------------
@@ -155,11 +154,10 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
         if self.series is None:
             if self.data is None:
                 raise ValueError("TimeSeriesDataModule needs data=…")
-            series = read_series(resolve_embedded(self.data), target=self.target,
-                                 time_col=self.time_col,
-                                 id_col=self.id_col, future_covariates=self.future_covariates,
-                                 static_covariates=self.static_covariates,
-                                 missing=self.missing, name="data")
+            series = self.data if isinstance(self.data, SeriesSet) else read_series(
+                resolve_embedded(self.data), target=self.target, time_col=self.time_col,
+                id_col=self.id_col, future_covariates=self.future_covariates,
+                static_covariates=self.static_covariates, missing=self.missing, name="data")
             if self.calendar and series.times is None:
                 raise ValueError("calendar features need timestamps; the data has none")
             self.series = series
@@ -190,50 +188,30 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
         elif self.scaler.mean.shape != (series.n_series, series.n_channels):
             raise ValueError("the loaded scaler statistics do not match the data: "
                              f"{self.scaler.mean.shape} vs {(series.n_series, series.n_channels)}")
-        prepared = prepare_series(series, self.scaler, self.calendar)
+        self.prepared = prepare_series(series, self.scaler, self.calendar)
         rank, world = 0, 1
         trainer = getattr(self, "trainer", None)
         if trainer is not None:  # DDP: each rank reads its own lanes
             rank, world = trainer.global_rank, trainer.world_size
         self.datasets = forecast_datasets(
-            prepared, borders, mode=self.mode, context=self.context, horizon=self.horizon,
-            patch_len=self.patch_len, segment_tokens=self.segment_tokens,
-            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
-            stride=self.stride, shuffle=self.shuffle, seed=self.seed, rank=rank,
-            world_size=world, needs="max(lookback, linear_lookback)" if self.mode == "stream"
-            else "lookback + warmup")
+            self.prepared, borders, self.layout, batch_size=self.batch_size,
+            eval_batch_size=self.eval_batch_size, stride=self.stride, shuffle=self.shuffle,
+            seed=self.seed, rank=rank, world_size=world)
         if stage == "predict":
-            self.datasets["predict"] = self._predict_dataset(series)
-
-    @property
-    def context(self) -> int:
-        """Rows before an origin that a window (or a forecast besides the memory) reads."""
-        return max(self.lookback, self.linear_lookback) if self.mode == "stream" \
-            else self.lookback + self.warmup
-
-    def _predict_dataset(self, series: SeriesSet) -> WindowDataset | list[dict]:
-        """What forecasts past the end of each series read."""
-        needs = self.lookback if self.mode == "stream" else self.context
-        short = [key for key, n in zip(series.ids, series.lengths) if n < needs]
-        if short:
-            raise ValueError(f"series {short[:5]} have fewer than "
-                             f"{'lookback' if self.mode == 'stream' else 'lookback + warmup'}"
-                             f" = {needs} rows, so there is no window to forecast from")
-        if series.future_names:
-            raise ValueError("forecasting past the end needs the future covariates' next "
-                             f"{self.horizon} rows; use TitansForecaster.predict(X=…)")
-        ahead = prepare_series(series, self.scaler, self.calendar, extra_rows=self.horizon)
-        if self.mode == "window":
-            return WindowDataset(ahead, [(length, length) for length in series.lengths],
-                                 self.context, self.horizon)
-        return [{"values": item.values, "observed": item.observed,
-                 "covariates": item.covariates, "static": item.static} for item in ahead]
+            if series.future_names:
+                raise ValueError("forecasting past the end needs the future covariates' next "
+                                 f"{self.layout.horizon} rows; use "
+                                 "TitansForecaster.predict(X=…)")
+            ahead = prepare_series(series, self.scaler, self.calendar,
+                                   extra_rows=self.layout.horizon)
+            self.datasets["predict"] = predict_dataset(ahead, series.ids, series.lengths,
+                                                       self.layout)
 
     def _loader(self, name: str) -> DataLoader | list:
         dataset = self.datasets.get(name)
         if dataset is None or len(dataset) == 0:
             return []
-        if self.mode == "stream":
+        if getattr(dataset, "items_are_batches", False):
             # Items are whole batches already, in the order the memory must read them.
             return DataLoader(dataset, batch_size=None, num_workers=min(self.num_workers, 1))
         training = name == "train"

@@ -1,10 +1,15 @@
 """Train / validation / test datasets of prepared series: the one place where forecast origins
-are laid out, used by :class:`TimeSeriesDataModule` and by ``TitansForecaster.fit``."""
+are laid out, and where a :class:`ForecastLayout`'s mode picks the kind of dataset, used by
+:class:`TimeSeriesDataModule` (and so by ``TitansForecaster.fit``)."""
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Callable, Sequence
 
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .layout import ForecastLayout
 from .streams import LaneSegments
 from .windows import PreparedSeries, WindowDataset
 
@@ -26,35 +31,95 @@ def part_origins(borders: Sequence[tuple[int, int, int]], context: int, horizon:
                    stops[name]) for name in PARTS}
 
 
-def forecast_datasets(prepared: list[PreparedSeries], borders: Sequence[tuple[int, int, int]],
-                      *, mode: Literal["stream", "window"], context: int, horizon: int,
-                      patch_len: int, segment_tokens: int, batch_size: int,
-                      eval_batch_size: int, stride: int = 1, shuffle: bool = True,
-                      seed: int = 0, rank: int = 0, world_size: int = 1,
-                      needs: str = "lookback + warmup") -> dict[str, LaneSegments | WindowDataset]:
-    """The datasets of the three parts (a part without origins is empty).
+def _lane_segments(prepared: list[PreparedSeries], origins, stops, layout: ForecastLayout,
+                   training: bool, options: dict) -> LaneSegments:
+    """``mode="stream"``: segments of ``batch_size`` lanes (``eval_batch_size`` for validation
+    and test, whose unscored segments are merged)."""
+    return LaneSegments(
+        prepared, origins, stops, layout.context, layout.horizon, layout.patch_len,
+        layout.segment_tokens,
+        options["batch_size"] if training else options["eval_batch_size"],
+        shuffle=training and options["shuffle"], seed=options["seed"], rank=options["rank"],
+        world_size=options["world_size"], merge_unscored=not training)
 
-    ``mode="stream"``: :class:`LaneSegments` of ``batch_size`` lanes (``eval_batch_size`` for
-    validation and test, whose unscored segments are merged); ``mode="window"``:
-    :class:`WindowDataset` of ``context`` rows, training origins every ``stride`` rows.
-    Raises ``ValueError`` when no training origin exists, naming ``needs`` (the parameters
-    whose sum is ``context``).
-    """
-    datasets = {}
-    for name, (origins, stops) in part_origins(borders, context, horizon).items():
-        training = name == "train"
-        if mode == "stream":
-            datasets[name] = LaneSegments(
-                prepared, origins, stops, context, horizon, patch_len, segment_tokens,
-                batch_size if training else eval_batch_size, shuffle=training and shuffle,
-                seed=seed, rank=rank, world_size=world_size, merge_unscored=not training)
-        else:
-            datasets[name] = WindowDataset(prepared, origins, context, horizon,
-                                           stride if training else 1)
+
+def _windows(prepared: list[PreparedSeries], origins, stops, layout: ForecastLayout,
+             training: bool, options: dict) -> WindowDataset:
+    """``mode="window"``: windows of ``context`` rows, training origins every ``stride``."""
+    return WindowDataset(prepared, origins, layout.context, layout.horizon,
+                         options["stride"] if training else 1)
+
+
+_DATASETS: dict[str, Callable] = {"stream": _lane_segments, "window": _windows}
+
+
+def forecast_datasets(prepared: list[PreparedSeries], borders: Sequence[tuple[int, int, int]],
+                      layout: ForecastLayout, *, batch_size: int, eval_batch_size: int,
+                      stride: int = 1, shuffle: bool = True, seed: int = 0, rank: int = 0,
+                      world_size: int = 1) -> dict[str, LaneSegments | WindowDataset]:
+    """The datasets of the three parts (a part without origins is empty), of the kind the
+    layout's mode reads. Raises ``ValueError`` when no training origin exists, naming the
+    settings the context is made of."""
+    options = dict(batch_size=batch_size, eval_batch_size=eval_batch_size, stride=stride,
+                   shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
+    build = _DATASETS[layout.mode]
+    datasets = {name: build(prepared, origins, stops, layout, name == "train", options)
+                for name, (origins, stops) in part_origins(borders, layout.context,
+                                                           layout.horizon).items()}
     if len(datasets["train"]) == 0:
         longest = max(b[0] for b in borders)
-        raise ValueError(f"too short: a training origin needs {needs} + horizon = "
-                         f"{context + horizon} rows of the training part, the longest series "
-                         f"has {longest}; use a shorter lookback/horizon, a smaller "
-                         "validation part (val_fraction) or more data")
+        raise ValueError(f"too short: a training origin needs {layout.context_rule} + horizon "
+                         f"= {layout.context + layout.horizon} rows of the training part, the "
+                         f"longest series has {longest}; use a shorter lookback/horizon, a "
+                         "smaller validation part (val_fraction) or more data")
     return datasets
+
+
+class WholeSeries(Dataset):
+    """Each whole series as one item, a batch of its own (``values, observed (T, C)``,
+    ``covariates (T', F)``, ``static (S,)``): a model whose memory reads the whole history
+    forecasts from its end."""
+
+    items_are_batches = True  # a loader passes items through as they are
+
+    def __init__(self, series: list[PreparedSeries]) -> None:
+        self.series = series
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        item = self.series[index]
+        return {"values": item.values, "observed": item.observed,
+                "covariates": item.covariates, "static": item.static}
+
+
+def _whole_series(ahead: list[PreparedSeries], lengths: list[int], layout: ForecastLayout
+                  ) -> WholeSeries:
+    """``mode="stream"``: each whole series (its memory reads it from the first row)."""
+    return WholeSeries(ahead)
+
+
+def _last_windows(ahead: list[PreparedSeries], lengths: list[int], layout: ForecastLayout
+                  ) -> WindowDataset:
+    """``mode="window"``: the window that ends at each series' end."""
+    return WindowDataset(ahead, [(length, length) for length in lengths], layout.context,
+                         layout.horizon)
+
+
+# per mode: the rows a forecast from the end needs (named, counted), what its batches hold
+_PREDICT = {"stream": (lambda layout: ("lookback", layout.lookback), _whole_series),
+            "window": (lambda layout: (layout.context_rule, layout.context), _last_windows)}
+
+
+def predict_dataset(ahead: list[PreparedSeries], ids: list, lengths: list[int],
+                    layout: ForecastLayout) -> WholeSeries | WindowDataset:
+    """What forecasts past the end of each series read (``ahead``: the series prepared with
+    ``horizon`` rows of covariates past their ends)."""
+    needs, build = _PREDICT[layout.mode]
+    rule, rows = needs(layout)
+    short = [key for key, n in zip(ids, lengths) if n < rows]
+    if short:
+        raise ValueError(f"series {short[:5]} have fewer than {rule} = {rows} rows, so there "
+                         "is no window to forecast from")
+    return build(ahead, lengths, layout)

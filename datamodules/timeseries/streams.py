@@ -50,6 +50,8 @@ class LaneSegments(IterableDataset):
     ``group`` and ``segment`` (ints as 0-d tensors).
     """
 
+    items_are_batches = True  # a loader passes items through as they are
+
     def __init__(self, series: list[PreparedSeries], origins: list[tuple[int, int]],
                  stops: list[int], context: int, horizon: int, patch_len: int, tokens: int,
                  lanes: int, shuffle: bool = False, seed: int = 0, rank: int = 0,

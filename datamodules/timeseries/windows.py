@@ -30,6 +30,11 @@ class PreparedSeries:
     covariates: Tensor
     static: Tensor
 
+    def to(self, device: torch.device | str) -> "PreparedSeries":
+        """The series on ``device``, as a whole."""
+        return PreparedSeries(self.values.to(device), self.observed.to(device),
+                              self.covariates.to(device), self.static.to(device))
+
 
 class WindowDataset(Dataset):
     """Windows of ``context`` input rows and ``horizon`` target rows.

@@ -1,6 +1,7 @@
 """`TitansClassifier` on DNA strings and numeric sequences: learning, labels, padding, pickling,
 refitting and input checks."""
 
+import copy
 import pickle
 
 import numpy as np
@@ -54,9 +55,8 @@ def test_batch_padding_and_order_do_not_change_a_prediction(fitted):
     # Lower case (soft-masked), IUPAC codes read as N, and numpy/pandas inputs are the same DNA.
     np.testing.assert_allclose(fitted.predict_proba([s.lower() for s in X]), together)
     np.testing.assert_allclose(fitted.predict_proba(np.array(X)), together)
-    fixed = clone(fitted).set_params(padding="max_length", max_length=64)
-    fixed.module_, fixed.classes_, fixed.input_kind_ = (fitted.module_, fitted.classes_,
-                                                        fitted.input_kind_)
+    fixed = copy.copy(fitted)  # the same network, batches padded to a fixed length
+    fixed.reading_ = {**fitted.reading_, "padding": "max_length", "max_length": 64}
     np.testing.assert_allclose(fixed.predict_proba(X), together, atol=1e-5)
 
 

@@ -12,15 +12,18 @@ from titans_seq.cli import build_cli
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # Small overrides so a shipped config trains in seconds.
-FAST = {"forecast_etth1.yaml": ["--model.init_args.dim=16", "--trainer.fast_dev_run=1"],
-        "forecast_etth1_window.yaml": ["--model.init_args.dim=16", "--trainer.fast_dev_run=1"],
-        "dna_promoters.yaml": ["--model.init_args.dim=16", "--trainer.fast_dev_run=1",
+# Where the encoder's settings sit: in the forecasting config, or beside the DNA modules' own.
+FORECAST_ENCODER, DNA_ENCODER = "--model.init_args.config.encoder", "--model.init_args.encoder"
+FAST = {"forecast_etth1.yaml": [f"{FORECAST_ENCODER}.dim=16", "--trainer.fast_dev_run=1"],
+        "forecast_etth1_window.yaml": [f"{FORECAST_ENCODER}.dim=16",
+                                       "--trainer.fast_dev_run=1"],
+        "dna_promoters.yaml": [f"{DNA_ENCODER}.dim=16", "--trainer.fast_dev_run=1",
                                "--data.init_args.batch_size=8"],
-        "dna_pretrain.yaml": ["--model.init_args.dim=16", "--trainer.fast_dev_run=1",
+        "dna_pretrain.yaml": [f"{DNA_ENCODER}.dim=16", "--trainer.fast_dev_run=1",
                               "--data.init_args.batch_size=8"]}
 # The GPU-sized configs, shrunk the same way (bf16 autocast runs on the CPU too).
-GPU_SMALL = ["--model.init_args.dim=16", "--model.init_args.heads=2",
-             "--model.init_args.memory_heads=2", "--model.init_args.depth=1",
+GPU_SMALL = [f"{DNA_ENCODER}.dim=16", f"{DNA_ENCODER}.heads=2",
+             f"{DNA_ENCODER}.memory_heads=2", f"{DNA_ENCODER}.depth=1",
              "--trainer.fast_dev_run=1", "--data.init_args.batch_size=8",
              "--data.init_args.num_workers=0", "--trainer.enable_model_summary=false"]
 FAST["dna_promoters_gpu.yaml"] = [*GPU_SMALL, "--model.init_args.kmer_hidden=8"]
@@ -55,9 +58,11 @@ def test_print_config_is_complete_and_valid(empty_folder, capsys):
     printed = capsys.readouterr().out
     config = yaml.safe_load(printed)
     init_args = config["model"]["init_args"]
-    for name in ("variant", "dim", "depth", "memory_depth", "chunk_size", "max_surprise_norm",
-                 "bidirectional", "stem_kernel", "lr"):
+    for name in ("stem_kernel", "lr", "encoder"):
         assert name in init_args  # every __init__ argument, not only the ones set
+    for name in ("variant", "dim", "depth", "memory_depth", "chunk_size", "max_surprise_norm",
+                 "bidirectional", "window", "memory_kernel"):
+        assert name in init_args["encoder"]  # every field of the encoder's config
     assert config["data"]["init_args"]["tokenizer"] == "char"
     saved = empty_folder.parent / "printed.yaml"
     saved.write_text(printed)
@@ -68,7 +73,7 @@ def test_print_config_is_complete_and_valid(empty_folder, capsys):
 
 def test_flags_reach_the_encoder(empty_folder):
     cli = build_cli(["fit", "--config", str(CONFIGS / "forecast_etth1.yaml"),
-                     "--model.init_args.variant=mag", "--model.init_args.depth=2",
+                     f"{FORECAST_ENCODER}.variant=mag", f"{FORECAST_ENCODER}.depth=2",
                      "--trainer.enable_progress_bar=false", *FAST["forecast_etth1.yaml"]])
     encoder = cli.model.net.encoder
     assert encoder.variant == "mag" and encoder.depth == 2
@@ -82,7 +87,7 @@ def test_logger_true_gives_csv_logs_and_the_config(config, metric, empty_folder)
                "--trainer.enable_progress_bar=false", "--trainer.fast_dev_run=0",
                "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
                "--trainer.limit_val_batches=1", "--trainer.log_every_n_steps=1",
-               "--model.init_args.dim=16"])
+               *FAST[config][:1]])
     logs = list(empty_folder.rglob("metrics.csv"))
     assert len(logs) == 1 and metric in logs[0].read_text()
     assert (logs[0].parent / "config.yaml").exists()
@@ -102,11 +107,11 @@ def test_console_command_exits_cleanly(empty_folder):
 def test_bad_config_value_is_refused(empty_folder):
     with pytest.raises(SystemExit):
         build_cli(["fit", "--config", str(CONFIGS / "forecast_etth1.yaml"),
-                   "--model.init_args.variant=xyz"])
+                   f"{FORECAST_ENCODER}.variant=xyz"])
 
 
 def test_fit_then_validate_test_and_predict_from_the_checkpoint(empty_folder):
-    common = ["--config", str(CONFIGS / "forecast_etth1.yaml"), "--model.init_args.dim=16",
+    common = ["--config", str(CONFIGS / "forecast_etth1.yaml"), f"{FORECAST_ENCODER}.dim=16",
               "--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=1",
               "--trainer.limit_test_batches=1", "--trainer.enable_checkpointing=true",
               f"--trainer.default_root_dir={empty_folder}"]
@@ -121,7 +126,7 @@ def test_fit_then_validate_test_and_predict_from_the_checkpoint(empty_folder):
 
 
 def test_pretraining_config_writes_the_checkpoint_the_classifier_starts_from(empty_folder):
-    small = ["--model.init_args.dim=16", "--data.init_args.batch_size=8",
+    small = [f"{DNA_ENCODER}.dim=16", "--data.init_args.batch_size=8",
              "--trainer.enable_progress_bar=false"]
     pretraining = build_cli(["fit", "--config", str(CONFIGS / "dna_pretrain.yaml"), *small,
                              "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",

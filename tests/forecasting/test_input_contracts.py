@@ -113,8 +113,8 @@ def test_numpy_integers_work_everywhere():
     forecaster = TitansForecaster(**{**TINY, "horizon": np.int64(3), "max_epochs": np.int64(1),
                                      "lookback": np.int32(8)}).fit(regular())
     assert forecaster.predict().shape == (3, 2)
-    assert forecaster.module_.hparams.horizon == 3
-    assert type(forecaster.module_.hparams.horizon) is int  # YAML- and Lightning-safe
+    horizon = forecaster.module_.hparams.config["layout"]["horizon"]
+    assert horizon == 3 and type(horizon) is int  # YAML- and Lightning-safe
 
 
 @pytest.mark.parametrize("params, words", [

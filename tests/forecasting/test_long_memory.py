@@ -13,7 +13,6 @@ from datamodules import TimeSeriesDataModule
 from datamodules.timeseries import LaneSegments, PreparedSeries
 from titans_seq import ForecastingModule, TitansForecaster
 from titans_seq.forecasting import LongMemoryForecastNet
-from titans_seq.forecasting.streaming import LaneStream, lane_forecast, read_lanes
 from titans_seq.memory import frozen_memory
 from titans_seq.training import quiet_lightning
 
@@ -65,11 +64,10 @@ def training_pass(net, series, tokens=5, lanes=3, stop=None):
 
 
 def streamed(net, series, origin, pieces=()):
-    stream = LaneStream(net.initial_state(series.values.shape[1]))
-    tensors = (series.values, series.observed, series.covariates, series.static)
+    stream = net.open_stream(series.values.shape[1])
     for upto in (*pieces, origin):
-        read_lanes(net, stream, *tensors, upto)
-    return lane_forecast(net, stream, *tensors, origin)  # (H, C)
+        stream = net.read(stream, series, upto)
+    return net.forecast_from(stream, series, origin)  # (H, C)
 
 
 @pytest.mark.parametrize("covariates,static", [(0, 0), (1, 2)])
@@ -176,13 +174,13 @@ def test_training_forecast_equals_predict_on_the_cut_history(fitted):
     """What the training pass emits at origin t is what predict(y=rows[:t]) returns."""
     data = frame()
     module = fitted.module_
-    prepared = fitted._prepared(fitted.series_, fitted.scaler_, None)
+    prepared = fitted._prepared(fitted.series_, fitted.scaler_)
     context = module.context
     dataset = LaneSegments(prepared, [(context, 390)], [400], context, 6, 4, 8, 2)
     found = {}
     with torch.no_grad():
         for item in dataset:
-            forecast, _, _ = module._segment(item, "check")
+            forecast = module._forecasts(item, "check").forecast
             for row, (_, channel) in enumerate(item["lane"].tolist()):
                 for column, origin in enumerate(item["origin"].tolist()):
                     if item["scored"][row, column]:

@@ -46,7 +46,7 @@ def main(out: Path, mode: str, kind: str = "window") -> None:
                                     seed=0)
         model = ForecastingModule(lookback=24, horizon=12, linear_lookback=48, patch_len=8,
                                   segment_tokens=8, dim=16, depth=1, memory_heads=2,
-                                  chunk_size=2, dropout=0.0)
+                                  chunk_size=2, dropout=0.0, head_dropout=0.0)
     else:
         # 1201 rows: 110 validation windows, an even number: no rank repeats one to even out.
         data = TimeSeriesDataModule(load_etth1().iloc[:1201], mode="window", lookback=24,
@@ -54,7 +54,8 @@ def main(out: Path, mode: str, kind: str = "window") -> None:
                                     eval_batch_size=64,
                                     seed=0)  # ranks take interleaved shards of one order
         model = ForecastingModule(mode="window", lookback=24, horizon=12, patch_len=8, dim=16,
-                                  depth=1, memory_heads=2, chunk_size=2, dropout=0.0)
+                                  depth=1, memory_heads=2, chunk_size=2, dropout=0.0,
+                                  head_dropout=0.0)
     counter = CountBatches()
     checkpoints = pl.callbacks.ModelCheckpoint(dirpath=out / f"checkpoints_{mode}",
                                                save_last=False, save_top_k=1,

@@ -16,6 +16,8 @@ class FirstStretch(IterableDataset):
     """The first stretch of every lane, ``values (C, T)`` and ``features (C, T, F)``, as one
     batch per epoch."""
 
+    items_are_batches = True  # a loader passes items through as they are
+
     def __init__(self, values: Tensor, features: Tensor | None) -> None:
         self.values, self.features = values, features
 

@@ -4,26 +4,20 @@ bidirectional."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from datamodules.checks import choice, integer
-
 from ..memory.validation import check_padding_mask, check_sequence
+from .config import EncoderConfig
 from .lmm import LMMBlock
 from .mac import MACBlock
 from .mag import MAGBlock
 from .mal import MALBlock
-from .parts import BlockConfig, BlockState, RMSNorm
+from .parts import BlockState, RMSNorm
 
 BLOCKS = {"mac": MACBlock, "mag": MAGBlock, "mal": MALBlock, "lmm": LMMBlock}
-Variant = Literal["mac", "mag", "mal", "lmm"]
-# The encoder arguments the task modules expose under the same names.
-MODULE_ENCODER_OPTIONS = ("variant", "dim", "depth", "heads", "memory_heads", "memory_depth",
-                          "chunk_size", "max_lr", "window", "segment_len", "persistent_tokens",
-                          "dropout")
 
 
 @dataclass
@@ -45,98 +39,31 @@ class EncoderState:
 class TitansEncoder(nn.Module):
     """A Titans sequence encoder (§4): ``forward(x, state=None, mask=None) -> (y, state)``.
 
-    Parameters
-    ----------
-    variant : {"mac", "mag", "mal", "lmm"}
-        Memory as a context (Eqs. 21-25), as a gate (Eqs. 26-28), as a layer (Eqs. 29-31), or
-        the memory alone.
-    dim : int
-        Model width; ``x`` and ``y`` are ``(B, T, dim)``.
-    depth : int
-        Number of blocks.
-    heads : int
-        Attention heads (MAC, MAG, MAL).
-    memory_heads : int
-        Independent memories per block.
-    memory_head_dim : int, optional
-        Key/value width per memory head (default ``dim // memory_heads``).
-    memory_depth : int
-        Layers of each memory MLP; 1 is Table 5's linear memory.
-    memory_hidden : int, optional
-        Hidden width of a deep memory (default 4 × memory head dim).
-    chunk_size : int
-        Tokens per memory chunk (Eq. 16's ``b``).
-    max_lr : float, optional
-        Bound of the memory's effective inner step θ / (1 − η); default ``1 / chunk_size``
-        (see :class:`~titans_seq.memory.NeuralMemory`).
-    momentum, forgetting, convolution : bool
-        Table 5's ablations of the memory: without momentum, weight decay, convolution.
-    persistent_tokens : int
-        ``N_p`` persistent tokens per block (Eq. 19); 0 is Table 5's "w/o persistent memory".
-    attention : bool
-        False removes the attention part of MAC, MAG and MAL (see each block).
-    window : int
-        Sliding-window length of MAG and MAL, including the token itself.
-    segment_len : int
-        MAC's segment length.
-    memory_tokens : int
-        MAC's ``N_l``: tokens retrieved from the memory per segment.
-    ffn_mult : float
-        Feed-forward width as a multiple of ``dim``; 0 removes the feed-forward sub-layers.
-    dropout : float
-        Dropout on every residual branch.
-    rotary : bool
-        Rotary positions in the attention.
-    bidirectional : bool
-        Also run a second stack over each row reversed (valid tokens only) and merge both
-        directions per position: for classification, where the whole sequence is known. Not
-        causal and not streamable.
-    attention_backend : {"auto", "sdpa", "flex"}
-        ``"auto"`` uses ``flex_attention`` on CUDA and ``scaled_dot_product_attention``
-        elsewhere; both compute the same masks.
-    compiled_memory : bool
-        Run the memories' sequential chunk step through ``torch.compile`` (pure-PyTorch path).
-    memory_kernel : {"auto", "native", "torch"}
-        The memories' sequential pass: the native CPU kernel when it builds (``"auto"``),
-        always (``"native"``) or never (``"torch"``); see :func:`~titans_seq.memory.memory_scan`.
-    max_surprise_norm : float, optional
-        Clip every memory write's surprise to this norm (see :class:`NeuralMemory`); None is
-        the paper's update.
+    Built from an :class:`~titans_seq.blocks.config.EncoderConfig` (every option and its
+    default is documented there), given whole or as keyword arguments:
+    ``TitansEncoder(EncoderConfig(variant="mac", dim=32))``,
+    ``TitansEncoder(variant="mac", dim=32)`` and ``TitansEncoder("mac", dim=32)`` are the
+    same encoder; keywords given beside a config replace its fields.
     """
 
-    def __init__(self, variant: Variant = "lmm", dim: int = 64, depth: int = 2, heads: int = 4,
-                 memory_heads: int = 4, memory_head_dim: int | None = None,
-                 memory_depth: int = 2, memory_hidden: int | None = None, chunk_size: int = 16,
-                 max_lr: float | None = None, momentum: bool = True, forgetting: bool = True,
-                 convolution: bool = True, persistent_tokens: int = 4, attention: bool = True,
-                 window: int = 64, segment_len: int = 64, memory_tokens: int = 4,
-                 ffn_mult: float = 4.0, dropout: float = 0.0, rotary: bool = True,
-                 bidirectional: bool = False, attention_backend: str = "auto",
-                 compiled_memory: bool = False, memory_kernel: str = "auto",
-                 max_surprise_norm: float | None = None) -> None:
+    def __init__(self, config: EncoderConfig | str | None = None, **options: Any) -> None:
         super().__init__()
-        choice("variant", variant, tuple(sorted(BLOCKS)))
-        depth = integer("depth", depth)
-        self.variant, self.dim, self.depth = variant, dim, depth
-        self.bidirectional = bidirectional
-        config = BlockConfig(
-            dim=dim, heads=heads, memory_heads=memory_heads, memory_head_dim=memory_head_dim,
-            memory_depth=memory_depth, memory_hidden=memory_hidden, chunk_size=chunk_size,
-            max_lr=max_lr, momentum=momentum, forgetting=forgetting, convolution=convolution,
-            persistent_tokens=persistent_tokens, window=window,
-            segment_len=segment_len, memory_tokens=memory_tokens, ffn_mult=ffn_mult,
-            dropout=dropout, rotary=rotary, attention_backend=attention_backend,
-            compiled_memory=compiled_memory, memory_kernel=memory_kernel,
-            max_surprise_norm=max_surprise_norm,
-            attention=attention and variant != "lmm")
+        if isinstance(config, str):  # the variant's name, for short
+            config, options = None, {"variant": config, **options}
+        config = EncoderConfig.coerce(config, "config")
+        if options:
+            config = EncoderConfig.from_dict({**config.to_dict(), **options}, "TitansEncoder")
         self.config = config
-        block = BLOCKS[variant]
-        self.blocks = nn.ModuleList(block(config) for _ in range(depth))
-        self.norm = RMSNorm(dim)
-        if bidirectional:
-            self.backward_blocks = nn.ModuleList(block(config) for _ in range(depth))
-            self.backward_norm = RMSNorm(dim)
-            self.merge = nn.Linear(2 * dim, dim)
+        self.variant, self.dim, self.depth = config.variant, config.dim, config.depth
+        self.bidirectional = config.bidirectional
+        blocks = config.block()
+        block = BLOCKS[config.variant]
+        self.blocks = nn.ModuleList(block(blocks) for _ in range(config.depth))
+        self.norm = RMSNorm(config.dim)
+        if config.bidirectional:
+            self.backward_blocks = nn.ModuleList(block(blocks) for _ in range(config.depth))
+            self.backward_norm = RMSNorm(config.dim)
+            self.merge = nn.Linear(2 * config.dim, config.dim)
 
     def initial_state(self, batch_size: int) -> EncoderState:
         """The state before any token (persistent tokens already written), for a batch."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .parts import BlockConfig, BlockState, RMSNorm, TitansBlock
+from .config import BlockConfig
+from .parts import BlockState, RMSNorm, TitansBlock
 
 
 class LMMBlock(TitansBlock):

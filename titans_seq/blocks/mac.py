@@ -8,7 +8,8 @@ from torch import Tensor, nn
 from ..attention import Attention
 from ..attention.kernels import ALWAYS
 from ..memory import NeuralMemoryState
-from .parts import BlockConfig, BlockState, MemoryGate, RMSNorm, SegmentState, TitansBlock
+from .config import BlockConfig
+from .parts import BlockState, MemoryGate, RMSNorm, SegmentState, TitansBlock
 
 
 class MACBlock(TitansBlock):

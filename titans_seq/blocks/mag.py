@@ -5,7 +5,8 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..attention import SlidingWindowAttention
-from .parts import BlockConfig, BlockState, MemoryGate, RMSNorm, TitansBlock
+from .config import BlockConfig
+from .parts import BlockState, MemoryGate, RMSNorm, TitansBlock
 
 
 class MAGBlock(TitansBlock):

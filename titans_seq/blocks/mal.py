@@ -5,7 +5,8 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..attention import SlidingWindowAttention
-from .parts import BlockConfig, BlockState, RMSNorm, TitansBlock
+from .config import BlockConfig
+from .parts import BlockState, RMSNorm, TitansBlock
 
 
 class MALBlock(TitansBlock):

@@ -1,65 +1,16 @@
-"""What the Titans blocks share: their configuration, state, feed-forward and memory gate."""
+"""What the Titans blocks share: their state, feed-forward and memory gate (their
+configuration is :class:`~titans_seq.blocks.config.BlockConfig`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from datamodules.checks import choice, fraction, integer, real
-
 from ..attention import AttentionCache, PersistentMemory
-from ..attention.kernels import BACKENDS
 from ..memory import NeuralMemory, NeuralMemoryState
-from ..memory.native import check_kernel
-
-
-@dataclass(frozen=True)
-class BlockConfig:
-    """Every block's hyper-parameters (the encoder validates and fills them in)."""
-
-    dim: int
-    heads: int = 4  # attention heads
-    memory_heads: int = 4
-    memory_head_dim: int | None = None
-    memory_depth: int = 2  # 1 = linear memory (Table 5)
-    memory_hidden: int | None = None
-    chunk_size: int = 16
-    max_lr: float | None = None  # default 1 / chunk_size
-    momentum: bool = True  # Table 5: w/o momentum
-    forgetting: bool = True  # Table 5: w/o weight decay
-    convolution: bool = True  # Table 5: w/o convolution
-    persistent_tokens: int = 4  # N_p; 0 = Table 5's w/o persistent memory
-    attention: bool = True  # MAC/MAG/MAL without their attention part
-    window: int = 64  # sliding window (MAG, MAL), including the token itself
-    segment_len: int = 64  # MAC segment length
-    memory_tokens: int = 4  # MAC: N_l tokens retrieved from the memory per segment
-    ffn_mult: float = 4.0  # 0 = no feed-forward sub-layer
-    dropout: float = 0.0
-    rotary: bool = True
-    attention_backend: str = "auto"
-    compiled_memory: bool = False
-    memory_kernel: str = "auto"  # the memory scan's sequential pass: "auto", "native", "torch"
-    max_surprise_norm: float | None = None  # None: the paper's update, unclipped
-
-    def __post_init__(self) -> None:
-        # A frozen dataclass: the checked (plain Python) values are set through object.
-        for name in ("dim", "heads", "memory_heads", "window", "segment_len"):
-            object.__setattr__(self, name, integer(name, getattr(self, name)))
-        for name in ("persistent_tokens", "memory_tokens"):
-            object.__setattr__(self, name, integer(name, getattr(self, name), 0))
-        object.__setattr__(self, "ffn_mult", real("ffn_mult", self.ffn_mult, 0.0))
-        object.__setattr__(self, "dropout", fraction("dropout", self.dropout))
-        choice("attention_backend", self.attention_backend, BACKENDS)
-        check_kernel(self.memory_kernel, "memory_kernel")
-        if self.attention and self.dim % self.heads:
-            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads}); "
-                             "change one of them")
-
-    def with_(self, **changes) -> "BlockConfig":
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
+from .config import BlockConfig
 
 
 @dataclass

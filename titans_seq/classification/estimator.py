@@ -21,11 +21,12 @@ from datamodules.dna.alphabet import AMBIGUITY
 from datamodules.timeseries.frames import is_real_dtype
 
 from ..base import TitansEstimator
+from ..blocks import EncoderConfig
 from .kmers import checked_kmer_sizes
 from .module import ClassificationModule
 from .pretraining import PretrainingModule, load_trunk
 from .reverse import STRANDED_INPUTS
-from .trunk import SequenceTrunk, stem_options
+from .trunk import SequenceTrunk, sequence_encoder, stem_options
 
 PREDICT_BATCH = 256
 KMER_PATIENCE = 10  # epochs without a better validation accuracy before the k-mer stage ends
@@ -133,6 +134,10 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         Numeric input only: ``C``.
     channel_mean_, channel_std_ : ndarray
         Numeric input only: the standardisation of each channel.
+    reading_ : dict
+        How the fit read and batched sequences (``tokenizer``, ``k``, ``max_length``,
+        ``crop``, ``padding``, ``ambiguity``, ``rna``): what :meth:`predict_proba` reads new
+        sequences with. Parameters set after ``fit`` take effect at the next ``fit``.
     """
 
     def __init__(self, variant: Literal["lmm", "mac", "mag", "mal"] = "lmm", dim: int = 64,
@@ -185,6 +190,7 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         DNA of ``X`` and of ``pretrain_X``, further unlabelled sequences (a list of str);
         none of them needs a label."""
         params = self._check_params()
+        reading = params["reading"]
         if pretrain_X is not None and params["pretrain"] == 0:
             raise ValueError("pretrain_X is given but pretrain=0; set pretrain to the number "
                              "of pre-training epochs")
@@ -193,7 +199,7 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
             if y is None:
                 raise ValueError(f"{type(self).__name__} requires y to be passed, but the "
                                  "target y is None")
-            sequences = self._normalise(X)
+            sequences = _normalise(X, reading)
             y = column_or_1d(y, warn=True)
             if len(y) != len(sequences):
                 raise ValueError(f"X has {len(sequences)} sequences but y has {len(y)} labels; "
@@ -240,13 +246,14 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
                 if not _is_dna(pretrain_X):
                     raise TypeError(f"pretrain_X must be DNA sequences (a list of str), got "
                                     f"{_describe(pretrain_X)}")
-                extra = self._normalise(pretrain_X, "pretrain_X")
+                extra = _normalise(pretrain_X, reading, "pretrain_X")
             start = self._pretrain(sequences + extra, start, params)
-        train = self._dataset(kind, sequences, label_index, train_rows, True, seed)
-        val = (self._dataset(kind, sequences, label_index, val_rows, False, seed)
+        train = self._dataset(kind, sequences, label_index, train_rows, reading,
+                              float(self.rc_augment), seed)
+        val = (self._dataset(kind, sequences, label_index, val_rows, reading, 0.0, seed)
                if len(val_rows) else None)
         options = dict(trainer_defaults={"gradient_clip_val": 1.0},
-                       collate_fn=self._collate(kind))
+                       collate_fn=_collate(kind, reading))
         build = lambda: self._build(len(classes), kind, n_channels, params, start)  # noqa: E731
         if self._has_kmer_branch(kind, params) and params["kmer_epochs"] > 0:
             # First the k-mer branch alone, as a k-mer-count MLP is trained (selected on
@@ -259,7 +266,8 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
                 monitor="val_accuracy", mode="max", **options)
             build = lambda: _train_only(branch, "encoder")  # noqa: E731
         module = self._fit_module(build, train, val, params, monitor="val_loss", **options)
-        self._commit({**fitted, "input_kind_": kind, "classes_": classes, "module_": module})
+        self._commit({**fitted, "input_kind_": kind, "classes_": classes, "module_": module,
+                      "reading_": reading})
         return self
 
     def _pretrain(self, sequences: list[str], start: Any, params: dict[str, Any]) -> Any:
@@ -268,7 +276,7 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         def build() -> PretrainingModule:
             module = PretrainingModule(
                 tokenizer=self.tokenizer, stem_kernel=params["stem_kernel"],
-                stem_stride=params["stem_stride"], **self._trunk_options(params),
+                stem_stride=params["stem_stride"], encoder=params["encoder"],
                 lr=params["lr"], weight_decay=params["weight_decay"])
             if start is not None:
                 load_trunk(module.net.trunk, start)
@@ -279,20 +287,22 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
                                 {**params, "max_epochs": params["pretrain"]},
                                 monitor="train_loss",
                                 trainer_defaults={"gradient_clip_val": 1.0},
-                                collate_fn=self._collate("dna"))
+                                collate_fn=_collate("dna", params["reading"]))
 
     def _has_kmer_branch(self, kind: str, params: dict[str, Any]) -> bool:
         """The branch counts bases: DNA read one base per position (char or one-hot)."""
         return kind == "dna" and bool(params["kmer_sizes"]) and self.tokenizer in STRANDED_INPUTS
 
     @staticmethod
-    def _trunk_options(params: dict[str, Any]) -> dict[str, Any]:
-        """The encoder options shared by the classifier and its pre-training."""
-        return dict(variant=params["variant"], dim=params["dim"], depth=params["depth"],
-                    heads=params["heads"],
-                    memory_heads=min(4, params["dim"]) if params["dim"] % 4 == 0 else 1,
-                    memory_depth=params["memory_depth"], chunk_size=params["chunk_size"],
-                    dropout=params["dropout"], max_surprise_norm=params["max_surprise_norm"])
+    def _encoder(params: dict[str, Any]) -> EncoderConfig:
+        """The (causal) encoder the parameters describe, shared by the classifier and its
+        pre-training: the one place where they map onto its settings."""
+        return sequence_encoder().with_(
+            variant=params["variant"], dim=params["dim"], depth=params["depth"],
+            heads=params["heads"],
+            memory_heads=min(4, params["dim"]) if params["dim"] % 4 == 0 else 1,
+            memory_depth=params["memory_depth"], chunk_size=params["chunk_size"],
+            dropout=params["dropout"], max_surprise_norm=params["max_surprise_norm"])
 
     def _build(self, n_classes: int, kind: str, n_channels: int | None,
                params: dict[str, Any], pretrained: Any = None) -> ClassificationModule:
@@ -307,27 +317,22 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
             stem_kernel=params["stem_kernel"], stem_stride=params["stem_stride"],
             kmer_sizes=(list(params["kmer_sizes"]) if self._has_kmer_branch(kind, params)
                         else None),
-            kmer_hidden=params["kmer_hidden"], **self._trunk_options(params),
-            bidirectional=params["bidirectional"],
+            kmer_hidden=params["kmer_hidden"],
+            encoder=params["encoder"].with_(bidirectional=params["bidirectional"]),
             tokenizer=self.tokenizer if kind == "dna" else None,
             rc_average=params["rc_average"] and kind == "dna", pretrained=pretrained,
             lr=params["lr"], weight_decay=params["weight_decay"])
 
-    def _dataset(self, kind: str, sequences: Any, label_index: np.ndarray | None,
-                 rows: np.ndarray, train: bool, seed: int | None = None) -> Dataset:
+    @staticmethod
+    def _dataset(kind: str, sequences: Any, label_index: np.ndarray | None, rows: np.ndarray,
+                 reading: dict[str, Any], rc_augment: float, seed: int | None = None
+                 ) -> Dataset:
         labels = None if label_index is None else label_index[rows]
         if kind == "dna":
             return DNADataset([sequences[i] for i in rows], labels,
-                              make_tokenizer(self.tokenizer, int(self.k)),
-                              rc_augment=float(self.rc_augment) if train else 0.0,
-                              seed=seed or 0)
+                              make_tokenizer(reading["tokenizer"], reading["k"]),
+                              rc_augment=rc_augment, seed=seed or 0)
         return _ArraySequences(sequences[rows], labels)
-
-    def _collate(self, kind: str) -> DNACollator:
-        if kind != "dna":
-            return DNACollator(0)
-        return DNACollator(make_tokenizer(self.tokenizer, int(self.k)).pad_id,
-                           self.max_length, self.crop, self.padding)
 
     # -- predict -----------------------------------------------------------------------------
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -337,7 +342,7 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
             if self.input_kind_ != "dna":
                 raise ValueError("X holds DNA strings but the classifier was fitted on numeric "
                                  "sequences; pass an array like the one given to fit")
-            sequences = self._normalise(X)
+            sequences = _normalise(X, self.reading_)
             lengths = np.array([len(s) for s in sequences])
         else:
             if self.input_kind_ != "numeric":
@@ -352,8 +357,8 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
             lengths = np.full(len(sequences), sequences.shape[1])
         # Similar lengths together: less padding to compute; the order is restored below.
         order = np.argsort(lengths, kind="stable")
-        dataset = self._dataset(self.input_kind_, sequences, None, order, False)
-        collate = self._collate(self.input_kind_)
+        dataset = self._dataset(self.input_kind_, sequences, None, order, self.reading_, 0.0)
+        collate = _collate(self.input_kind_, self.reading_)
         # In float64: a float32 matrix product's rounding depends on how many rows it is
         # given, so a sequence's probabilities would change in the last digits with the
         # other sequences of the call; in float64 that stays far below any tolerance.
@@ -377,13 +382,6 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         return self.classes_[probabilities.argmax(1)]
 
     # -- input checks ------------------------------------------------------------------------
-    def _normalise(self, X: Any, name: str = "X") -> list[str]:
-        sequences = list(X)
-        if not sequences:
-            raise ValueError(f"{name} is empty: pass at least one DNA sequence")
-        return [normalize_sequence(s, ambiguity=self.ambiguity, rna=self.rna,
-                                   name=f"{name}[{i}]") for i, s in enumerate(sequences)]
-
     def _check_params(self) -> dict[str, Any]:
         """Every parameter checked once, before any data is read (plain Python values)."""
         params = self._check_training_params()
@@ -392,7 +390,7 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
                               ("tokenizer", ("char", "onehot", "kmer")),
                               ("ambiguity", AMBIGUITY)):
             choice(name, getattr(self, name), options)
-        crop_options(self.max_length, self.crop, self.padding)
+        max_length, crop, padding = crop_options(self.max_length, self.crop, self.padding)
         for name in ("dim", "depth", "heads", "memory_depth", "chunk_size", "kmer_hidden"):
             params[name] = integer(name, getattr(self, name))
         params["kmer_epochs"] = integer("kmer_epochs", self.kmer_epochs, 0,
@@ -401,6 +399,9 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         params["stem_kernel"], params["stem_stride"] = stem_options(self.stem_kernel,
                                                                     self.stem_stride)
         params["pretrain"] = integer("pretrain", self.pretrain, 0, hint="0: no pre-training")
+        params["reading"] = dict(tokenizer=self.tokenizer, k=params["k"], max_length=max_length,
+                                 crop=crop, padding=padding, ambiguity=self.ambiguity,
+                                 rna=boolean("rna", self.rna))
         params["variant"] = self.variant
         if self.pretrained is not None and not isinstance(
                 self.pretrained, (str, Path, PretrainingModule, SequenceTrunk)):
@@ -421,7 +422,25 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
             raise InvalidParameterError("pretrain (next-base prediction) needs tokenizer "
                                         "'char' or 'onehot' and a causal encoder "
                                         "(bidirectional=False)")
+        params["encoder"] = self._encoder(params)
         return params
+
+
+def _normalise(X: Any, reading: dict[str, Any], name: str = "X") -> list[str]:
+    """DNA sequences in upper case, checked as ``reading`` says (ambiguity codes, RNA)."""
+    sequences = list(X)
+    if not sequences:
+        raise ValueError(f"{name} is empty: pass at least one DNA sequence")
+    return [normalize_sequence(s, ambiguity=reading["ambiguity"], rna=reading["rna"],
+                               name=f"{name}[{i}]") for i, s in enumerate(sequences)]
+
+
+def _collate(kind: str, reading: dict[str, Any]) -> DNACollator:
+    """How batches are padded and cropped (numeric sequences are never cropped)."""
+    if kind != "dna":
+        return DNACollator(0)
+    return DNACollator(make_tokenizer(reading["tokenizer"], reading["k"]).pad_id,
+                       reading["max_length"], reading["crop"], reading["padding"])
 
 
 def _train_only(module: ClassificationModule, parts: str) -> ClassificationModule:

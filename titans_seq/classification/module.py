@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -14,13 +14,14 @@ from torchmetrics.classification import AUROC, Accuracy, F1Score, MatthewsCorrCo
 from datamodules.checks import fraction, real
 from datamodules.dna import make_tokenizer
 
-from ..blocks.encoder import MODULE_ENCODER_OPTIONS, Variant
+from ..blocks import EncoderConfig
 from ..optim import warmup_cosine_adamw
 from ..training import RandomStateInCheckpoints, adopt_shapes, trainer_datamodule
 from .kmers import checked_kmer_sizes
 from .network import Readout, TitansClassifierNet
 from .pretraining import load_trunk
 from .reverse import STRANDED_INPUTS, reverse_complement_batch
+from .trunk import encoder_config
 
 
 class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
@@ -47,15 +48,12 @@ class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
         other (what :class:`TitansClassifier` does).
     kmer_hidden : int
         Width of the k-mer branch.
-    variant, dim, depth, heads, memory_heads, memory_depth, chunk_size, max_lr, window,
-    segment_len, persistent_tokens, dropout, bidirectional
-        The :class:`~titans_seq.TitansEncoder`.
-    max_surprise_norm : float, optional
-        Clip each memory write's surprise to this norm (see
-        :func:`~titans_seq.memory.memory_scan`). At initialisation 99 % of the tokens of the
-        promoter set stay below 3.3, so 5 rarely clips a healthy memory but stops the
-        divergence of a deep memory whose weights training has grown (seen at dim 128 and with
-        bidirectional encoders on that set). None is the paper's unclipped update.
+    encoder : EncoderConfig or dict, optional
+        The :class:`~titans_seq.TitansEncoder` (a dict of its fields, as checkpoints hold it).
+        None: :func:`~titans_seq.classification.trunk.sequence_encoder` (dropout 0.1, each
+        memory write's surprise clipped to 5).
+    encoder_options
+        Fields of the encoder to replace, named flat (``dim=32, depth=1``).
     tokenizer : {"char", "onehot", "kmer"}, optional
         The tokenizer of DNA inputs; needed only for ``rc_average``.
     rc_average : bool
@@ -78,21 +76,21 @@ class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
                  n_features: int = 1, readout: Readout = "mean", head_dropout: float = 0.0,
                  stem_kernel: int = 0, stem_stride: int = 1,
                  kmer_sizes: list[int] | None = None, kmer_hidden: int = 256,
-                 variant: Variant = "lmm", dim: int = 64, depth: int = 2,
-                 heads: int = 4, memory_heads: int = 4, memory_depth: int = 2,
-                 chunk_size: int = 16, max_lr: float | None = None, window: int = 64,
-                 segment_len: int = 64, persistent_tokens: int = 4, dropout: float = 0.1,
-                 bidirectional: bool = False, max_surprise_norm: float | None = 5.0,
+                 encoder: EncoderConfig | None = None,
                  tokenizer: Literal["char", "onehot", "kmer"] | None = None,
                  rc_average: bool = False, pretrained: str | None = None,
                  label_smoothing: float = 0.0, lr: float = 1e-3,
-                 weight_decay: float = 1e-2, warmup_fraction: float = 0.05) -> None:
+                 weight_decay: float = 1e-2, warmup_fraction: float = 0.05,
+                 **encoder_options: Any) -> None:
         super().__init__()
         label_smoothing = fraction("label_smoothing", label_smoothing)
         kmer_sizes = list(checked_kmer_sizes(kmer_sizes)) or None
         lr = real("lr", lr, 0.0, low_open=True)
         weight_decay = real("weight_decay", weight_decay, 0.0)
         warmup_fraction = fraction("warmup_fraction", warmup_fraction)
+        # Plain values: checkpoints load with torch.load(weights_only=True).
+        encoder = encoder_config(encoder, encoder_options).to_dict()
+        encoder_options = {}  # merged into encoder: not saved twice
         self.save_hyperparameters(ignore=["pretrained"])
         # In a tuple: a module given here is a source of weights, not a submodule.
         self._pretrained = (pretrained,)
@@ -124,8 +122,7 @@ class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
             head_dropout=h.head_dropout, stem_kernel=h.stem_kernel, stem_stride=h.stem_stride,
             kmer_sizes=h.kmer_sizes, kmer_hidden=h.kmer_hidden,
             tokenizer=h.tokenizer if h.tokenizer in STRANDED_INPUTS else None,
-            bidirectional=h.bidirectional, max_surprise_norm=h.max_surprise_norm,
-            **{name: h[name] for name in MODULE_ENCODER_OPTIONS})
+            encoder=EncoderConfig.coerce(h.encoder))
         source, = self._pretrained
         if source is not None:
             load_trunk(self.net.trunk, source)

@@ -3,14 +3,14 @@ k-mer composition branch beside it, read out into class logits."""
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from datamodules.checks import choice, integer
 
-from ..blocks.encoder import Variant
+from ..blocks import EncoderConfig
 from .kmers import KmerBag, checked_kmer_sizes
 from .trunk import SequenceTrunk
 
@@ -45,27 +45,20 @@ class TitansClassifierNet(nn.Module):
                  readout: Readout = "mean", head_dropout: float = 0.0, stem_kernel: int = 0,
                  stem_stride: int = 1, kmer_sizes: Sequence[int] | None = None,
                  kmer_hidden: int = 256, tokenizer: Literal["char", "onehot"] | None = None,
-                 variant: Variant = "lmm", dim: int = 64, depth: int = 2, heads: int = 4,
-                 memory_heads: int = 4, memory_depth: int = 2, chunk_size: int = 16,
-                 max_lr: float | None = None, window: int = 64, segment_len: int = 64,
-                 persistent_tokens: int = 4, dropout: float = 0.1,
-                 bidirectional: bool = False, max_surprise_norm: float | None = None) -> None:
+                 encoder: EncoderConfig | None = None, **encoder_options: Any) -> None:
         super().__init__()
         n_classes = integer("n_classes", n_classes, 2)
         choice("readout", readout, ("last", "mean"))
         self.readout = readout
-        self.trunk = SequenceTrunk(
-            vocab_size=vocab_size, n_features=n_features, stem_kernel=stem_kernel,
-            stem_stride=stem_stride, variant=variant, dim=dim, depth=depth, heads=heads,
-            memory_heads=memory_heads, memory_depth=memory_depth, chunk_size=chunk_size,
-            max_lr=max_lr, window=window, segment_len=segment_len,
-            persistent_tokens=persistent_tokens, dropout=dropout, bidirectional=bidirectional,
-            max_surprise_norm=max_surprise_norm)
+        self.trunk = SequenceTrunk(vocab_size=vocab_size, n_features=n_features,
+                                   stem_kernel=stem_kernel, stem_stride=stem_stride,
+                                   encoder=encoder, **encoder_options)
         self.vocab_size, self.n_features = self.trunk.vocab_size, self.trunk.n_features
         sizes = checked_kmer_sizes(kmer_sizes)
         self.kmers = (KmerBag(sizes, hidden=kmer_hidden, tokenizer=tokenizer)
                       if sizes else None)
-        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(dim, n_classes))
+        self.head = nn.Sequential(nn.Dropout(head_dropout),
+                                  nn.Linear(self.trunk.dim, n_classes))
         # One linear head per branch, summed: each branch's logits are a classifier of their
         # own, so the branches can also be trained one after the other (train_only).
         self.kmer_head = (nn.Linear(self.kmers.hidden, n_classes)

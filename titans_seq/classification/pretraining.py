@@ -5,7 +5,7 @@ next, as in the paper's language modelling, §5.2)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -15,11 +15,11 @@ from torch.nn import functional as F
 from datamodules.checks import InvalidParameterError, fraction, real
 from datamodules.dna import make_tokenizer
 
-from ..blocks.encoder import MODULE_ENCODER_OPTIONS, Variant
+from ..blocks import EncoderConfig
 from ..optim import warmup_cosine_adamw
 from ..training import RandomStateInCheckpoints, adopt_shapes, trainer_datamodule
 from .kmers import base_codes
-from .trunk import SequenceTrunk
+from .trunk import SequenceTrunk, encoder_config
 
 class NextBaseNet(nn.Module):
     """A :class:`SequenceTrunk` with a head that predicts, from each token, the bases of the
@@ -63,9 +63,13 @@ class PretrainingModule(RandomStateInCheckpoints, pl.LightningModule):
     ----------
     vocab_size, n_features, tokenizer
         The inputs (char ids or one-hot); None: taken from the Trainer's datamodule.
-    stem_kernel, stem_stride, variant, dim, depth, heads, memory_heads, memory_depth,
-    chunk_size, max_lr, window, segment_len, persistent_tokens, dropout, max_surprise_norm
-        The :class:`SequenceTrunk` (causal).
+    stem_kernel, stem_stride
+        The :class:`SequenceTrunk`'s stem.
+    encoder : EncoderConfig or dict, optional
+        Its encoder (causal; a dict of its fields, as checkpoints hold it). None:
+        :func:`~titans_seq.classification.trunk.sequence_encoder`.
+    encoder_options
+        Fields of the encoder to replace, named flat (``dim=32, depth=1``).
     lr, weight_decay, warmup_fraction : float
         AdamW with a linear warm-up, then cosine decay.
 
@@ -76,16 +80,17 @@ class PretrainingModule(RandomStateInCheckpoints, pl.LightningModule):
 
     def __init__(self, vocab_size: int | None = None, n_features: int = 1,
                  tokenizer: Literal["char", "onehot"] | None = None, stem_kernel: int = 6,
-                 stem_stride: int = 1, variant: Variant = "lmm", dim: int = 64,
-                 depth: int = 2, heads: int = 4, memory_heads: int = 4, memory_depth: int = 2,
-                 chunk_size: int = 16, max_lr: float | None = None, window: int = 64,
-                 segment_len: int = 64, persistent_tokens: int = 4, dropout: float = 0.1,
-                 max_surprise_norm: float | None = 5.0, lr: float = 1e-3,
-                 weight_decay: float = 1e-2, warmup_fraction: float = 0.05) -> None:
+                 stem_stride: int = 1, encoder: EncoderConfig | None = None,
+                 lr: float = 1e-3,
+                 weight_decay: float = 1e-2, warmup_fraction: float = 0.05,
+                 **encoder_options: Any) -> None:
         super().__init__()
         lr = real("lr", lr, 0.0, low_open=True)
         weight_decay = real("weight_decay", weight_decay, 0.0)
         warmup_fraction = fraction("warmup_fraction", warmup_fraction)
+        # Plain values: checkpoints load with torch.load(weights_only=True).
+        encoder = encoder_config(encoder, encoder_options).to_dict()
+        encoder_options = {}  # merged into encoder: not saved twice
         self.save_hyperparameters()
         self.net: NextBaseNet | None = None
         if tokenizer is not None:
@@ -100,8 +105,7 @@ class PretrainingModule(RandomStateInCheckpoints, pl.LightningModule):
         self.net = NextBaseNet(SequenceTrunk(
             vocab_size=expected.vocab_size, n_features=expected.n_features,
             stem_kernel=h.stem_kernel, stem_stride=h.stem_stride,
-            max_surprise_norm=h.max_surprise_norm,
-            **{name: h[name] for name in MODULE_ENCODER_OPTIONS}))
+            encoder=EncoderConfig.coerce(h.encoder)))
 
     def configure_model(self) -> None:
         """With ``tokenizer=None``, take the inputs from the Trainer's datamodule."""

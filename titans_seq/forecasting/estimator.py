@@ -7,22 +7,26 @@ from dataclasses import replace
 from typing import Any, Literal, Sequence
 
 import numpy as np
-import pandas as pd
-import torch
 from sklearn.utils.validation import check_is_fitted
 
-from datamodules.checks import (choice, fraction, integer, quantile_levels, stream_options)
-from datamodules.timeseries import (SeriesScaler, SeriesSet, align_covariates, calendar_names,
-                                    forecast_datasets, prepare_series, read_series,
-                                    split_borders)
+from datamodules.checks import choice, fraction, integer
+from datamodules.timeseries import (ForecastLayout, SeriesScaler, SeriesSet, TimeSeriesDataModule,
+                                    align_covariates, calendar_names, prepare_series,
+                                    read_series, split_borders)
 
-from .module import ForecastingModule
+from ..base import TitansEstimator
+from ..blocks import Variant
+from . import history
+from .config import ForecastConfig
 from .evaluation import (BacktestResult, backtest_result, calibration_errors, conformal_width,
                          last_errors)
+from .interface import ForecastNetwork, read_streams
+from .module import ForecastingModule
+from .network import ChannelMode
 from .outputs import forecast_output, interval_output, rows_output
-from .streaming import (forecast_from, move_state, open_stream, origin_forecasts, read_streams,
-                        read_upto)
-from ..base import TitansEstimator
+
+_DEFAULT = ForecastConfig()  # the one set of defaults: the estimator's are its own
+_LAYOUT, _ENCODER = _DEFAULT.layout, _DEFAULT.encoder
 
 
 class TitansForecaster(TitansEstimator):
@@ -88,33 +92,45 @@ class TitansForecaster(TitansEstimator):
         Training runs there; Lightning hands the module back on the CPU, where ``predict``,
         ``update`` and ``backtest`` run (a single forecast is milliseconds).
 
+    The network's parameters travel below the estimator as one
+    :class:`~titans_seq.forecasting.ForecastConfig` (:meth:`config` maps them; the defaults
+    here are its defaults). Parameters set after ``fit`` (``set_params``) take effect at the
+    next ``fit``: every fitted method reads only what ``fit`` committed.
+
     Attributes
     ----------
     module_ : ForecastingModule
-        The trained network (on the CPU after unpickling).
+        The trained network (on the CPU after unpickling); ``module_.config`` is the
+        :class:`~titans_seq.forecasting.ForecastConfig` it was built from.
     series_ : SeriesSet
-        The data seen so far (fit, then every update).
+        The data seen so far (fit, then every update), with its covariates.
     scaler_ : SeriesScaler
         Per-series statistics of the training rows.
-    streams_ : list of LaneStream or SeriesStream
+    streams_ : list of ForecastStream
         Each series' memory after reading its history.
     linear_lookback_ : int
         The linear path's rows (``mode="stream"``).
+    calendar_, future_names_, read_options_, calibration_window_
+        The calendar features, covariate columns, table reading options and rolling
+        calibration window of the fit.
     n_channels_, n_covariates_, target_names_ : as named
     """
 
-    def __init__(self, horizon: int = 24, mode: Literal["stream", "window"] = "stream",
-                 lookback: int = 96, linear_lookback: int | None = None,
-                 segment_tokens: int = 32, head_hidden: int = 256, warmup: int = 0,
-                 variant: Literal["lmm", "mac", "mag", "mal"] = "lmm", dim: int = 64,
-                 depth: int = 1, patch_len: int = 16,
-                 channel_mode: Literal["independent", "mixing"] = "independent",
-                 memory_depth: int = 2, chunk_size: int = 4, dropout: float = 0.1,
-                 loss: Literal["mse", "mae", "quantile"] = "mse",
-                 quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+    def __init__(self, horizon: int = _LAYOUT.horizon,
+                 mode: Literal["stream", "window"] = _LAYOUT.mode,
+                 lookback: int = _LAYOUT.lookback, linear_lookback: int | None = None,
+                 segment_tokens: int = _LAYOUT.segment_tokens,
+                 head_hidden: int = _DEFAULT.head_hidden, warmup: int = _LAYOUT.warmup,
+                 variant: Variant = _ENCODER.variant, dim: int = _ENCODER.dim,
+                 depth: int = _ENCODER.depth, patch_len: int = _LAYOUT.patch_len,
+                 channel_mode: ChannelMode = _DEFAULT.channel_mode,
+                 memory_depth: int = _ENCODER.memory_depth,
+                 chunk_size: int = _ENCODER.chunk_size, dropout: float = _ENCODER.dropout,
+                 loss: Literal["mse", "mae", "quantile"] = _DEFAULT.loss,
+                 quantiles: Sequence[float] = _DEFAULT.quantiles,
                  calendar: bool | Sequence[str] = False,
                  missing: Literal["error", "mask"] = "error", val_fraction: float = 0.1,
-                 max_epochs: int = 10, batch_size: int = 64, lr: float = 1e-3,
+                 max_epochs: int = 10, batch_size: int = 64, lr: float = _DEFAULT.lr,
                  patience: int = 3, target: str | Sequence[str] | None = None,
                  time_col: str | None = None, id_col: str | None = None,
                  static_covariates: Sequence[str] | None = None,
@@ -137,103 +153,99 @@ class TitansForecaster(TitansEstimator):
         self.random_state, self.verbose = random_state, verbose
         self.accelerator, self.devices, self.trainer_kwargs = accelerator, devices, trainer_kwargs
 
+    # -- the network's settings --------------------------------------------------------------
+    def config(self, train_rows: int | None = None) -> ForecastConfig:
+        """The :class:`ForecastConfig` these parameters describe: the one place where the flat
+        parameters map onto the settings below the estimator. ``train_rows`` (of the longest
+        series) sets the automatic ``linear_lookback``; None takes the layout's default."""
+        mode = choice("mode", self.mode, ("stream", "window"))
+        stream = mode == "stream"
+        linear_lookback = integer("linear_lookback", self.linear_lookback, 0, optional=True,
+                                  hint="None: automatic")
+        if not stream:
+            linear_lookback = 0
+        elif linear_lookback is None:
+            horizon, lookback = integer("horizon", self.horizon), integer("lookback",
+                                                                          self.lookback)
+            linear_lookback = _LAYOUT.linear_lookback if train_rows is None else \
+                min(_LAYOUT.linear_lookback, max(lookback, (train_rows - horizon) // 2))
+        layout = ForecastLayout(mode, self.lookback, self.horizon, self.warmup, linear_lookback,
+                                self.patch_len, self.segment_tokens)
+        dropout = fraction("dropout", self.dropout)
+        encoder = _ENCODER.with_(variant=self.variant, dim=self.dim, depth=self.depth,
+                                 memory_depth=self.memory_depth, chunk_size=self.chunk_size,
+                                 dropout=dropout)
+        return ForecastConfig(layout, encoder, head_hidden=self.head_hidden,
+                              head_dropout=dropout if stream else 0.0,
+                              channel_mode=self.channel_mode, loss=self.loss,
+                              quantiles=self.quantiles, lr=self.lr)
+
+    def _check_params(self) -> dict[str, Any]:
+        """Every parameter checked once, before any data is read (plain Python values)."""
+        params = self._check_training_params()
+        params["config"] = self.config()  # the network's settings (checks them)
+        params["calibration_window"] = integer("calibration_window", self.calibration_window,
+                                               optional=True, hint="None: every error")
+        choice("missing", self.missing, ("error", "mask"))
+        params["calendar"] = calendar_names(self.calendar)
+        params["read_options"] = dict(
+            target=self.target, time_col=self.time_col, id_col=self.id_col, missing=self.missing,
+            static_covariates=None if self.static_covariates is None
+            else list(self.static_covariates))
+        return params
+
     # -- fit ---------------------------------------------------------------------------------
     def fit(self, y: Any, X: Any = None) -> "TitansForecaster":
         """Train on ``y`` (wide or long table, pandas or polars, array ``(T,)``/``(T, C)``,
         CSV/Parquet path); ``X``: future-known covariates covering every row of ``y``.
         A failed fit leaves the forecaster as it was."""
         params = self._check_params()
-        series = self._read(y, "y")
-        future, future_names = (align_covariates(series, X, 0) if X is not None
-                                else (None, []))
+        series = read_series(y, **params["read_options"], name="y")
+        if X is not None:
+            future, names = align_covariates(series, X, 0)
+            series = replace(series, future=future, future_names=names)
         calendar = params["calendar"]
-        if calendar and series.times is None:
-            raise ValueError("calendar features need timestamps; y has none")
-        borders = [split_borders(n, "fractions", params["val_fraction"], 0.0)
-                   for n in series.lengths]
-        linear_lookback = self._linear_lookback(params, max(b[0] for b in borders))
-        context = (max(params["lookback"], linear_lookback) if params["mode"] == "stream"
-                   else params["lookback"] + params["warmup"])
-        scaler = SeriesScaler.fit(series, [b[0] for b in borders], True, future)
-        prepared = prepare_series(series, scaler, calendar, future)
-        datasets = forecast_datasets(
-            prepared, borders, mode=params["mode"],
-            context=context, horizon=params["horizon"], patch_len=params["patch_len"],
-            segment_tokens=params["segment_tokens"], batch_size=params["batch_size"],
-            eval_batch_size=params["batch_size"], seed=params["seed"] or 0,
-            needs="max(lookback, linear_lookback)" if params["mode"] == "stream"
-            else "lookback + warmup")
+        train_rows = max(split_borders(n, "fractions", params["val_fraction"], 0.0)[0]
+                         for n in series.lengths)
+        config = self.config(train_rows)
+        data = TimeSeriesDataModule(series, **config.layout.to_dict(), calendar=calendar,
+                                    split="fractions", val_fraction=params["val_fraction"],
+                                    test_fraction=0.0, batch_size=params["batch_size"],
+                                    seed=params["seed"] or 0)
+        data.setup("fit")
         module = self._fit_module(
-            lambda: self._module(params, series, calendar, future_names, linear_lookback),
-            datasets["train"], datasets["val"], params, monitor="val_mse")
-        fitted = dict(module_=module, series_=series, scaler_=scaler, calendar_=calendar,
-                      future_=future, future_names_=future_names,
-                      n_channels_=series.n_channels, target_names_=series.target_names,
-                      n_covariates_=len(calendar) + len(future_names),
-                      linear_lookback_=linear_lookback)
-        fitted["streams_"] = read_streams(module, series, prepared)
+            lambda: ForecastingModule(config, n_channels=data.n_channels,
+                                      n_covariates=data.n_covariates, n_static=data.n_static),
+            data.datasets["train"], data.datasets["val"], params, monitor="val_mse")
+        fitted = dict(module_=module, series_=series, scaler_=data.scaler, calendar_=calendar,
+                      future_names_=list(series.future_names), n_channels_=series.n_channels,
+                      target_names_=series.target_names, n_covariates_=data.n_covariates,
+                      linear_lookback_=config.layout.linear_lookback,
+                      read_options_=params["read_options"],
+                      calibration_window_=params["calibration_window"])
+        fitted["streams_"] = read_streams(module.net, data.prepared, series.lengths)
         fitted["calibration_errors_"] = last_errors(calibration_errors(
-            module, prepared, [b[0] for b in borders], params["horizon"],
-            1 if params["mode"] == "stream" else params["lookback"]),
+            module, data.prepared, [data.borders_of(n)[0] for n in series.lengths]),
             params["calibration_window"])
         self._commit(fitted)
         return self
 
-    def _linear_lookback(self, params: dict, train_rows: int) -> int:
-        if params["mode"] != "stream":
-            return 0
-        if params["linear_lookback"] is not None:
-            return params["linear_lookback"]
-        return min(720, max(params["lookback"], (train_rows - params["horizon"]) // 2))
+    # -- fitted state ------------------------------------------------------------------------
+    @property
+    def _net(self) -> ForecastNetwork:
+        return self.module_.net
 
-    def _module(self, params: dict, series: SeriesSet, calendar: list[str],
-                future_names: list[str], linear_lookback: int) -> ForecastingModule:
-        stream = params["mode"] == "stream"
-        return ForecastingModule(
-            n_channels=series.n_channels, lookback=params["lookback"],
-            horizon=params["horizon"], warmup=params["warmup"], mode=params["mode"],
-            linear_lookback=linear_lookback, segment_tokens=params["segment_tokens"],
-            head_hidden=params["head_hidden"], head_dropout=params["dropout"] if stream else 0.0,
-            n_covariates=len(calendar) + len(future_names),
-            n_static=len(series.static_names), patch_len=params["patch_len"],
-            channel_mode=self.channel_mode, variant=self.variant, dim=params["dim"],
-            depth=params["depth"], memory_depth=params["memory_depth"],
-            chunk_size=params["chunk_size"], dropout=params["dropout"], loss=self.loss,
-            quantiles=params["quantiles"], lr=params["lr"])
+    def _read(self, y: Any, name: str = "y") -> SeriesSet:
+        """``y`` read as the fit read its data, its columns in the fitted order."""
+        return history.like_fitted(self.series_, read_series(y, **self.read_options_,
+                                                             name=name))
 
-    def _check_params(self) -> dict[str, Any]:
-        """Every parameter checked once, before any data is read (plain Python values)."""
-        params = self._check_training_params()
-        mode, lookback, warmup, patch_len = stream_options(
-            self.mode, self.lookback, self.warmup, self.patch_len,
-            choice("channel_mode", self.channel_mode, ("independent", "mixing")))
-        params.update(mode=mode, lookback=lookback, warmup=warmup, patch_len=patch_len)
-        for name in ("horizon", "dim", "depth", "memory_depth", "chunk_size", "segment_tokens"):
-            params[name] = integer(name, getattr(self, name))
-        params["head_hidden"] = integer("head_hidden", self.head_hidden, 0)
-        params["linear_lookback"] = integer("linear_lookback", self.linear_lookback, 0,
-                                            optional=True, hint="None: automatic")
-        params["dropout"] = fraction("dropout", self.dropout)
-        params["quantiles"] = quantile_levels(self.loss, self.quantiles)
-        params["calibration_window"] = integer("calibration_window", self.calibration_window,
-                                               optional=True, hint="None: every error")
-        choice("variant", self.variant, ("lmm", "mac", "mag", "mal"))
-        choice("missing", self.missing, ("error", "mask"))
-        params["calendar"] = calendar_names(self.calendar)
-        return params
+    def _prepared(self, series: SeriesSet, scaler: SeriesScaler, extra_rows: int = 0):
+        return prepare_series(series, scaler, self.calendar_, extra_rows=extra_rows)
 
-    def _read(self, y: Any, name: str) -> SeriesSet:
-        return read_series(y, target=self.target, time_col=self.time_col, id_col=self.id_col,
-                           static_covariates=None if self.static_covariates is None
-                           else list(self.static_covariates), missing=self.missing, name=name)
-
-    # -- streaming state ---------------------------------------------------------------------
-    def _prepared(self, series: SeriesSet, scaler: SeriesScaler, future, extra_rows: int = 0):
-        return prepare_series(series, scaler, self.calendar_, future, extra_rows)
-
-    def _stream(self, series: SeriesSet, scaler: SeriesScaler, future, streams=None) -> list:
-        return read_streams(self.module_, series, self._prepared(series, scaler, future),
-                             streams)
+    def _scaler_for(self, series: SeriesSet, stops: Sequence[int] | None = None
+                    ) -> SeriesScaler:
+        return history.scaler_for(self.series_, self.scaler_, series, stops)
 
     # -- update ------------------------------------------------------------------------------
     def update(self, y: Any, X: Any = None) -> "TitansForecaster":
@@ -245,101 +257,33 @@ class TitansForecaster(TitansEstimator):
         when the model was fitted with covariates.
         """
         check_is_fitted(self)
-        new = self._check_like_fitted(self._read(y, "y"))
-        old = self.series_
-        positions = self._positions(new)
-        if (old.times is None) != (new.times is None):
-            fix = ("timestamped data; pass y with its time column" if old.times is not None
-                   else "data without timestamps; pass y without a time column")
-            raise ValueError(f"update: the forecaster was fitted on {fix}")
-        if old.times is not None:
-            for index, position in enumerate(positions):
-                expected = old.future_times(position, len(new.times[index]))
-                if not np.array_equal(new.times[index], expected):
-                    row = int(np.flatnonzero(new.times[index] != expected)[0])
-                    raise ValueError(
-                        f"update: series {old.ids[position]!r} continues at "
-                        f"{pd.Timestamp(expected[0])} every {old.freq.freqstr}; row {row} of y "
-                        f"is at {pd.Timestamp(new.times[index][row])}, not "
-                        f"{pd.Timestamp(expected[row])}. Pass the rows that follow the last "
-                        "seen ones, at the fitted frequency")
-        future = self._covariates(new, X, 0, "update")
-        values, times = list(old.values), None if old.times is None else list(old.times)
-        olds = list(self.future_) if self.future_ is not None else None
-        for index, position in enumerate(positions):
-            values[position] = np.concatenate([values[position], new.values[index]])
-            if times is not None:
-                times[position] = np.concatenate([times[position], new.times[index]])
-            if olds is not None:
-                olds[position] = np.concatenate([olds[position], future[index]])
-        self.series_ = replace(old, values=values, times=times, future=olds)
-        self.future_ = olds
-        self.streams_ = self._stream(self.series_, self.scaler_, self.future_, self.streams_)
-        if self.calibration_window is not None:
-            self._extend_calibration(positions, old.lengths)
+        new = self._read(y)
+        where = history.positions(self.series_, new)
+        history.check_continues(self.series_, new, where)
+        new = history.with_covariates(new, X, 0, self.future_names_, "update")
+        before = self.series_.lengths
+        series = history.extended(self.series_, new, where)
+        streams = read_streams(self._net, self._prepared(series, self.scaler_), series.lengths,
+                               self.streams_, self.module_.device)
+        errors = self.calibration_errors_
+        if self.calibration_window_ is not None:
+            errors = self._rolled_calibration(series, where, before)
+        self.series_, self.streams_, self.calibration_errors_ = series, streams, errors
         return self
 
-    def _extend_calibration(self, positions: list[int], before: list[int]) -> None:
-        """Rolling conformal: the errors of the forecasts whose rows ``update`` has just
-        completed join the calibration errors (the last ``calibration_window`` are kept)."""
-        series = replace(self.series_, values=[self.series_.values[p] for p in positions],
-                         ids=[self.series_.ids[p] for p in positions],
-                         times=None if self.series_.times is None
-                         else [self.series_.times[p] for p in positions],
-                         future=None if self.future_ is None
-                         else [self.future_[p] for p in positions])
-        scaler = self._scaler_for(series, series.future)
-        new = calibration_errors(self.module_, self._prepared(series, scaler, series.future),
-                                 [before[p] - self.horizon + 1 for p in positions],
-                                 self.horizon, 1 if self.mode == "stream" else self.lookback)
-        if new is not None:
-            errors = new if self.calibration_errors_ is None \
-                else np.concatenate([self.calibration_errors_, new])
-            self.calibration_errors_ = last_errors(errors, self.calibration_window)
-
-    def _check_like_fitted(self, new: SeriesSet) -> SeriesSet:
-        """``new`` with its target columns in the fitted order (or an error)."""
-        if new.n_channels != self.n_channels_:
-            raise ValueError(f"y has {new.n_channels} target columns, the forecaster was fitted "
-                             f"on {self.n_channels_} ({self.target_names_})")
-        if (new.layout == "long") != (self.series_.layout == "long"):
-            raise ValueError(f"y is {'a long table' if new.layout == 'long' else 'one series'}"
-                             f"; the forecaster was fitted on "
-                             f"{'a long table' if self.series_.layout == 'long' else 'one series'}")
-        if "array" in (new.layout, self.series_.layout) or \
-                new.target_names == self.target_names_:
-            return new
-        if len(new.target_names) != len(self.target_names_) or \
-                set(new.target_names) != set(self.target_names_):
-            raise ValueError(f"y has target columns {new.target_names}, the forecaster was "
-                             f"fitted on {self.target_names_}")
-        order = [new.target_names.index(name) for name in self.target_names_]
-        return replace(new, values=[v[:, order] for v in new.values],
-                       target_names=list(self.target_names_))
-
-    def _positions(self, new: SeriesSet) -> list[int]:
-        known = {key: i for i, key in enumerate(self.series_.ids)}
-        unknown = [key for key in new.ids if key not in known]
-        if unknown:
-            raise ValueError(f"update: unknown series {unknown[:5]}; update continues fitted "
-                             "series; forecast new ones with predict(y=…)")
-        return [known[key] for key in new.ids]
-
-    def _covariates(self, series: SeriesSet, X: Any, extra: int, method: str):
-        if not self.future_names_:
-            if X is not None:
-                raise ValueError(f"{method}: the forecaster was fitted without covariates; "
-                                 "drop X or refit with it")
-            return None
-        if X is None:
-            rows = "every row of y" + (f" and the {extra} rows to forecast" if extra else "")
-            raise ValueError(f"{method} needs X: the forecaster was fitted with covariates "
-                             f"{self.future_names_}, and X must cover {rows}")
-        future, names = align_covariates(series, X, extra)
-        if names != self.future_names_:
-            raise ValueError(f"X has columns {names}, the forecaster was fitted with "
-                             f"{self.future_names_}")
-        return future
+    def _rolled_calibration(self, series: SeriesSet, where: list[int], before: list[int]
+                            ) -> np.ndarray | None:
+        """Rolling conformal: the calibration errors with those of the forecasts whose rows an
+        update has just completed (the last ``calibration_window_`` are kept)."""
+        part = history.subset(series, where)
+        horizon = self._net.horizon
+        new = calibration_errors(self.module_, self._prepared(part, self._scaler_for(part)),
+                                 [before[p] - horizon + 1 for p in where])
+        if new is None:
+            return self.calibration_errors_
+        errors = new if self.calibration_errors_ is None \
+            else np.concatenate([self.calibration_errors_, new])
+        return last_errors(errors, self.calibration_window_)
 
     # -- predict -----------------------------------------------------------------------------
     def predict(self, y: Any = None, X: Any = None) -> Any:
@@ -378,76 +322,33 @@ class TitansForecaster(TitansEstimator):
         forecasts = [np.sort(f, axis=-1)[..., index] for f in forecasts]  # no crossing
         return forecast_output(series, forecasts, levels)
 
-    def _forecast(self, y: Any, X: Any) -> tuple[list[np.ndarray], SeriesSet]:
+    def _forecast(self, y: Any, X: Any
+                  ) -> tuple[list[np.ndarray], SeriesSet, SeriesScaler]:
+        """The forecasts (data units) from the end of ``y`` (default: the fitted data, read
+        by the fitted streams), the series and their scaler."""
         check_is_fitted(self)
-        net, device = self.module_.net, self.module_.device
+        net, device = self._net, self.module_.device
+        horizon = net.horizon
         if y is None:
             series, scaler, streams = self.series_, self.scaler_, self.streams_
-            future = self.future_
-            if self.future_names_:
-                future = self._extend_future(X)
+            series = history.with_horizon_covariates(series, X, horizon, self.future_names_)
         else:
-            series = self._check_like_fitted(self._read(y, "y"))
-            future = self._covariates(series, X, self.horizon, "predict")
-            scaler = self._scaler_for(series, future)
-            streams = None
+            series = history.with_covariates(self._read(y), X, horizon, self.future_names_,
+                                             "predict")
+            scaler, streams = self._scaler_for(series), None
+        lookback = net.layout.lookback
         for index, length in enumerate(series.lengths):
-            if length < self.lookback:
+            if length < lookback:
                 raise ValueError(f"series {series.ids[index]!r} has {length} rows; a forecast "
-                                 f"reads the last lookback = {self.lookback}")
-        if y is not None:
-            streams = self._stream(series, scaler, future)
-        prepared = self._prepared(series, scaler, future, self.horizon)
-        forecasts = []
-        for stream, item, length, index in zip(streams, prepared, series.lengths,
-                                               range(series.n_series)):
-            forecast = forecast_from(net, stream, item.values.to(device),
-                                     item.observed.to(device), item.covariates.to(device),
-                                     item.static.to(device), length)
-            forecasts.append(self._unscale(scaler, forecast.float().cpu().numpy(), index))
+                                 f"reads the last lookback = {lookback}")
+        prepared = [item.to(device) for item in self._prepared(series, scaler, horizon)]
+        if streams is None:
+            streams = read_streams(net, prepared, series.lengths, device=device)
+        forecasts = [self._unscale(scaler, net.forecast_from(stream, item, length)
+                                   .float().cpu().numpy(), index)
+                     for index, (stream, item, length)
+                     in enumerate(zip(streams, prepared, series.lengths))]
         return forecasts, series, scaler
-
-    def _extend_future(self, X: Any):
-        """Fitted covariates plus the horizon's rows from ``X``."""
-        if X is None:
-            raise ValueError(f"predict needs X: the forecaster was fitted with covariates "
-                             f"{self.future_names_}; X must cover the {self.horizon} rows "
-                             "after the end of the data")
-        series = self.series_
-        if series.times is None:
-            array = np.asarray(X, dtype=np.float64)
-            array = array[:, None] if array.ndim == 1 else array
-            if array.shape != (self.horizon, len(self.future_names_)):
-                raise ValueError(f"X must be ({self.horizon}, {len(self.future_names_)}) for "
-                                 f"the rows to forecast, got {array.shape}")
-            if not np.isfinite(array).all():
-                raise ValueError("X has NaN or infinite values; covariates must be complete")
-            return [np.concatenate([self.future_[0], array])]
-        horizon_only = replace(
-            series, values=[np.zeros((self.horizon, series.n_channels))] * series.n_series,
-            times=[series.future_times(i, self.horizon) for i in range(series.n_series)],
-            future=None)
-        rows, names = align_covariates(horizon_only, X, 0,
-                                       rows=f"the {self.horizon} rows to forecast")
-        if names != self.future_names_:
-            raise ValueError(f"X has columns {names}, the forecaster was fitted with "
-                             f"{self.future_names_}")
-        return [np.concatenate([old, new]) for old, new in zip(self.future_, rows)]
-
-    def _scaler_for(self, series: SeriesSet, future, stops: Sequence[int] | None = None
-                    ) -> SeriesScaler:
-        """Fitted statistics for known series; a new series is scaled by its own history
-        (its first ``stops[i]`` rows)."""
-        known = {key: i for i, key in enumerate(self.series_.ids)}
-        fitted = self.scaler_
-        own = SeriesScaler.fit(series, stops or series.lengths, True, future)
-        rows = [known.get(key) if self.series_.layout == "long" else 0 for key in series.ids]
-        pick = lambda mine, theirs: np.stack([theirs[r] if r is not None else mine[i]
-                                              for i, r in enumerate(rows)])
-        return SeriesScaler(pick(own.mean, fitted.mean), pick(own.std, fitted.std),
-                            pick(own.covariate_mean, fitted.covariate_mean),
-                            pick(own.covariate_std, fitted.covariate_std),
-                            fitted.static_mean, fitted.static_std)
 
     @staticmethod
     def _unscale(scaler: SeriesScaler, forecast: np.ndarray, series: int) -> np.ndarray:
@@ -505,25 +406,23 @@ class TitansForecaster(TitansEstimator):
         """
         check_is_fitted(self)
         if y is None:
-            series, scaler, future = self.series_, self.scaler_, self.future_
+            series, scaler = self.series_, self.scaler_
         else:
-            series = self._check_like_fitted(self._read(y, "y"))
-            future = self._covariates(series, X, 0, "surprise")
-            scaler = self._scaler_for(series, future)
-        if future is not None:  # past the end: the last row's covariates
-            future = [np.concatenate([f, np.repeat(f[-1:], self.horizon, 0)]) for f in future]
-        net, device = self.module_.net, self.module_.device
-        first = 1 if self.mode == "stream" else self.lookback
-        scores = []
-        for index, item in enumerate(self._prepared(series, scaler, future, self.horizon)):
+            series = history.with_covariates(self._read(y), X, 0, self.future_names_,
+                                             "surprise")
+            scaler = self._scaler_for(series)
+        net, device = self._net, self.module_.device
+        if series.future is not None:  # past the end: the last row's covariates
+            series = replace(series, future=[np.concatenate([f, np.repeat(f[-1:], net.horizon,
+                                                                          0)])
+                                             for f in series.future])
+        first, scores = net.first_origin, []
+        for index, item in enumerate(self._prepared(series, scaler, net.horizon)):
             length = series.lengths[index]
             score = np.full((length, series.n_channels), np.nan)
             if length > first:
-                tensors = [item.values.to(device), item.observed.to(device),
-                           item.covariates.to(device), item.static.to(device)]
-                forecast = origin_forecasts(net, *tensors, first, steps=1)[:, 0]
-                forecast = forecast.float().cpu().numpy()
-                error = self._point(forecast) - item.values[first:].numpy()
+                forecast = net.origin_forecasts(item.to(device), first, steps=1)[:, 0]
+                error = self._point(forecast.float().cpu().numpy()) - item.values[first:].numpy()
                 error[~item.observed[first:].numpy()] = np.nan
                 score[first:] = error ** 2  # values are scaled: σ units already
             scores.append(score)
@@ -538,15 +437,15 @@ class TitansForecaster(TitansEstimator):
         selection expects; with ``TimeSeriesSplit`` each fold's test rows follow its
         training rows."""
         check_is_fitted(self)
-        before = self.series_.lengths
+        horizon, before = self._net.horizon, self.series_.lengths
         model = copy.deepcopy(self)
         model.update(y, X)
         added = [after - length for after, length in zip(model.series_.lengths, before)]
-        n_windows = min(added) // self.horizon
+        n_windows = min(added) // horizon
         if n_windows < 1:
-            raise ValueError(f"score needs at least horizon = {self.horizon} new rows of "
+            raise ValueError(f"score needs at least horizon = {horizon} new rows of "
                              f"every series in y, got {min(added)}")
-        result = model.backtest(n_windows=n_windows, step=self.horizon)
+        result = model.backtest(n_windows=n_windows, step=horizon)
         return -result.metrics["mse"]
 
     # -- backtest ----------------------------------------------------------------------------
@@ -557,37 +456,33 @@ class TitansForecaster(TitansEstimator):
         (default: the fitted data). Each forecast equals ``predict`` on ``y`` cut at its
         origin; the memory reads the history once, in order."""
         check_is_fitted(self)
+        net, device = self._net, self.module_.device
+        horizon, lookback = net.horizon, net.layout.lookback
         n_windows = integer("n_windows", n_windows)
-        step = self.horizon if step is None else integer("step", step)
-        series = self.series_ if y is None else self._check_like_fitted(self._read(y, "y"))
-        future = (self.future_ if y is None else self._covariates(series, X, 0, "backtest")) \
-            if self.future_names_ else None
-        first_origins = [max(1, n - self.horizon - step * (n_windows - 1))
-                         for n in series.lengths]
-        scaler = self.scaler_ if y is None else self._scaler_for(series, future, first_origins)
-        net, device = self.module_.net, self.module_.device
-        prepared = self._prepared(series, scaler, future)
+        step = horizon if step is None else integer("step", step)
+        series = self.series_ if y is None else history.with_covariates(
+            self._read(y), X, 0, self.future_names_, "backtest")
+        first_origins = [max(1, n - horizon - step * (n_windows - 1)) for n in series.lengths]
+        scaler = self.scaler_ if y is None else self._scaler_for(series, first_origins)
         results = []
-        for index, (item, length) in enumerate(zip(prepared, series.lengths)):
-            origins = [length - self.horizon - step * k for k in reversed(range(n_windows))]
-            if origins[0] < self.lookback:
+        for index, (item, length) in enumerate(zip(self._prepared(series, scaler),
+                                                   series.lengths)):
+            origins = [length - horizon - step * k for k in reversed(range(n_windows))]
+            if origins[0] < lookback:
                 raise ValueError(f"series {series.ids[index]!r} has {length} rows: "
                                  f"{n_windows} windows of step {step} need at least "
-                                 f"{self.lookback + self.horizon + step * (n_windows - 1)}")
-            tensors = [t.to(device) for t in (item.values, item.observed, item.covariates,
-                                              item.static)]
-            stream = open_stream(net, series.n_channels)
-            forecasts = []
+                                 f"{lookback + horizon + step * (n_windows - 1)}")
+            item, stream, forecasts = item.to(device), net.open_stream(series.n_channels), []
             for origin in origins:
-                read_upto(net, stream, *tensors, origin)
-                forecast = forecast_from(net, stream, *tensors, origin).float().cpu().numpy()
+                stream = net.read(stream, item, origin)
+                forecast = net.forecast_from(stream, item, origin).float().cpu().numpy()
                 forecasts.append(self._unscale(scaler, self._point(forecast), index))
             results.append((origins, np.stack(forecasts)))
-        return backtest_result(series, results, self.horizon)
+        return backtest_result(series, results, horizon)
 
     # -- pickling: a fitted forecaster loads on a CPU-only machine ---------------------------
     def __getstate__(self) -> dict:
         state = super().__getstate__()
         if "streams_" in state:
-            state["streams_"] = [move_state(stream, "cpu") for stream in state["streams_"]]
+            state["streams_"] = [stream.to("cpu") for stream in state["streams_"]]
         return state

@@ -14,7 +14,6 @@ from datamodules.timeseries import SeriesSet
 
 from .module import ForecastingModule
 from .outputs import backtest_frame
-from .streaming import origin_forecasts
 
 
 @dataclass
@@ -32,19 +31,20 @@ class BacktestResult:
     metrics: dict[str, float]
 
 
-def calibration_errors(module: ForecastingModule, prepared, starts: Sequence[int],
-                        horizon: int, first: int) -> np.ndarray | None:
+def calibration_errors(module: ForecastingModule, prepared, starts: Sequence[int]
+                       ) -> np.ndarray | None:
     """Absolute scaled errors ``(n, H, C)`` of the point forecasts from every origin of each
-    series' validation part (rows from ``starts[i]``), or None when there is none."""
+    series from row ``starts[i]`` on (the validation part) whose whole horizon is observed,
+    or None when there is none."""
     net, errors = module.net, []
+    horizon = net.horizon
     for item, start in zip(prepared, starts):
         rows = item.values.shape[0]
-        low, stop = max(start, first), rows - horizon + 1
+        low, stop = max(start, net.first_origin), rows - horizon + 1
         if stop <= low:
             continue
-        tensors = [t.to(module.device) for t in (item.values, item.observed, item.covariates,
-                                                 item.static)]
-        forecast = origin_forecasts(net, *tensors, low, stop).float().cpu().numpy()
+        forecast = net.origin_forecasts(item.to(module.device), low, stop)
+        forecast = forecast.float().cpu().numpy()
         if module.quantiles:
             forecast = np.sort(forecast, axis=-1)[..., module.median_index]
         windows = np.lib.stride_tricks.sliding_window_view(item.values.numpy(), horizon, 0)

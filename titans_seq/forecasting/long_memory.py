@@ -17,20 +17,32 @@ at origin ``t`` (predicting rows ``[t, t + horizon)``) reads:
 
 Training is decoder-style: one pass over a long segment of a lane gives a forecast at *every*
 origin in it (all of them read the same encoder outputs), so an epoch costs one encoder pass
-over the series, not one per window (:meth:`LongMemoryForecastNet.segment`).
+over the series, not one per window (:meth:`LongMemoryForecastNet.segment`). At prediction
+time the same network streams (:class:`~titans_seq.forecasting.interface.ForecastNetwork`):
+the memory reads a series patch by patch as it arrives, and a forecast reads its state.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ..blocks import EncoderState, TitansEncoder
+from datamodules.checks import InvalidParameterError
+from datamodules.timeseries import ForecastLayout, LaneSegments, PreparedSeries, segment_targets
+
+from ..blocks import EncoderConfig, EncoderState, TitansEncoder
+from ..memory import frozen_memory
+from .interface import BatchForecast, ForecastNetwork, ForecastStream
+
+if TYPE_CHECKING:
+    from .config import ForecastConfig
 
 RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # × the mean diagonal of the Gram matrix
+MEMORY_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)  # shares of the memory path tried after training
 
 
 @dataclass
@@ -46,7 +58,7 @@ class LongMemoryState:
         return LongMemoryState(self.encoder.detach(), self.recent.detach())
 
 
-class LongMemoryForecastNet(nn.Module):
+class LongMemoryForecastNet(ForecastNetwork):
     """Forecast ``horizon`` rows from a memory of the whole history plus recent windows.
 
     Parameters
@@ -72,24 +84,26 @@ class LongMemoryForecastNet(nn.Module):
         Dropout before the head's layers.
     memory : bool
         False drops the encoder: the head reads the recent window only (an ablation).
-    encoder_kwargs
-        Everything else is passed to :class:`~titans_seq.TitansEncoder`.
+    encoder, encoder_options
+        The :class:`~titans_seq.TitansEncoder`: an :class:`~titans_seq.EncoderConfig`, and/or
+        its fields as keywords.
     """
 
     def __init__(self, horizon: int, lookback: int = 96, linear_lookback: int = 720,
                  patch_len: int = 16, n_covariates: int = 0, n_static: int = 0,
                  quantiles: Sequence[float] | None = None, head_hidden: int = 256,
-                 head_dropout: float = 0.1, memory: bool = True, **encoder_kwargs) -> None:
+                 head_dropout: float = 0.1, memory: bool = True,
+                 encoder: EncoderConfig | None = None, **encoder_options: Any) -> None:
         super().__init__()
+        self.layout = ForecastLayout("stream", lookback, horizon, 0, linear_lookback, patch_len)
         self.horizon, self.lookback, self.linear_lookback = horizon, lookback, linear_lookback
         self.patch_len, self.n_covariates, self.n_static = patch_len, n_covariates, n_static
         self.quantiles = tuple(quantiles) if quantiles is not None else None
-        self.context = max(lookback, linear_lookback)
         self.memory_tokens = lookback // patch_len  # the patches of the recent window
         outputs = len(self.quantiles) if self.quantiles else 1
         self.memory = memory
         if memory:
-            self.encoder = TitansEncoder(**encoder_kwargs)
+            self.encoder = TitansEncoder(encoder, **encoder_options)
             dim = self.encoder.dim
             # values, observed mask and covariates of a patch, the static covariates
             self.token_embedding = nn.Linear(2 * patch_len + patch_len * n_covariates
@@ -115,6 +129,29 @@ class LongMemoryForecastNet(nn.Module):
         # after training: 0 falls back to the linear model where the memory does not help).
         self.register_buffer("memory_weight", torch.tensor(1.0))
 
+    @classmethod
+    def from_config(cls, config: "ForecastConfig", n_channels: int, n_covariates: int,
+                    n_static: int) -> "LongMemoryForecastNet":
+        """The network a :class:`~titans_seq.forecasting.ForecastConfig` describes (every
+        channel a lane, so ``n_channels`` does not shape it)."""
+        layout = config.layout
+        net = cls(layout.horizon, lookback=layout.lookback,
+                  linear_lookback=layout.linear_lookback, patch_len=layout.patch_len,
+                  n_covariates=n_covariates, n_static=n_static,
+                  quantiles=config.quantile_levels, head_hidden=config.head_hidden,
+                  head_dropout=config.head_dropout, memory=config.memory,
+                  encoder=config.encoder)
+        if net.linear is not None and not config.train_linear:
+            net.linear.requires_grad_(False)
+        return net
+
+    @staticmethod
+    def check_settings(config: "ForecastConfig") -> None:
+        """The settings this network cannot take (before any data is read)."""
+        if config.channel_mode != "independent":
+            raise InvalidParameterError("mode='stream' reads every channel as its own lane; "
+                                        "use channel_mode='independent' (or mode='window')")
+
     # -- the memory path -------------------------------------------------------------------
     def initial_state(self, lanes: int) -> LongMemoryState | None:
         if not self.memory:
@@ -124,9 +161,9 @@ class LongMemoryForecastNet(nn.Module):
         recent = weight.new_zeros(lanes, self.memory_tokens, self.encoder.dim)
         return LongMemoryState(encoder, recent)
 
-    def read(self, values: Tensor, observed: Tensor, covariates: Tensor, static: Tensor,
-             state: LongMemoryState | None
-             ) -> tuple[Tensor | None, LongMemoryState | None]:
+    def write_patches(self, values: Tensor, observed: Tensor, covariates: Tensor,
+                      static: Tensor, state: LongMemoryState | None
+                      ) -> tuple[Tensor | None, LongMemoryState | None]:
         """Write whole patches into the memory: ``values, observed (B, N·P)``, ``covariates
         (B, N·P, F)``, ``static (B, S)``. Returns, after each patch, the encoder outputs of the
         last ``memory_tokens`` patches ``(B, N, K·dim)``, and the state."""
@@ -200,9 +237,9 @@ class LongMemoryForecastNet(nn.Module):
         """
         patch, context, horizon = self.patch_len, self.context, self.horizon
         rows = tokens * patch
-        memory, state = self.read(values[:, context:context + rows],
-                                  observed[:, context:context + rows],
-                                  covariates[:, context:context + rows], static, state)
+        memory, state = self.write_patches(values[:, context:context + rows],
+                                           observed[:, context:context + rows],
+                                           covariates[:, context:context + rows], static, state)
         if memory is not None:
             memory = memory.repeat_interleave(patch, 1)  # (B, tokens·P, K·dim): per origin
         # windows rows [t − context, t) for t = s + P + j: block positions [P + j, P + j + C)
@@ -219,6 +256,146 @@ class LongMemoryForecastNet(nn.Module):
         linear = self.forecast(window, window_observed, memory, future, static, 0.0)
         full = self.forecast(window, window_observed, memory, future, static, 1.0)
         return torch.stack([linear + w * (full - linear) for w in memory_weights]), state
+
+    # -- streaming (the ForecastNetwork interface) ------------------------------------------
+    def open_stream(self, channels: int) -> ForecastStream:
+        return ForecastStream(self.initial_state(channels))
+
+    @torch.inference_mode()
+    def read(self, stream: ForecastStream, series: PreparedSeries, upto: int
+             ) -> ForecastStream:
+        """The memory reads every whole patch of the first ``upto`` rows it has not read."""
+        stop = upto - upto % self.patch_len
+        if not self.memory:
+            return ForecastStream(None, stop)
+        if stop <= stream.rows_read:
+            return stream
+        _, state = self.write_patches(*_lanes(series, stream.rows_read, stop), stream.state)
+        return ForecastStream(state, stop)
+
+    @torch.inference_mode()
+    def forecast_from(self, stream: ForecastStream, series: PreparedSeries, origin: int
+                      ) -> Tensor:
+        if stream.rows_read != origin - origin % self.patch_len:
+            raise RuntimeError("the memory has not read the rows before this origin")
+        values, observed = series.values, series.observed
+        channels, context = values.shape[1], self.context
+        start = origin - context
+        window = values.new_zeros(channels, context)
+        window_observed = observed.new_zeros(channels, context)
+        low = max(start, 0)
+        window[:, low - start:] = values[low:origin].T
+        window_observed[:, low - start:] = observed[low:origin].T
+        future = series.covariates[origin:origin + self.horizon][None, None]
+        future = future.expand(channels, 1, -1, -1)  # (C, 1, H, F)
+        memory = stream.state.recent.flatten(1)[:, None] if self.memory else None  # (C, 1, K·dim)
+        forecast = self.forecast(window[:, None], window_observed[:, None], memory,
+                                 future if self.n_covariates else None,
+                                 series.static[None].expand(channels, -1))[:, 0]  # (C, H[, Q])
+        return forecast.transpose(0, 1)
+
+    @torch.inference_mode()
+    def origin_forecasts(self, series: PreparedSeries, first: int, stop: int | None = None,
+                         steps: int | None = None, block: int = 512) -> Tensor:
+        """Reads the series once and forecasts ``block`` origins at a time."""
+        values, observed = series.values, series.observed
+        rows, channels = values.shape
+        stop = rows if stop is None else stop
+        steps = self.horizon if steps is None else steps
+        memory_after = None  # (C, N, K·dim): the encoder outputs after each whole patch
+        if self.memory:
+            whole = rows - rows % self.patch_len
+            memory_after, _ = self.write_patches(*_lanes(series, 0, whole),
+                                                 self.initial_state(channels))
+            start = self.initial_state(channels).recent.flatten(1)[:, None]  # (C, 1, K·dim)
+            memory_after = torch.cat([start, memory_after], 1)  # index: patches read
+        context, patch = self.context, self.patch_len
+        padded = torch.cat([values.new_zeros(context, channels), values]).T  # (C, context + T)
+        padded_observed = torch.cat([observed.new_zeros(context, channels), observed]).T
+        forecasts = []
+        for low in range(first, stop, block):
+            origins = torch.arange(low, min(low + block, stop))
+            window = padded[:, low:origins[-1] + context].unfold(1, context, 1)  # (C, O, ctx)
+            window_observed = padded_observed[:, low:origins[-1] + context].unfold(1, context, 1)
+            memory = memory_after[:, origins // patch] if self.memory else None  # (C, O, K·dim)
+            future = None
+            if self.n_covariates:
+                future = series.covariates[origins[:, None] + torch.arange(self.horizon)]
+                future = future[None].expand(channels, -1, -1, -1)  # (C, O, H, F)
+            forecast = self.forecast(window, window_observed, memory, future,
+                                     series.static[None].expand(channels, -1))  # (C, O, H…)
+            forecasts.append(forecast[:, :, :steps].transpose(0, 1).transpose(1, 2))  # (O, S, C…)
+        return torch.cat(forecasts)
+
+    # -- training (the ForecastNetwork interface) -------------------------------------------
+    def batch_forecasts(self, batch: dict[str, Tensor], state: Any, *, training: bool,
+                        frozen_from: int | None = None,
+                        shares: Sequence[float] | None = None) -> BatchForecast:
+        """A :class:`~datamodules.timeseries.LaneSegments` item: forecasts at every origin of
+        its segment ``(B, O, H[, Q])``, the memory state carried from the lanes' previous
+        segment (detached: truncated back-propagation through time). An evaluation segment
+        without a scored origin is only read. ``frozen_from`` stops the memory's writes in
+        evaluation segments after that row."""
+        patch = self.patch_len
+        state = None if int(batch["segment"]) == 0 else state
+        tokens = batch["scored"].shape[1] // patch
+        frozen = frozen_from is not None and not training and \
+            int(batch["origin"][-1]) - patch >= frozen_from
+        inputs = (batch["values"], batch["observed"], batch["covariates"], batch["static"])
+        with frozen_memory(self) if frozen else contextlib.nullcontext():
+            if not training and not bool(batch["scored"].any()):
+                # nothing to score (the rows before the evaluated part): the memory reads only
+                context, rows = self.context, tokens * patch
+                _, state = self.write_patches(*(t[:, context:context + rows]
+                                                for t in inputs[:3]), inputs[3], state)
+                return BatchForecast(None, None, None, state)
+            forecast, state = self.segment(*inputs, tokens, state, shares)
+        target, scored = segment_targets(batch["values"], batch["observed"], batch["scored"],
+                                         self.context, patch, self.horizon)
+        anchor = 0.0
+        if training and int(batch["segment"]) > 0:
+            # The memory's start (M_0, persistent tokens) only acts in a lane's first
+            # segment; a zero term keeps it in the graph, as DDP wants every parameter.
+            anchor = 0.0 * sum(p.sum() for name, p in self.named_parameters()
+                               if "initial_weights" in name or "persistent" in name)
+        return BatchForecast(forecast, target, scored,
+                             state.detach() if state is not None else None,
+                             count=int(scored.any(-1).sum()), anchor=anchor)
+
+    def predict_batch(self, batch: dict[str, Tensor]) -> Tensor:
+        """A whole series (``values, observed (T, C)``, ``covariates (T + H, F)``, ``static
+        (S,)``), its memory read from the first row: the forecast from its end
+        ``(1, H, C[, Q])``."""
+        series = PreparedSeries(batch["values"], batch["observed"], batch["covariates"],
+                                batch["static"])
+        rows, channels = series.values.shape
+        stream = self.read(self.open_stream(channels), series, rows)
+        return self.forecast_from(stream, series, rows)[None]
+
+    def start_training(self, train: Any, validation: Callable[[], Any]) -> None:
+        """Fit the linear path in closed form on the training origins, its penalty chosen on
+        the validation origins (once: a resumed run keeps its weights)."""
+        if bool(self.linear_fitted):
+            return
+        if not isinstance(train, LaneSegments):
+            raise ValueError("mode='stream' trains on LaneSegments batches; use "
+                             "TimeSeriesDataModule(mode='stream')")
+        if self.linear is None:
+            return
+        device = self.linear.weight.device
+        windows, targets = train.examples(self.linear_lookback)
+        held_out = validation()
+        held_out = held_out.examples(self.linear_lookback) \
+            if isinstance(held_out, LaneSegments) and held_out.scored else (None, None)
+        self.fit_linear(windows.to(device), targets.to(device),
+                        *(t.to(device) if t is not None else None for t in held_out))
+
+    @property
+    def memory_shares(self) -> tuple[float, ...]:
+        return MEMORY_SHARES if self.memory else ()
+
+    def set_memory_share(self, share: float) -> None:
+        self.memory_weight.fill_(share)
 
     # -- the linear path's closed-form start ------------------------------------------------
     @torch.no_grad()
@@ -273,3 +450,13 @@ def _last_observed(window: Tensor, observed: Tensor) -> Tensor:
     last = torch.where(observed, positions, -1).amax(-1, keepdim=True)  # (..., 1)
     value = window.gather(-1, last.clamp_min(0))
     return torch.where(last >= 0, value, torch.zeros_like(value))
+
+
+def _lanes(series: PreparedSeries, start: int, stop: int
+           ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Rows ``[start, stop)`` of a series ``(T, C)`` as lanes ``(C, stop − start)``, with their
+    covariates ``(C, stop − start, F)`` and static covariates ``(C, S)``."""
+    channels = series.values.shape[1]
+    return (series.values[start:stop].T, series.observed[start:stop].T,
+            series.covariates[None, start:stop].expand(channels, -1, -1),
+            series.static[None].expand(channels, -1))

@@ -5,25 +5,32 @@ own statistics (RevIN), cut into patches (the tokens) and written into the encod
 A forecast reads the encoder outputs of the last block's tokens. In training, a window has
 ``warmup / lookback`` blocks before the forecast block, so the model learns to use what its
 memory holds from earlier blocks; at prediction time the memory can hold any amount of history
-(:meth:`advance`), which is how a fitted forecaster keeps learning from new data.
+(:meth:`advance`), which is how a fitted forecaster keeps learning from new data. It is the
+``mode="window"`` implementation of :class:`~titans_seq.forecasting.interface.ForecastNetwork`
+(the ablation without long memory).
 """
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from datamodules.checks import choice, integer, stream_options
+from datamodules.checks import InvalidParameterError, choice, integer
+from datamodules.timeseries import ForecastLayout, PreparedSeries
 
-from ..blocks import EncoderState, TitansEncoder
+from ..blocks import EncoderConfig, EncoderState, TitansEncoder
+from .interface import BatchForecast, ForecastNetwork, ForecastStream
 from .revin import RevIN
+
+if TYPE_CHECKING:
+    from .config import ForecastConfig
 
 ChannelMode = Literal["independent", "mixing"]
 
 
-class TitansForecastNet(nn.Module):
+class TitansForecastNet(ForecastNetwork):
     """Direct multi-horizon forecaster around a :class:`~titans_seq.TitansEncoder`.
 
     Parameters
@@ -51,25 +58,33 @@ class TitansForecastNet(nn.Module):
         Add a linear map from the last block's (normalised) values to the forecast, beside the
         encoder's head: the encoder then learns what a linear forecast misses (RLinear's
         strong baseline is a special case, reached with the encoder's head at zero).
-    encoder_kwargs
-        Everything else is passed to :class:`~titans_seq.TitansEncoder`.
+    warmup : int
+        Rows before each training window that the memory reads first (a multiple of
+        ``lookback``; the data's, see :class:`~datamodules.timeseries.ForecastLayout`).
+    encoder, encoder_options
+        The :class:`~titans_seq.TitansEncoder`: an :class:`~titans_seq.EncoderConfig`, and/or
+        its fields as keywords.
     """
 
     def __init__(self, n_channels: int, lookback: int, horizon: int, patch_len: int = 8,
                  channel_mode: ChannelMode = "independent", n_covariates: int = 0,
                  n_static: int = 0, quantiles: Sequence[float] | None = None,
                  revin: bool = True, head_dropout: float = 0.0, linear_skip: bool = False,
-                 **encoder_kwargs) -> None:
+                 warmup: int = 0, encoder: EncoderConfig | None = None,
+                 **encoder_options: Any) -> None:
         super().__init__()
-        n_channels, horizon = integer("n_channels", n_channels), integer("horizon", horizon)
-        _, lookback, _, patch_len = stream_options("window", lookback, 0, patch_len)
+        n_channels = integer("n_channels", n_channels)
+        self.layout = ForecastLayout("window", lookback, horizon, warmup, patch_len=patch_len)
+        lookback, horizon = self.layout.lookback, self.layout.horizon
+        patch_len = self.layout.patch_len
+        _check_patches(lookback, patch_len)
         choice("channel_mode", channel_mode, ("independent", "mixing"))
         self.n_channels, self.lookback, self.horizon = n_channels, lookback, horizon
         self.patch_len, self.channel_mode = patch_len, channel_mode
         self.n_covariates, self.n_static = n_covariates, n_static
         self.quantiles = tuple(quantiles) if quantiles is not None else None
         self.tokens_per_block = lookback // patch_len
-        self.encoder = TitansEncoder(**encoder_kwargs)
+        self.encoder = TitansEncoder(encoder, **encoder_options)
         dim = self.encoder.dim
         streams = 1 if channel_mode == "independent" else n_channels
         # values and their observed mask, per patch row and stream
@@ -83,6 +98,22 @@ class TitansForecastNet(nn.Module):
             nn.Dropout(head_dropout),
             nn.Linear(self.tokens_per_block * dim + horizon * n_covariates, outputs))
         self.skip = nn.Linear(lookback * streams, outputs) if linear_skip else None
+
+    @classmethod
+    def from_config(cls, config: "ForecastConfig", n_channels: int, n_covariates: int,
+                    n_static: int) -> "TitansForecastNet":
+        """The network a :class:`~titans_seq.forecasting.ForecastConfig` describes."""
+        layout = config.layout
+        return cls(n_channels, layout.lookback, layout.horizon, patch_len=layout.patch_len,
+                   channel_mode=config.channel_mode, n_covariates=n_covariates,
+                   n_static=n_static, quantiles=config.quantile_levels, revin=config.revin,
+                   head_dropout=config.head_dropout, linear_skip=config.linear_skip,
+                   warmup=layout.warmup, encoder=config.encoder)
+
+    @staticmethod
+    def check_settings(config: "ForecastConfig") -> None:
+        """The settings this network cannot take (before any data is read)."""
+        _check_patches(config.layout.lookback, config.layout.patch_len)
 
     @property
     def streams_per_series(self) -> int:
@@ -173,3 +204,72 @@ class TitansForecastNet(nn.Module):
             tokens = tokens + self.static_embedding(static).repeat_interleave(repeat, 0)[:, None]
         outputs, state = self.encoder(tokens, state)
         return outputs, stats, state, last_block
+
+    # -- streaming (the ForecastNetwork interface) ------------------------------------------
+    def open_stream(self, channels: int) -> ForecastStream:
+        return ForecastStream(self.initial_state(1))
+
+    @torch.inference_mode()
+    def read(self, stream: ForecastStream, series: PreparedSeries, upto: int
+             ) -> ForecastStream:
+        """The memory reads whole blocks of ``lookback`` rows from the start of the series, as
+        long as one full lookback window remains after them: that last window is what a
+        forecast reads through the head, so the memory never holds the rows the head reads."""
+        lookback = self.lookback
+        blocks = max(0, (upto - lookback - stream.rows_read) // lookback)
+        if blocks == 0:
+            return stream
+        start, stop = stream.rows_read, stream.rows_read + blocks * lookback
+        state = self.advance(series.values[None, start:stop], series.observed[None, start:stop],
+                             series.covariates[None, start:stop], series.static[None],
+                             stream.state)
+        return ForecastStream(state, stop)
+
+    @torch.inference_mode()
+    def forecast_from(self, stream: ForecastStream, series: PreparedSeries, origin: int
+                      ) -> Tensor:
+        start = origin - self.lookback
+        window = series.covariates[start:origin + self.horizon]
+        forecast, _ = self(series.values[None, start:origin],
+                           series.observed[None, start:origin], window[None],
+                           series.static[None], stream.state)
+        return forecast[0]
+
+    @torch.inference_mode()
+    def origin_forecasts(self, series: PreparedSeries, first: int, stop: int | None = None,
+                         steps: int | None = None) -> Tensor:
+        """Origin by origin, the memory reading the series once, in order."""
+        stop = series.values.shape[0] if stop is None else stop
+        steps = self.horizon if steps is None else steps
+        stream, forecasts = self.open_stream(series.values.shape[1]), []
+        for origin in range(first, stop):
+            stream = self.read(stream, series, origin)
+            forecasts.append(self.forecast_from(stream, series, origin)[:steps])
+        return torch.stack(forecasts)
+
+    # -- training (the ForecastNetwork interface) -------------------------------------------
+    def batch_forecasts(self, batch: dict[str, Tensor], state: Any, *, training: bool,
+                        frozen_from: int | None = None,
+                        shares: Sequence[float] | None = None) -> BatchForecast:
+        """A :class:`~datamodules.timeseries.WindowDataset` batch: each window's forecast
+        ``(B, H, C[, Q])``; nothing is carried from one batch to the next."""
+        if frozen_from is not None or shares:
+            raise ValueError("the fixed-window network's memory reads only each window: it has "
+                             "no memory carried past the training rows to freeze, nor a memory "
+                             "path to weigh (frozen_from and memory shares are for "
+                             "mode='stream')")
+        forecast = self.predict_batch(batch)
+        return BatchForecast(forecast, batch["target"], batch["target_observed"], None,
+                             count=forecast.shape[0])
+
+    def predict_batch(self, batch: dict[str, Tensor]) -> Tensor:
+        forecast, _ = self(batch["history"], batch["history_observed"], batch["covariates"],
+                           batch["static"])
+        return forecast
+
+
+def _check_patches(lookback: int, patch_len: int) -> None:
+    """A window is cut into whole patches."""
+    if lookback % patch_len:
+        raise InvalidParameterError(f"lookback ({lookback}) must be a multiple of patch_len "
+                                    f"({patch_len}) in mode='window'")

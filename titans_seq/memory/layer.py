@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from datamodules.checks import integer, real
+from .checks import integer, real
 
 from .chunked import chunked_memory_scan
 from .conv import CausalDepthwiseConv1d

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from datamodules.checks import choice
+from .checks import choice
 
 from .coefficients import ChunkCoefficients
 

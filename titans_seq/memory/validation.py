@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from datamodules.checks import integer, real
+from .checks import integer, real
 
 from .state import MemoryState
 
