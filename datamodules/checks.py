@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from titans_seq.memory.checks import (InvalidParameterError, boolean, choice, fraction, integer,
-                                      real, refusal)
+                                      real, refusal, settings)
 
 __all__ = ["InvalidParameterError", "boolean", "choice", "crop_options", "fraction", "integer",
-           "quantile_levels", "real", "seed_from"]
+           "quantile_levels", "real", "seed_from", "settings"]
 
 
 def seed_from(random_state: Any, name: str = "random_state") -> int | None:

@@ -17,10 +17,10 @@ A forecast at origin ``t`` predicts rows ``[t, t + horizon)``. Besides its memor
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from ..checks import InvalidParameterError, choice, integer
+from ..checks import InvalidParameterError, choice, integer, settings
 
 Mode = Literal["stream", "window"]
 MODES = ("stream", "window")
@@ -111,18 +111,7 @@ class ForecastLayout:
     @classmethod
     def coerce(cls, value: Any, name: str = "layout") -> "ForecastLayout":
         """``value`` as a layout: one already, a dict of its fields, or None (the defaults)."""
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, dict):
-            unknown = sorted(set(value) - {f.name for f in fields(cls)})
-            if unknown:
-                raise TypeError(f"{name} has unknown field(s) {unknown}; the fields are "
-                                f"{[f.name for f in fields(cls)]}")
-            return cls(**value)
-        raise TypeError(f"{name} must be a ForecastLayout or a dict of its fields, got "
-                        f"{type(value).__name__}")
+        return settings(cls, value, name)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

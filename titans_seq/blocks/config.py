@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 from ..attention.kernels import BACKENDS
-from ..memory.checks import choice, fraction, integer, real
+from ..memory.checks import choice, fraction, integer, real, settings
 from ..memory.native import check_kernel
 
 Variant = Literal["mac", "mag", "mal", "lmm"]
@@ -163,22 +163,7 @@ class EncoderConfig(BlockConfig):
     def coerce(cls, value: Any, name: str = "encoder") -> "EncoderConfig":
         """``value`` as an :class:`EncoderConfig`: one already, a dict of its fields (as a
         checkpoint's hyper-parameters hold it), or None for the defaults."""
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, dict):
-            return cls.from_dict(value, name)
-        raise TypeError(f"{name} must be an EncoderConfig or a dict of its fields, got "
-                        f"{type(value).__name__}")
-
-    @classmethod
-    def from_dict(cls, options: dict, name: str = "encoder") -> "EncoderConfig":
-        unknown = sorted(set(options) - {f.name for f in fields(cls)})
-        if unknown:
-            raise TypeError(f"{name} has unknown field(s) {unknown}; the fields are those of "
-                            "titans_seq.EncoderConfig")
-        return cls(**options)
+        return settings(cls, value, name)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (what checkpoints and YAML hold)."""

@@ -52,7 +52,7 @@ class TitansEncoder(nn.Module):
             config, options = None, {"variant": config, **options}
         config = EncoderConfig.coerce(config, "config")
         if options:
-            config = EncoderConfig.from_dict({**config.to_dict(), **options}, "TitansEncoder")
+            config = EncoderConfig.coerce({**config.to_dict(), **options}, "TitansEncoder")
         self.config = config
         self.variant, self.dim, self.depth = config.variant, config.dim, config.depth
         self.bidirectional = config.bidirectional

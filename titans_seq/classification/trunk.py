@@ -32,7 +32,7 @@ def encoder_config(encoder: EncoderConfig | dict | None, options: dict[str, Any]
     """The encoder of a sequence module: ``encoder`` (None: :func:`sequence_encoder`) with
     the fields named in ``options`` replaced."""
     config = sequence_encoder() if encoder is None else EncoderConfig.coerce(encoder)
-    return EncoderConfig.from_dict({**config.to_dict(), **options}) if options else config
+    return EncoderConfig.coerce({**config.to_dict(), **options}) if options else config
 
 
 class SequenceTrunk(nn.Module):
@@ -52,8 +52,8 @@ class SequenceTrunk(nn.Module):
     block's first position is. Padding (``mask`` False, at the end of each row) writes nothing
     into the memory.
 
-    ``encoder`` (an :class:`~titans_seq.EncoderConfig`) and/or its fields as keywords set the
-    encoder.
+    ``encoder`` (an :class:`~titans_seq.EncoderConfig`; None: :func:`sequence_encoder`) and/or
+    its fields as keywords set the encoder.
     """
 
     def __init__(self, *, vocab_size: int | None = None, n_features: int = 1,
@@ -63,9 +63,7 @@ class SequenceTrunk(nn.Module):
         vocab_size = integer("vocab_size", vocab_size, 2, optional=True)
         n_features = integer("n_features", n_features)
         stem_kernel, stem_stride = stem_options(stem_kernel, stem_stride)
-        config = EncoderConfig.coerce(encoder)
-        if encoder_options:
-            config = EncoderConfig.from_dict({**config.to_dict(), **encoder_options})
+        config = encoder_config(encoder, encoder_options)
         # What fixes the meaning of the weights (a pre-trained trunk must match all of it).
         self.options = dict(vocab_size=vocab_size, n_features=n_features,
                             stem_kernel=stem_kernel, stem_stride=stem_stride,

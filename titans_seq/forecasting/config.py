@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from datamodules.checks import boolean, choice, fraction, integer, quantile_levels, real
+from datamodules.checks import (boolean, choice, fraction, integer, quantile_levels, real,
+                               settings)
 from datamodules.timeseries import ForecastLayout
 
 from ..blocks import EncoderConfig
@@ -140,18 +141,7 @@ class ForecastConfig:
     def coerce(cls, value: Any, name: str = "config") -> "ForecastConfig":
         """``value`` as a config: one already, a dict of its fields (nested dicts for the
         layout and the encoder, as checkpoints hold it), or None for the defaults."""
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, dict):
-            unknown = sorted(set(value) - {f.name for f in fields(cls)})
-            if unknown:
-                raise TypeError(f"{name} has unknown field(s) {unknown}; the fields are "
-                                f"{[f.name for f in fields(cls)]}")
-            return cls(**value)
-        raise TypeError(f"{name} must be a ForecastConfig or a dict of its fields, got "
-                        f"{type(value).__name__}")
+        return settings(cls, value, name)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, nested (what checkpoints and YAML hold)."""

@@ -117,7 +117,8 @@ class ForecastNetwork(nn.Module, ABC):
     # -- streaming ---------------------------------------------------------------------------
     @abstractmethod
     def open_stream(self, channels: int) -> ForecastStream:
-        """A series' memory before its first row (``channels`` target columns)."""
+        """A series' memory before its first row (``channels`` target columns), outside any
+        autograd graph (a stream is read and copied, never trained)."""
 
     @abstractmethod
     def read(self, stream: ForecastStream, series: PreparedSeries, upto: int

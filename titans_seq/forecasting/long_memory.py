@@ -258,6 +258,7 @@ class LongMemoryForecastNet(ForecastNetwork):
         return torch.stack([linear + w * (full - linear) for w in memory_weights]), state
 
     # -- streaming (the ForecastNetwork interface) ------------------------------------------
+    @torch.no_grad()
     def open_stream(self, channels: int) -> ForecastStream:
         return ForecastStream(self.initial_state(channels))
 

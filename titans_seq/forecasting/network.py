@@ -206,6 +206,7 @@ class TitansForecastNet(ForecastNetwork):
         return outputs, stats, state, last_block
 
     # -- streaming (the ForecastNetwork interface) ------------------------------------------
+    @torch.no_grad()
     def open_stream(self, channels: int) -> ForecastStream:
         return ForecastStream(self.initial_state(1))
 

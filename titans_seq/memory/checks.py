@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Sequence
+from dataclasses import fields
+from typing import Any, Sequence, TypeVar
+
+Settings = TypeVar("Settings")
 
 __all__ = ["InvalidParameterError", "boolean", "choice", "fraction", "integer", "real",
-           "refusal"]
+           "refusal", "settings"]
 
 
 def _is_bool(value: Any) -> bool:
@@ -97,3 +100,22 @@ def boolean(name: str, value: Any) -> bool:
     if not _is_bool(value):
         raise refusal(name, "True or False", value)
     return bool(value)
+
+
+def settings(kind: type[Settings], value: Any, name: str) -> Settings:
+    """``value`` as a settings dataclass ``kind``: one already, a dict of its fields (as YAML
+    and checkpoints hold it), or None for its defaults. An unknown field is a ``TypeError``
+    naming the fields there are."""
+    if value is None:
+        return kind()
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, dict):
+        known = [f.name for f in fields(kind)]
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise TypeError(f"{name} has unknown field(s) {unknown}; the fields of "
+                            f"{kind.__name__} are {known}")
+        return kind(**value)
+    raise TypeError(f"{name} must be a {kind.__name__} or a dict of its fields, got "
+                    f"{type(value).__name__}")
