@@ -83,3 +83,11 @@ def test_multiclass_metrics(tmp_path):
     assert {"val_accuracy", "val_mcc", "val_f1", "val_auroc"} <= set(metrics)
     with pytest.raises(ValueError, match="n_classes"):
         ClassificationModule(n_classes=1, vocab_size=10)
+
+
+def test_the_classifier_and_its_modules_share_one_set_of_encoder_defaults():
+    from titans_seq import EncoderConfig, PretrainingModule, TitansClassifier
+
+    defaults = TitansClassifier()._check_params()["encoder"]
+    assert EncoderConfig.coerce(ClassificationModule().hparams.encoder) == defaults
+    assert EncoderConfig.coerce(PretrainingModule().hparams.encoder) == defaults

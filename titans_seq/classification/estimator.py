@@ -21,13 +21,14 @@ from datamodules.dna.alphabet import AMBIGUITY
 from datamodules.timeseries.frames import is_real_dtype
 
 from ..base import TitansEstimator
-from ..blocks import EncoderConfig
+from ..blocks import EncoderConfig, Variant
 from .kmers import checked_kmer_sizes
 from .module import ClassificationModule
 from .pretraining import PretrainingModule, load_trunk
 from .reverse import STRANDED_INPUTS
 from .trunk import SequenceTrunk, sequence_encoder, stem_options
 
+_ENCODER = sequence_encoder()  # the one set of encoder defaults: the estimator's are its own
 PREDICT_BATCH = 256
 KMER_PATIENCE = 10  # epochs without a better validation accuracy before the k-mer stage ends
 
@@ -140,14 +141,16 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         sequences with. Parameters set after ``fit`` take effect at the next ``fit``.
     """
 
-    def __init__(self, variant: Literal["lmm", "mac", "mag", "mal"] = "lmm", dim: int = 64,
-                 depth: int = 1, heads: int = 4, memory_depth: int = 2, chunk_size: int = 16,
-                 dropout: float = 0.1, bidirectional: bool = False,
+    def __init__(self, variant: Variant = _ENCODER.variant, dim: int = _ENCODER.dim,
+                 depth: int = _ENCODER.depth, heads: int = _ENCODER.heads,
+                 memory_depth: int = _ENCODER.memory_depth,
+                 chunk_size: int = _ENCODER.chunk_size, dropout: float = _ENCODER.dropout,
+                 bidirectional: bool = _ENCODER.bidirectional,
                  readout: Literal["mean", "last"] = "mean", stem_kernel: int = 6,
                  stem_stride: int = 3,
                  kmer_sizes: tuple[int, ...] | None = (1, 2, 3, 4, 5, 6),
                  kmer_hidden: int = 256, kmer_epochs: int = 40,
-                 max_surprise_norm: float | None = 5.0,
+                 max_surprise_norm: float | None = _ENCODER.max_surprise_norm,
                  tokenizer: Literal["char", "onehot", "kmer"] = "char", k: int = 6,
                  max_length: int | None = None,
                  crop: Literal["right", "left", "center"] = "right",

@@ -50,8 +50,8 @@ class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
         Width of the k-mer branch.
     encoder : EncoderConfig or dict, optional
         The :class:`~titans_seq.TitansEncoder` (a dict of its fields, as checkpoints hold it).
-        None: :func:`~titans_seq.classification.trunk.sequence_encoder` (dropout 0.1, each
-        memory write's surprise clipped to 5).
+        None: :func:`~titans_seq.classification.trunk.sequence_encoder` (one block, dropout
+        0.1, each memory write's surprise clipped to 5: ``TitansClassifier``'s defaults).
     encoder_options
         Fields of the encoder to replace, named flat (``dim=32, depth=1``).
     tokenizer : {"char", "onehot", "kmer"}, optional
