@@ -180,8 +180,9 @@ def test_streaming_blocks_equal_one_window():
 
 @pytest.mark.parametrize("mode", ["stream", "window"])
 def test_update_helps_after_a_regime_shift(mode):
-    """Test-time learning: after a regime shift, a forecaster whose memory has read the new
-    regime (update) beats the same model forecasting from its lookback window alone."""
+    """Test-time learning: after a regime shift, a forecaster that has read the new regime
+    (update: its memory reads it, its error memory learns from its errors on it) beats the
+    same model forecasting from its lookback window alone."""
     rng = np.random.default_rng(0)
     period = 32
 
@@ -196,12 +197,12 @@ def test_update_helps_after_a_regime_shift(mode):
         parts = [np.tile(waveform(generator), length // period) for _ in range(count)]
         return np.concatenate(parts) + 0.05 * generator.normal(size=count * length)
 
-    horizon, lookback = 8, 16  # the lookback sees half a period: the rest must be recalled
-    # The long-memory model learns to recall within 20 epochs; with fewer, whether it has yet
-    # depends on rounding (6 sufficed on the pure-PyTorch path, not on the native kernel,
-    # whose gradients agree to 1e-7 but whose training drifts apart through Adam).
+    horizon, lookback = 8, 16  # the lookback sees half a period: the rest must be learned
+    # Whether the encoder's memory alone learns to recall the waveform depended on rounding
+    # (about half the seeds); the error memory learns the new regime's mapping from its
+    # pairs whatever the fit, so a few epochs suffice.
     options = dict(warmup=4 * lookback, max_epochs=3) if mode == "window" \
-        else dict(linear_lookback=lookback, max_epochs=20)
+        else dict(linear_lookback=lookback, max_epochs=3)
     model = TitansForecaster(horizon=horizon, lookback=lookback, mode=mode, patch_len=4,
                              chunk_size=2, dim=32, dropout=0.0, lr=3e-3, random_state=0,
                              **options).fit(regimes(24, 256, rng))

@@ -149,3 +149,50 @@ def test_the_estimator_prepares_data_as_the_datamodule_does():
     torch.testing.assert_close(ours.values, data.prepared[0].values, rtol=0, atol=0)
     torch.testing.assert_close(ours.covariates, data.prepared[0].covariates, rtol=0, atol=0)
     assert data.layout == model.module_.config.layout
+
+
+def error_memory(mode):
+    from titans_seq.forecasting.online import ErrorMemory, ErrorMemorySettings
+
+    return ErrorMemory(networks()[mode], ErrorMemorySettings(forgetting=0.99))
+
+
+@pytest.mark.parametrize("mode", ["stream", "window"])
+def test_the_error_memory_reads_in_any_pieces_and_every_origin_equals_streaming(mode):
+    net, data = error_memory(mode), series(200)
+    whole = net.read(net.open_stream(2), data, 150)
+    pieces = net.open_stream(2)
+    for upto in (20, 21, 40, 41, 130, 131, 150):  # few and many pairs a read
+        pieces = net.read(pieces, data, upto)
+    torch.testing.assert_close(pieces.state.weights, whole.state.weights, rtol=1e-9, atol=1e-9)
+    assert torch.count_nonzero(whole.state.weights) > 0  # it learned something
+    every = net.origin_forecasts(data, 60, 150)
+    for origin in (60, 101, 149):
+        alone = net.forecast_from(net.read(net.open_stream(2), data, origin), data, origin)
+        torch.testing.assert_close(every[origin - 60], alone, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("mode", ["stream", "window"])
+def test_the_error_memory_learns_nothing_before_a_pairs_future_is_complete(mode):
+    """Leak-free: rows at or after an origin change no forecast at or before it, and no
+    learned state, whatever the pieces they are read in."""
+    net, data = error_memory(mode), series(200)
+    origin = 120
+    changed = PreparedSeries(data.values.clone(), data.observed, data.covariates.clone(),
+                             data.static)
+    changed.values[origin:] += 5.0
+    changed.covariates[origin + H:] += 5.0
+    for pieces in ((origin,), (37, 90, origin)):
+        streams = []
+        for values in (data, changed):
+            stream = net.open_stream(2)
+            for upto in pieces:
+                stream = net.read(stream, values, upto)
+            streams.append(stream)
+        torch.testing.assert_close(streams[0].state.weights, streams[1].state.weights,
+                                   rtol=0, atol=0)
+        torch.testing.assert_close(net.forecast_from(streams[0], data, origin),
+                                   net.forecast_from(streams[1], changed, origin), rtol=0, atol=0)
+    later = net.read(net.open_stream(2), changed, origin + H + 1)
+    assert not torch.equal(later.state.weights,
+                           net.read(net.open_stream(2), data, origin + H + 1).state.weights)

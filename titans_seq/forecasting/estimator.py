@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import replace
 from typing import Any, Literal, Sequence
@@ -9,20 +10,22 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from datamodules.checks import choice, fraction, integer
+from datamodules.checks import boolean, choice, fraction, integer
 from datamodules.timeseries import (ForecastLayout, SeriesScaler, SeriesSet, TimeSeriesDataModule,
                                     align_covariates, calendar_names, prepare_series,
                                     read_series, split_borders)
 
 from ..base import TitansEstimator
+from ..memory import frozen_memory
 from ..blocks import Variant
 from . import history
 from .config import ForecastConfig
 from .evaluation import (BacktestResult, backtest_result, calibration_errors, conformal_width,
                          last_errors)
-from .interface import ForecastNetwork, read_streams
+from .interface import Forecaster, read_streams
 from .module import ForecastingModule
 from .network import ChannelMode
+from .online import CANDIDATES, ErrorMemory, ErrorMemorySettings
 from .outputs import forecast_output, interval_output, rows_output
 
 _DEFAULT = ForecastConfig()  # the one set of defaults: the estimator's are its own
@@ -82,6 +85,12 @@ class TitansForecaster(TitansEstimator):
         ``calibration_window`` errors are kept, and every :meth:`update` adds the errors of
         the forecasts whose rows it completes (it follows a drifting error level; an update
         then re-reads the series to forecast those origins).
+    learn_errors : bool
+        Keep learning, after ``fit``, from the realised errors of its own forecasts: a
+        test-time regression memory (:class:`~titans_seq.forecasting.online.ErrorMemory`)
+        writes each (window → residual) pair once its whole future is observed, and every
+        forecast adds what it reads. ``fit`` chooses its settings on the validation part
+        (``error_memory_``; None with ``learn_errors=False``).
     random_state : int or numpy RandomState, optional
         Seed of the initialisation and shuffling; the caller's torch random state (CPU and
         GPUs) is left untouched.
@@ -110,6 +119,8 @@ class TitansForecaster(TitansEstimator):
         Each series' memory after reading its history.
     linear_lookback_ : int
         The linear path's rows (``mode="stream"``).
+    error_memory_ : ErrorMemorySettings or None
+        The error memory's settings chosen by ``fit`` (None: the network alone).
     calendar_, future_names_, read_options_, calibration_window_
         The calendar features, covariate columns, table reading options and rolling
         calibration window of the fit.
@@ -134,11 +145,12 @@ class TitansForecaster(TitansEstimator):
                  patience: int = 3, target: str | Sequence[str] | None = None,
                  time_col: str | None = None, id_col: str | None = None,
                  static_covariates: Sequence[str] | None = None,
-                 calibration_window: int | None = None, random_state: int | None = None,
+                 calibration_window: int | None = None, learn_errors: bool = True,
+                 random_state: int | None = None,
                  verbose: bool = False, accelerator: str = "auto", devices: int | str = 1,
                  trainer_kwargs: dict | None = None) -> None:
         self.horizon, self.mode, self.lookback, self.warmup = horizon, mode, lookback, warmup
-        self.calibration_window = calibration_window
+        self.calibration_window, self.learn_errors = calibration_window, learn_errors
         self.linear_lookback, self.segment_tokens = linear_lookback, segment_tokens
         self.head_hidden = head_hidden
         self.variant, self.dim, self.depth, self.patch_len = variant, dim, depth, patch_len
@@ -187,6 +199,7 @@ class TitansForecaster(TitansEstimator):
         params["calibration_window"] = integer("calibration_window", self.calibration_window,
                                                optional=True, hint="None: every error")
         choice("missing", self.missing, ("error", "mask"))
+        params["learn_errors"] = boolean("learn_errors", self.learn_errors)
         params["calendar"] = calendar_names(self.calendar)
         params["read_options"] = dict(
             target=self.target, time_col=self.time_col, id_col=self.id_col, missing=self.missing,
@@ -223,17 +236,20 @@ class TitansForecaster(TitansEstimator):
                       linear_lookback_=config.layout.linear_lookback,
                       read_options_=params["read_options"],
                       calibration_window_=params["calibration_window"])
-        fitted["streams_"] = read_streams(module.net, data.prepared, series.lengths)
-        fitted["calibration_errors_"] = last_errors(calibration_errors(
-            module, data.prepared, [data.borders_of(n)[0] for n in series.lengths]),
-            params["calibration_window"])
+        starts = [data.borders_of(n)[0] for n in series.lengths]
+        fitted["error_memory_"], errors = _error_memory(module, data.prepared, starts,
+                                                        params["learn_errors"])
+        net = _forecaster(module, fitted["error_memory_"])
+        fitted["streams_"] = read_streams(net, data.prepared, series.lengths)
+        fitted["calibration_errors_"] = last_errors(errors, params["calibration_window"])
         self._commit(fitted)
         return self
 
     # -- fitted state ------------------------------------------------------------------------
     @property
-    def _net(self) -> ForecastNetwork:
-        return self.module_.net
+    def _net(self) -> Forecaster:
+        """What forecasts: the network, with its error memory when fit chose one."""
+        return _forecaster(self.module_, self.error_memory_)
 
     def _read(self, y: Any, name: str = "y") -> SeriesSet:
         """``y`` read as the fit read its data, its columns in the fitted order."""
@@ -248,14 +264,18 @@ class TitansForecaster(TitansEstimator):
         return history.scaler_for(self.series_, self.scaler_, series, stops)
 
     # -- update ------------------------------------------------------------------------------
-    def update(self, y: Any, X: Any = None) -> "TitansForecaster":
+    def update(self, y: Any, X: Any = None, learn: bool = True) -> "TitansForecaster":
         """Append new observations that continue the series; the memory reads them (its weights
-        learn at test time by the Titans update rule; the network's weights do not change).
+        learn at test time by the Titans update rule; the network's weights do not change),
+        and the error memory learns from every forecast whose rows they complete.
 
         ``y`` has the fitted layout: rows after the last seen ones (the timestamps must follow
         on; long tables may update some of the series). ``X``: future covariates of those rows
-        when the model was fitted with covariates.
+        when the model was fitted with covariates. ``learn=False`` reads the rows without
+        learning from them: both memories keep their weights (the pairs these rows complete
+        are never learned).
         """
+        learn = boolean("learn", learn)
         check_is_fitted(self)
         new = self._read(y)
         where = history.positions(self.series_, new)
@@ -263,8 +283,10 @@ class TitansForecaster(TitansEstimator):
         new = history.with_covariates(new, X, 0, self.future_names_, "update")
         before = self.series_.lengths
         series = history.extended(self.series_, new, where)
-        streams = read_streams(self._net, self._prepared(series, self.scaler_), series.lengths,
-                               self.streams_, self.module_.device)
+        net = _forecaster(self.module_, self.error_memory_, learn)
+        with contextlib.nullcontext() if learn else frozen_memory(self.module_.net):
+            streams = read_streams(net, self._prepared(series, self.scaler_), series.lengths,
+                                   self.streams_, self.module_.device)
         errors = self.calibration_errors_
         if self.calibration_window_ is not None:
             errors = self._rolled_calibration(series, where, before)
@@ -278,7 +300,7 @@ class TitansForecaster(TitansEstimator):
         part = history.subset(series, where)
         horizon = self._net.horizon
         new = calibration_errors(self.module_, self._prepared(part, self._scaler_for(part)),
-                                 [before[p] - horizon + 1 for p in where])
+                                 [before[p] - horizon + 1 for p in where], self._net)
         if new is None:
             return self.calibration_errors_
         errors = new if self.calibration_errors_ is None \
@@ -486,3 +508,27 @@ class TitansForecaster(TitansEstimator):
         if "streams_" in state:
             state["streams_"] = [stream.to("cpu") for stream in state["streams_"]]
         return state
+
+
+def _forecaster(module: ForecastingModule, settings: ErrorMemorySettings | None,
+                learn: bool = True) -> Forecaster:
+    return module.net if settings is None else ErrorMemory(module.net, settings, learn)
+
+
+def _error_memory(module: ForecastingModule, prepared, starts: Sequence[int], learn: bool
+                  ) -> tuple[ErrorMemorySettings | None, np.ndarray | None]:
+    """The error memory of lowest mean squared error over the validation origins (None with
+    ``learn=False``: the network alone) and its calibration errors. Each candidate learns
+    from the series' first complete pair on. The network alone is not a candidate: a short
+    validation part right after the training rows rarely shows the drift the memory is for."""
+    if not learn:
+        return None, calibration_errors(module, prepared, starts)
+    best = (None, None, float("inf"))
+    for settings in CANDIDATES:
+        errors = calibration_errors(module, prepared, starts, ErrorMemory(module.net, settings))
+        if errors is None:  # no validation origin: the first candidate
+            return settings, None
+        score = float(np.nanmean(errors.astype(np.float64) ** 2))
+        if score < best[2]:
+            best = (settings, errors, score)
+    return best[0], best[1]

@@ -12,6 +12,7 @@ import numpy as np
 
 from datamodules.timeseries import SeriesSet
 
+from .interface import Forecaster
 from .module import ForecastingModule
 from .outputs import backtest_frame
 
@@ -31,12 +32,12 @@ class BacktestResult:
     metrics: dict[str, float]
 
 
-def calibration_errors(module: ForecastingModule, prepared, starts: Sequence[int]
-                       ) -> np.ndarray | None:
+def calibration_errors(module: ForecastingModule, prepared, starts: Sequence[int],
+                       net: Forecaster | None = None) -> np.ndarray | None:
     """Absolute scaled errors ``(n, H, C)`` of the point forecasts from every origin of each
     series from row ``starts[i]`` on (the validation part) whose whole horizon is observed,
-    or None when there is none."""
-    net, errors = module.net, []
+    or None when there is none; by ``net`` (default: the module's network)."""
+    net, errors = net or module.net, []
     horizon = net.horizon
     for item, start in zip(prepared, starts):
         rows = item.values.shape[0]

@@ -36,17 +36,29 @@ from torch import Tensor, nn
 from datamodules.timeseries import ForecastLayout, PreparedSeries
 
 
-def move_state(state: Any, device: torch.device | str) -> Any:
-    """A copy of a network state (any nesting of dataclasses, tuples, tensors) on ``device``."""
+def map_state(state: Any, function: Callable[[Tensor], Tensor]) -> Any:
+    """A copy of a network state (any nesting of dataclasses and tuples) with ``function``
+    applied to each of its tensors."""
     if isinstance(state, Tensor):
-        return state.to(device)
+        return function(state)
     if isinstance(state, tuple):
-        return tuple(move_state(item, device) for item in state)
+        return tuple(map_state(item, function) for item in state)
     if dataclasses.is_dataclass(state) and not isinstance(state, type):
-        return dataclasses.replace(state, **{field.name: move_state(getattr(state, field.name),
-                                                                    device)
+        return dataclasses.replace(state, **{field.name: map_state(getattr(state, field.name),
+                                                                   function)
                                              for field in dataclasses.fields(state)})
     return state
+
+
+def move_state(state: Any, device: torch.device | str) -> Any:
+    """A copy of a network state on ``device``."""
+    return map_state(state, lambda tensor: tensor.to(device))
+
+
+def repeat_state(state: Any, times: int) -> Any:
+    """A network state whose rows (the first axis of every tensor) are the state's rows
+    repeated ``times`` times, one copy after the other (a batch of forecasts from one state)."""
+    return map_state(state, lambda tensor: tensor.repeat(times, *[1] * (tensor.dim() - 1)))
 
 
 @dataclass(frozen=True)
@@ -79,10 +91,12 @@ class BatchForecast:
     anchor: Tensor | float = 0.0
 
 
-class ForecastNetwork(nn.Module, ABC):
-    """The interface of a forecasting network (see the module's docstring).
+class Forecaster(ABC):
+    """The streaming half of the interface: what the estimator needs to read series as they
+    arrive and forecast from them (a :class:`ForecastNetwork` is one; so is a network wrapped
+    with a learner of its errors, :class:`~titans_seq.forecasting.online.ErrorMemory`).
 
-    Subclasses set :attr:`layout` (rows read around each origin), :attr:`horizon` and
+    Implementations give :attr:`layout` (rows read around each origin), :attr:`horizon` and
     :attr:`quantiles` (None for a point forecast).
     """
 
@@ -100,21 +114,6 @@ class ForecastNetwork(nn.Module, ABC):
         """The first origin of a series that has a forecast (the layout's)."""
         return self.layout.first_origin
 
-    @property
-    def memory_shares(self) -> tuple[float, ...]:
-        """Shares of the memory path's correction to try after training (none: nothing to
-        choose)."""
-        return ()
-
-    def set_memory_share(self, share: float) -> None:
-        """Keep ``share`` of the memory path's correction (one of :attr:`memory_shares`)."""
-        raise ValueError(f"{type(self).__name__} has no memory path to weigh")
-
-    def start_training(self, train: Any, validation: Callable[[], Any]) -> None:
-        """Called once when training starts, with the training dataset and a function that
-        gives the validation dataset (or None); the default does nothing."""
-
-    # -- streaming ---------------------------------------------------------------------------
     @abstractmethod
     def open_stream(self, channels: int) -> ForecastStream:
         """A series' memory before its first row (``channels`` target columns), outside any
@@ -135,10 +134,31 @@ class ForecastNetwork(nn.Module, ABC):
 
     @abstractmethod
     def origin_forecasts(self, series: PreparedSeries, first: int, stop: int | None = None,
-                         steps: int | None = None) -> Tensor:
+                         steps: int | None = None, frozen_from: int | None = None) -> Tensor:
         """The forecasts from every origin ``t`` in ``[first, stop)`` (default: to the end),
         each reading only the rows before ``t``, their first ``steps`` rows (default: the
-        horizon): ``(O, steps, C[, Q])``; ``first`` is at least :attr:`first_origin`."""
+        horizon): ``(O, steps, C[, Q])``; ``first`` is at least :attr:`first_origin`. With
+        ``frozen_from``, nothing is learned from the rows from that one on (they are read,
+        not written: the ablation "frozen after fit")."""
+
+
+class ForecastNetwork(nn.Module, Forecaster):
+    """The interface of a forecasting network (see the module's docstring): the streaming
+    methods of :class:`Forecaster`, and those of training."""
+
+    @property
+    def memory_shares(self) -> tuple[float, ...]:
+        """Shares of the memory path's correction to try after training (none: nothing to
+        choose)."""
+        return ()
+
+    def set_memory_share(self, share: float) -> None:
+        """Keep ``share`` of the memory path's correction (one of :attr:`memory_shares`)."""
+        raise ValueError(f"{type(self).__name__} has no memory path to weigh")
+
+    def start_training(self, train: Any, validation: Callable[[], Any]) -> None:
+        """Called once when training starts, with the training dataset and a function that
+        gives the validation dataset (or None); the default does nothing."""
 
     # -- training ----------------------------------------------------------------------------
     @abstractmethod
@@ -156,7 +176,7 @@ class ForecastNetwork(nn.Module, ABC):
         items): ``(B, H, C[, Q])``."""
 
 
-def read_streams(net: ForecastNetwork, prepared: Sequence[PreparedSeries],
+def read_streams(net: Forecaster, prepared: Sequence[PreparedSeries],
                  lengths: Sequence[int], streams: Sequence[ForecastStream] | None = None,
                  device: torch.device | str = "cpu") -> list[ForecastStream]:
     """Each series' stream after reading its first ``lengths[i]`` rows (continuing

@@ -297,7 +297,8 @@ class LongMemoryForecastNet(ForecastNetwork):
 
     @torch.inference_mode()
     def origin_forecasts(self, series: PreparedSeries, first: int, stop: int | None = None,
-                         steps: int | None = None, block: int = 512) -> Tensor:
+                         steps: int | None = None, frozen_from: int | None = None,
+                         block: int = 512) -> Tensor:
         """Reads the series once and forecasts ``block`` origins at a time."""
         values, observed = series.values, series.observed
         rows, channels = values.shape
@@ -306,8 +307,16 @@ class LongMemoryForecastNet(ForecastNetwork):
         memory_after = None  # (C, N, K·dim): the encoder outputs after each whole patch
         if self.memory:
             whole = rows - rows % self.patch_len
-            memory_after, _ = self.write_patches(*_lanes(series, 0, whole),
-                                                 self.initial_state(channels))
+            # written up to the frozen row's patch; read only after it
+            cut = whole if frozen_from is None else \
+                min(whole, frozen_from - frozen_from % self.patch_len)
+            memory_after, state = self.write_patches(*_lanes(series, 0, cut),
+                                                     self.initial_state(channels))
+            if cut < whole:
+                with frozen_memory(self):
+                    after, _ = self.write_patches(*_lanes(series, cut, whole), state)
+                memory_after = after if memory_after is None or not cut \
+                    else torch.cat([memory_after, after], 1)
             start = self.initial_state(channels).recent.flatten(1)[:, None]  # (C, 1, K·dim)
             memory_after = torch.cat([start, memory_after], 1)  # index: patches read
         context, patch = self.context, self.patch_len

@@ -21,7 +21,8 @@ from datamodules.checks import InvalidParameterError, choice, integer
 from datamodules.timeseries import ForecastLayout, PreparedSeries
 
 from ..blocks import EncoderConfig, EncoderState, TitansEncoder
-from .interface import BatchForecast, ForecastNetwork, ForecastStream
+from ..memory import frozen_memory
+from .interface import BatchForecast, ForecastNetwork, ForecastStream, repeat_state
 from .revin import RevIN
 
 if TYPE_CHECKING:
@@ -238,15 +239,33 @@ class TitansForecastNet(ForecastNetwork):
 
     @torch.inference_mode()
     def origin_forecasts(self, series: PreparedSeries, first: int, stop: int | None = None,
-                         steps: int | None = None) -> Tensor:
-        """Origin by origin, the memory reading the series once, in order."""
+                         steps: int | None = None, frozen_from: int | None = None) -> Tensor:
+        """The memory reads the series once, in order; the origins that read the same memory
+        (whole blocks of ``lookback`` rows) are forecast in one batch."""
         stop = series.values.shape[0] if stop is None else stop
         steps = self.horizon if steps is None else steps
-        stream, forecasts = self.open_stream(series.values.shape[1]), []
-        for origin in range(first, stop):
-            stream = self.read(stream, series, origin)
-            forecasts.append(self.forecast_from(stream, series, origin)[:steps])
-        return torch.stack(forecasts)
+        lookback, horizon = self.lookback, self.horizon
+        stream, forecasts, origin = self.open_stream(series.values.shape[1]), [], first
+        while origin < stop:
+            if frozen_from is None:
+                stream = self.read(stream, series, origin)
+            else:  # blocks that end by the frozen row are written, later ones only read
+                stream = self.read(stream, series, min(origin, frozen_from + lookback))
+                with frozen_memory(self):
+                    stream = self.read(stream, series, origin)
+            # origins up to the one at which the memory reads its next block
+            end = min(stop, stream.rows_read + 2 * lookback)
+            origins = torch.arange(origin, end, device=series.values.device)
+            rows = origins[:, None] + torch.arange(-lookback, 0, device=origins.device)
+            ahead = origins[:, None] + torch.arange(-lookback, horizon, device=origins.device)
+            batch = len(origins)
+            forecast, _ = self(series.values[rows], series.observed[rows],
+                               series.covariates[ahead],
+                               series.static[None].expand(batch, -1),
+                               repeat_state(stream.state, batch))
+            forecasts.append(forecast[:, :steps])
+            origin = end
+        return torch.cat(forecasts)
 
     # -- training (the ForecastNetwork interface) -------------------------------------------
     def batch_forecasts(self, batch: dict[str, Tensor], state: Any, *, training: bool,

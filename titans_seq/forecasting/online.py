@@ -1,0 +1,269 @@
+"""`ErrorMemory`: a test-time regression memory that learns, as rows arrive, from the realised
+errors of a network's forecasts.
+
+Once the whole future of the forecast made at origin ``s`` is observed (at origin ``s + H``),
+the memory writes the pair (key of the window before ``s`` → the residual ``y[s:s+H] −
+forecast(s)``), and every forecast adds what the memory reads at its own window's key. Nothing
+is learned from a pair before its future is complete, so the forecast at ``t`` depends on rows
+``< t`` only (leak-free by construction), and reading a series in pieces of any size writes the
+same pairs in the same order (exact under any split).
+
+The write is the Titans rule (Eqs. 12–14) for a linear memory ``M`` (one per series, shared by
+its channels, as channel-independent models share weights): the surprise ``∇ℓ = (M k − v) kᵀ``
+of each pair, a momentum ``η`` and a forgetting ``α`` of the weights,
+
+    S_t = η S_{t−1} − (M_{t−1} k − v) g_tᵀ,     M_t = (1 − α) M_{t−1} + S_t,
+
+with the step preconditioned by the keys' running inverse covariance ``P`` (forgotten at rate
+``λ`` per row): ``g_t = P k / (λ + kᵀ P k)``. The step is data-dependent — large for a key the
+memory has seen little of (a surprise in key space), small for a familiar one — and with
+``η = α = 0`` the rule is recursive least squares with exponential forgetting on the residuals:
+the memory's learning converges in as many pairs as the key has dimensions, where a plain
+gradient step on correlated windows drifts for thousands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from datamodules.checks import boolean, fraction, real
+from datamodules.timeseries import PreparedSeries
+
+from .interface import Forecaster, ForecastStream
+
+
+@dataclass(frozen=True)
+class ErrorMemorySettings:
+    """How the error memory learns (checked on construction).
+
+    Parameters
+    ----------
+    forgetting : float
+        ``λ`` in (0, 1]: the weight of a pair decays by it each row (0.999: a pair counts half
+        after about 700 rows; 1: nothing is forgotten).
+    prior : float
+        The start ``P₀ = I / (prior · d)``: how strongly the memory starts at zero (no
+        correction), against ``d``, the key's size.
+    level : bool
+        The key holds the window's last value besides the window relative to it (what a
+        periodic or level-dependent error needs).
+    forecast : bool
+        The key holds the network's forecast too, relative to the last value: the memory can
+        learn how far to trust the network (down to cancelling it, where drift has made it
+        wrong).
+    momentum, decay : float
+        Titans' ``η`` and ``α`` (Eqs. 13–14); 0 and 0: recursive least squares.
+    """
+
+    forgetting: float = 0.999
+    prior: float = 1e-2
+    level: bool = True
+    forecast: bool = True
+    momentum: float = 0.0
+    decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        real("forgetting", self.forgetting, 0.0, 1.0, low_open=True)
+        real("prior", self.prior, 0.0, low_open=True)
+        boolean("level", self.level)
+        boolean("forecast", self.forecast)
+        fraction("momentum", self.momentum)
+        fraction("decay", self.decay)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+BATCHED = 32  # pairs from which a read takes the network's forecasts in one pass
+# What fit tries on the validation part. The memory is for drift, so it forgets: a pair
+# weighs half after about 70, 700 or 2,300 rows (a validation part just after the training
+# rows shows little drift, and would often prefer a memory that forgets nothing).
+CANDIDATES = tuple(ErrorMemorySettings(forgetting=forgetting, level=level)
+                   for forgetting in (0.99, 0.999, 0.9997) for level in (True, False))
+
+
+@dataclass(frozen=True)
+class ErrorMemoryState:
+    """One series' learner: the network's stream at the forecast's origin (``lead``) and at
+    the origin of the next pair to write (``lag``), that origin, and the memory: weights
+    ``(H, d)``, momentum ``(H, d)``, precision of the keys ``(d, d)``."""
+
+    lead: ForecastStream
+    lag: ForecastStream
+    next_pair: int
+    weights: Tensor
+    momentum: Tensor
+    precision: Tensor
+
+
+class ErrorMemory(Forecaster):
+    """A :class:`~titans_seq.forecasting.interface.Forecaster`: ``network``'s forecasts plus
+    what a test-time regression memory of their errors reads (see the module's docstring).
+    ``learn=False`` reads without writing: the pairs that complete are passed over."""
+
+    def __init__(self, network: Forecaster, settings: ErrorMemorySettings,
+                 learn: bool = True) -> None:
+        self.network, self.settings, self.learn = network, settings, learn
+        self.layout, self.horizon = network.layout, network.horizon
+        self.quantiles = network.quantiles
+        self.window = network.layout.lookback  # rows a key reads
+        # relative rows, level, forecast, 1
+        self.key_size = self.window - 1 + int(settings.level) + \
+            self.horizon * int(settings.forecast) + 1
+
+    # -- keys and values -----------------------------------------------------------------
+    def _keys(self, series: PreparedSeries, origins: Tensor, forecasts: Tensor) -> Tensor:
+        """``(O, C, d)`` float64: at each origin, each channel's window before it relative to
+        its last value (rows before the series are zeros), that last value, the network's
+        point forecast ``forecasts (O, H, C)`` relative to it, and 1."""
+        values = series.values.T.double()  # (C, T)
+        padded = torch.cat([values.new_zeros(values.shape[0], self.window), values], 1)
+        windows = padded.unfold(1, self.window, 1)[:, origins].transpose(0, 1)  # (O, C, L)
+        last = windows[..., -1:]
+        parts = [(windows - last)[..., :-1]]
+        if self.settings.level:
+            parts.append(last)
+        if self.settings.forecast:
+            parts.append(forecasts.transpose(1, 2).double() - last)
+        parts.append(torch.ones_like(last))
+        return torch.cat(parts, -1)
+
+    def _residuals(self, series: PreparedSeries, origins: Tensor, forecasts: Tensor
+                   ) -> tuple[Tensor, Tensor]:
+        """``(O, C, H)`` the realised rows minus the network's point forecasts at ``origins``,
+        and whether each row was observed."""
+        steps = origins[:, None] + torch.arange(self.horizon, device=origins.device)  # (O, H)
+        actual = series.values[steps].transpose(1, 2).double()  # (O, C, H)
+        seen = series.observed[steps].transpose(1, 2)
+        return actual - forecasts.transpose(1, 2).double(), seen
+
+    def _point(self, forecast: Tensor) -> Tensor:
+        """``(..., H, C)``: the point forecast (the median of quantile forecasts)."""
+        if self.quantiles:
+            return forecast[..., list(self.quantiles).index(0.5)] if 0.5 in self.quantiles \
+                else forecast.mean(-1)
+        return forecast
+
+    # -- the Forecaster interface ----------------------------------------------------------
+    @torch.no_grad()
+    def open_stream(self, channels: int) -> ForecastStream:
+        stream = self.network.open_stream(channels)
+        device = next(self.network.parameters()).device
+        d = self.key_size
+        weights = torch.zeros(self.horizon, d, dtype=torch.float64, device=device)
+        precision = torch.eye(d, dtype=torch.float64, device=device) / (self.settings.prior * d)
+        # the first pair: a whole window before it (a key of rows before the series would be
+        # made up), and a forecast there
+        first = max(self.network.first_origin, self.window)
+        return ForecastStream(ErrorMemoryState(stream, stream, first, weights, weights.clone(),
+                                               precision))
+
+    @torch.inference_mode()
+    def read(self, stream: ForecastStream, series: PreparedSeries, upto: int
+             ) -> ForecastStream:
+        """The network reads the rows; the memory writes every pair whose future is complete
+        among the first ``upto`` rows (origins ``s`` with ``s + H ≤ upto``), in order. The
+        network's forecasts at those origins come in one pass when there are many (equal to
+        the forecasts one at a time to rounding)."""
+        state = stream.state
+        lead = self.network.read(state.lead, series, upto)
+        pairs = range(state.next_pair, max(state.next_pair, upto - self.horizon + 1))
+        if not self.learn or not len(pairs):  # passed over, never learned
+            lag = self.network.read(state.lag, series, pairs.stop) if len(pairs) else state.lag
+            return ForecastStream(replace(state, lead=lead, lag=lag, next_pair=pairs.stop), upto)
+        if len(pairs) >= BATCHED:
+            forecasts = self.network.origin_forecasts(series, pairs.start, pairs.stop)
+            lag = self.network.read(state.lag, series, pairs.stop)
+        else:
+            lag, forecasts = state.lag, []
+            for origin in pairs:
+                lag = self.network.read(lag, series, origin)
+                forecasts.append(self.network.forecast_from(lag, series, origin))
+            forecasts = torch.stack(forecasts)
+        memory = self._learn(series, pairs, self._point(forecasts),
+                             (state.weights, state.momentum, state.precision))
+        return ForecastStream(replace(state, lead=lead, lag=lag, next_pair=pairs.stop,
+                                      weights=memory[0], momentum=memory[1],
+                                      precision=memory[2]), upto)
+
+    def _learn(self, series: PreparedSeries, pairs: range, forecasts: Tensor,
+               memory: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """Write the pairs of the origins ``pairs``, in order, given the network's point
+        forecasts there ``(O, H, C)`` (rows without an observed value add no error)."""
+        if not len(pairs):
+            return memory
+        origins = torch.arange(pairs.start, pairs.stop, device=forecasts.device)
+        keys = self._keys(series, origins, forecasts)  # (O, C, d)
+        residuals, seen = self._residuals(series, origins, forecasts)
+        for key, residual, mask in zip(keys, residuals, seen):
+            error = (key @ memory[0].T - residual) * mask  # (C, H)
+            memory = self._write(key, error, *memory)
+        return memory
+
+    def _write(self, key: Tensor, error: Tensor, weights: Tensor, momentum: Tensor,
+               precision: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One Titans write of the channels' pairs (``key (C, d)``, ``error (C, H)`` = the
+        memory's read minus the residual), its step preconditioned by the keys' precision."""
+        forgetting, s = self.settings.forgetting, self.settings
+        spread = precision @ key.T  # (d, C)
+        inner = forgetting * torch.eye(key.shape[0], dtype=key.dtype, device=key.device) \
+            + key @ spread
+        gain = torch.linalg.solve(inner, spread.T).T  # (d, C): P k (λ + kᵀ P k)⁻¹
+        momentum = s.momentum * momentum - error.T @ gain.T  # (H, d)
+        weights = (1 - s.decay) * weights + momentum
+        precision = (precision - gain @ spread.T) / forgetting
+        return weights, momentum, (precision + precision.T) / 2
+
+    @torch.inference_mode()
+    def forecast_from(self, stream: ForecastStream, series: PreparedSeries, origin: int
+                      ) -> Tensor:
+        state = stream.state
+        forecast = self.network.forecast_from(state.lead, series, origin)  # (H, C[, Q])
+        return self._corrected(series, torch.tensor([origin], device=forecast.device),
+                               forecast[None], state.weights)[0]
+
+    def _corrected(self, series: PreparedSeries, origins: Tensor, forecasts: Tensor,
+                   weights: Tensor) -> Tensor:
+        """The network's forecasts ``(O, H, C[, Q])`` plus what the memory reads."""
+        keys = self._keys(series, origins, self._point(forecasts))  # (O, C, d)
+        correction = (keys @ weights.T).transpose(1, 2).to(forecasts.dtype)  # (O, H, C)
+        return forecasts + (correction[..., None] if self.quantiles else correction)
+
+    @torch.inference_mode()
+    def origin_forecasts(self, series: PreparedSeries, first: int, stop: int | None = None,
+                         steps: int | None = None, frozen_from: int | None = None) -> Tensor:
+        """The network's forecasts at every origin in one pass, then the memory's recursion:
+        at each origin, write the pair completed there, then read."""
+        stop = series.values.shape[0] if stop is None else stop
+        steps = self.horizon if steps is None else steps
+        stream = self.open_stream(series.values.shape[1])
+        start = min(first, stream.state.next_pair)
+        network = self.network.origin_forecasts(series, start, stop,
+                                                frozen_from=frozen_from)  # (O, H, C[, Q])
+        last_pair = stop if frozen_from is None else frozen_from - self.horizon  # learned
+        last_pair = min(last_pair, stop - 1 - self.horizon)
+        state = stream.state
+        weights, momentum, precision = state.weights, state.momentum, state.precision
+        points = self._point(network)  # (O, H, C)
+        origins = torch.arange(start, stop, device=points.device)
+        keys = self._keys(series, origins, points)  # (O, C, d)
+        learned = max(0, last_pair + 1 - start)  # the origins that are pairs to learn
+        residuals, seen = self._residuals(series, origins[:learned], points[:learned])
+        corrections = []
+        for origin in range(start, stop):
+            pair = origin - self.horizon  # complete now: learned before the read
+            if state.next_pair <= pair <= last_pair:
+                index = pair - start
+                error = (keys[index] @ weights.T - residuals[index]) * seen[index]  # (C, H)
+                weights, momentum, precision = self._write(keys[index], error, weights,
+                                                           momentum, precision)
+            if origin >= first:
+                corrections.append(keys[origin - start] @ weights.T)  # (C, H)
+        correction = torch.stack(corrections).transpose(1, 2)  # (O', H, C)
+        forecasts = network[first - start:]
+        correction = correction.to(forecasts.dtype)
+        return (forecasts + (correction[..., None] if self.quantiles else correction))[:, :steps]
