@@ -37,7 +37,7 @@ def test_forecasts(model: TitansForecaster, values: np.ndarray, stride: int) -> 
     """Scaled forecasts ``(O, H, C[, Q])`` from the test origins and the actual rows."""
     series = model._read(values, "y")
     prepared = model._prepared(series, model.scaler_)[0]
-    net = model.module_.net
+    net = model._net  # what update forecasts with: the network and its error memory
     horizon = net.horizon
     forecasts = net.origin_forecasts(prepared, VAL_END, TEST_END - horizon + 1).numpy()[::stride]
     windows = np.lib.stride_tricks.sliding_window_view(prepared.values.numpy(), horizon, 0)
@@ -59,7 +59,7 @@ def rolling(model: TitansForecaster, values: np.ndarray, stride: int, window: in
     that ``update`` adds exactly these errors), computed once for every origin."""
     forecasts, actual = test_forecasts(model, values, 1)  # every test origin
     errors = np.abs(forecasts - actual)
-    horizon = model.module_.net.horizon
+    horizon = model._net.horizon
     every = np.concatenate([model.calibration_errors_, errors])
     start = len(model.calibration_errors_)
     lows, highs, picked = [], [], []

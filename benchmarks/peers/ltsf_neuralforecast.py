@@ -3,9 +3,9 @@
 Runs neuralforecast models (DLinear, PatchTST by default) on the protocol's windows and writes
 MSE / MAE on the scaled values, per horizon and averaged over horizons, with the wall time of
 training + prediction.  It runs in the separate benchmark environment (neuralforecast is not a
-dependency of titans_seq), e.g.
+dependency of titans_seq), e.g. with that environment's python:
 
-    /work/bench-env/bin/python benchmarks/peers/ltsf_neuralforecast.py \
+    python benchmarks/peers/ltsf_neuralforecast.py \
         --data ../shared/data/timeseries/ETTh1.csv.gz --lookback 96 \
         --horizons 96,192,336,720 --models DLinear,PatchTST --max-steps 5000 --out results.json
 

@@ -9,7 +9,8 @@ from .preparation import SeriesScaler, prepare_series
 from .streams import LaneSegments, segment_targets
 from .windows import PreparedSeries, WindowDataset
 
-__all__ = ["ForecastLayout", "LaneSegments", "PreparedSeries", "SeriesScaler", "SeriesSet", "Stream",
-           "TimeSeriesDataModule", "WindowDataset", "align_covariates", "calendar_features",
-           "calendar_names", "forecast_datasets", "part_origins", "predict_dataset", "prepare_series",
-           "read_series", "read_stream", "read_table", "segment_targets", "split_borders"]
+__all__ = ["ForecastLayout", "LaneSegments", "PreparedSeries", "SeriesScaler", "SeriesSet",
+           "Stream", "TimeSeriesDataModule", "WindowDataset", "align_covariates",
+           "calendar_features", "calendar_names", "forecast_datasets", "part_origins",
+           "predict_dataset", "prepare_series", "read_series", "read_stream", "read_table",
+           "segment_targets", "split_borders"]

@@ -222,7 +222,6 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
                           num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
-
     # -- scaler statistics travel with checkpoints ------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {} if self.scaler is None else {"scaler": self.scaler.state_dict()}

@@ -21,6 +21,7 @@ from ..training import RandomStateInCheckpoints, adopt_shapes, trainer_datamodul
 from .kmers import base_codes
 from .trunk import SequenceTrunk, encoder_config
 
+
 class NextBaseNet(nn.Module):
     """A :class:`SequenceTrunk` with a head that predicts, from each token, the bases of the
     next block: token ``j`` has read positions ``< (j + 1) * s`` (``s = stem_stride``) and

@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from datamodules.checks import boolean, choice, fraction, integer
+from datamodules.timeseries.layout import MODES
 from datamodules.timeseries import (ForecastLayout, SeriesScaler, SeriesSet, TimeSeriesDataModule,
                                     align_covariates, calendar_names, prepare_series,
                                     read_series, split_borders)
@@ -170,7 +171,7 @@ class TitansForecaster(TitansEstimator):
         """The :class:`ForecastConfig` these parameters describe: the one place where the flat
         parameters map onto the settings below the estimator. ``train_rows`` (of the longest
         series) sets the automatic ``linear_lookback``; None takes the layout's default."""
-        mode = choice("mode", self.mode, ("stream", "window"))
+        mode = choice("mode", self.mode, MODES)
         stream = mode == "stream"
         linear_lookback = integer("linear_lookback", self.linear_lookback, 0, optional=True,
                                   hint="None: automatic")
@@ -519,16 +520,36 @@ def _error_memory(module: ForecastingModule, prepared, starts: Sequence[int], le
                   ) -> tuple[ErrorMemorySettings | None, np.ndarray | None]:
     """The error memory of lowest mean squared error over the validation origins (None with
     ``learn=False``: the network alone) and its calibration errors. Each candidate learns
-    from the series' first complete pair on. The network alone is not a candidate: a short
-    validation part right after the training rows rarely shows the drift the memory is for."""
+    from the series' first complete pair on, from the same forecasts of the network (made
+    once). The network alone is not a candidate: a short validation part right after the
+    training rows rarely shows the drift the memory is for."""
     if not learn:
         return None, calibration_errors(module, prepared, starts)
-    best = (None, None, float("inf"))
+    network, best = _OnceForecasts(module.net), (None, None, float("inf"))
     for settings in CANDIDATES:
-        errors = calibration_errors(module, prepared, starts, ErrorMemory(module.net, settings))
+        errors = calibration_errors(module, prepared, starts, ErrorMemory(network, settings))
         if errors is None:  # no validation origin: the first candidate
             return settings, None
         score = float(np.nanmean(errors.astype(np.float64) ** 2))
         if score < best[2]:
             best = (settings, errors, score)
     return best[0], best[1]
+
+
+class _OnceForecasts:
+    """A network whose forecasts at every origin of a series are computed once, however many
+    error-memory candidates replay them (every other attribute is the network's)."""
+
+    def __init__(self, network: Forecaster) -> None:
+        self.network, self.made = network, {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.network, name)
+
+    def origin_forecasts(self, series, first: int, stop: int | None = None,
+                         steps: int | None = None, frozen_from: int | None = None):
+        key = (id(series.values), first, stop, steps, frozen_from)
+        if key not in self.made:
+            self.made[key] = self.network.origin_forecasts(series, first, stop, steps,
+                                                           frozen_from)
+        return self.made[key]

@@ -310,15 +310,14 @@ class LongMemoryForecastNet(ForecastNetwork):
             # written up to the frozen row's patch; read only after it
             cut = whole if frozen_from is None else \
                 min(whole, frozen_from - frozen_from % self.patch_len)
-            memory_after, state = self.write_patches(*_lanes(series, 0, cut),
-                                                     self.initial_state(channels))
-            if cut < whole:
-                with frozen_memory(self):
-                    after, _ = self.write_patches(*_lanes(series, cut, whole), state)
-                memory_after = after if memory_after is None or not cut \
-                    else torch.cat([memory_after, after], 1)
-            start = self.initial_state(channels).recent.flatten(1)[:, None]  # (C, 1, K·dim)
-            memory_after = torch.cat([start, memory_after], 1)  # index: patches read
+            state = self.initial_state(channels)
+            pieces = [state.recent.flatten(1)[:, None]]  # (C, 1, K·dim): before any patch
+            for low, high, frozen in ((0, cut, False), (cut, whole, True)):
+                if high > low:
+                    with frozen_memory(self) if frozen else contextlib.nullcontext():
+                        outputs, state = self.write_patches(*_lanes(series, low, high), state)
+                    pieces.append(outputs)
+            memory_after = torch.cat(pieces, 1)  # index: patches read
         context, patch = self.context, self.patch_len
         padded = torch.cat([values.new_zeros(context, channels), values]).T  # (C, context + T)
         padded_observed = torch.cat([observed.new_zeros(context, channels), observed]).T

@@ -6,7 +6,8 @@ the memory writes the pair (key of the window before ``s`` → the residual ``y[
 forecast(s)``), and every forecast adds what the memory reads at its own window's key. Nothing
 is learned from a pair before its future is complete, so the forecast at ``t`` depends on rows
 ``< t`` only (leak-free by construction), and reading a series in pieces of any size writes the
-same pairs in the same order (exact under any split).
+same pairs in the same order (the same memory, to the rounding of the network's forecasts,
+which a long read takes in one batched pass).
 
 The write is the Titans rule (Eqs. 12–14) for a linear memory ``M`` (one per series, shared by
 its channels, as channel-independent models share weights): the surprise ``∇ℓ = (M k − v) kᵀ``
@@ -24,8 +25,7 @@ gradient step on correlated windows drifts for thousands.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -74,9 +74,6 @@ class ErrorMemorySettings:
         fraction("momentum", self.momentum)
         fraction("decay", self.decay)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 BATCHED = 32  # pairs from which a read takes the network's forecasts in one pass
 # What fit tries on the validation part. The memory is for drift, so it forgets: a pair
@@ -120,9 +117,11 @@ class ErrorMemory(Forecaster):
         """``(O, C, d)`` float64: at each origin, each channel's window before it relative to
         its last value (rows before the series are zeros), that last value, the network's
         point forecast ``forecasts (O, H, C)`` relative to it, and 1."""
-        values = series.values.T.double()  # (C, T)
-        padded = torch.cat([values.new_zeros(values.shape[0], self.window), values], 1)
-        windows = padded.unfold(1, self.window, 1)[:, origins].transpose(0, 1)  # (O, C, L)
+        low, high = int(origins[0]) - self.window, int(origins[-1])  # the rows they read
+        values = series.values[max(low, 0):high].T.double()  # (C, ≤ high − low)
+        padded = torch.cat([values.new_zeros(values.shape[0], max(-low, 0)), values], 1)
+        windows = padded.unfold(1, self.window, 1)[:, origins - origins[0]]  # (C, O, L)
+        windows = windows.transpose(0, 1)  # (O, C, L)
         last = windows[..., -1:]
         parts = [(windows - last)[..., :-1]]
         if self.settings.level:
@@ -142,11 +141,11 @@ class ErrorMemory(Forecaster):
         return actual - forecasts.transpose(1, 2).double(), seen
 
     def _point(self, forecast: Tensor) -> Tensor:
-        """``(..., H, C)``: the point forecast (the median of quantile forecasts)."""
-        if self.quantiles:
-            return forecast[..., list(self.quantiles).index(0.5)] if 0.5 in self.quantiles \
-                else forecast.mean(-1)
-        return forecast
+        """``(..., H, C)``: the point forecast (the median of the sorted quantiles, as the
+        estimator's)."""
+        if not self.quantiles:
+            return forecast
+        return forecast.sort(-1).values[..., list(self.quantiles).index(0.5)]
 
     # -- the Forecaster interface ----------------------------------------------------------
     @torch.no_grad()
@@ -200,15 +199,16 @@ class ErrorMemory(Forecaster):
         keys = self._keys(series, origins, forecasts)  # (O, C, d)
         residuals, seen = self._residuals(series, origins, forecasts)
         for key, residual, mask in zip(keys, residuals, seen):
-            error = (key @ memory[0].T - residual) * mask  # (C, H)
-            memory = self._write(key, error, *memory)
+            memory = self._write(key, residual, mask, memory)
         return memory
 
-    def _write(self, key: Tensor, error: Tensor, weights: Tensor, momentum: Tensor,
-               precision: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One Titans write of the channels' pairs (``key (C, d)``, ``error (C, H)`` = the
-        memory's read minus the residual), its step preconditioned by the keys' precision."""
+    def _write(self, key: Tensor, residual: Tensor, seen: Tensor,
+               memory: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """One Titans write of the channels' pairs (``key (C, d)``, ``residual (C, H)``, rows
+        not ``seen`` adding no error), its step preconditioned by the keys' precision."""
+        weights, momentum, precision = memory
         forgetting, s = self.settings.forgetting, self.settings
+        error = (key @ weights.T - residual) * seen  # (C, H): the surprise
         spread = precision @ key.T  # (d, C)
         inner = forgetting * torch.eye(key.shape[0], dtype=key.dtype, device=key.device) \
             + key @ spread
@@ -230,7 +230,12 @@ class ErrorMemory(Forecaster):
                    weights: Tensor) -> Tensor:
         """The network's forecasts ``(O, H, C[, Q])`` plus what the memory reads."""
         keys = self._keys(series, origins, self._point(forecasts))  # (O, C, d)
-        correction = (keys @ weights.T).transpose(1, 2).to(forecasts.dtype)  # (O, H, C)
+        return self._plus(forecasts, keys @ weights.T)
+
+    def _plus(self, forecasts: Tensor, correction: Tensor) -> Tensor:
+        """Forecasts ``(O, H, C[, Q])`` plus a correction ``(O, C, H)`` (every quantile
+        shifted alike)."""
+        correction = correction.transpose(1, 2).to(forecasts.dtype)  # (O, H, C)
         return forecasts + (correction[..., None] if self.quantiles else correction)
 
     @torch.inference_mode()
@@ -247,7 +252,7 @@ class ErrorMemory(Forecaster):
         last_pair = stop if frozen_from is None else frozen_from - self.horizon  # learned
         last_pair = min(last_pair, stop - 1 - self.horizon)
         state = stream.state
-        weights, momentum, precision = state.weights, state.momentum, state.precision
+        memory = (state.weights, state.momentum, state.precision)
         points = self._point(network)  # (O, H, C)
         origins = torch.arange(start, stop, device=points.device)
         keys = self._keys(series, origins, points)  # (O, C, d)
@@ -258,12 +263,7 @@ class ErrorMemory(Forecaster):
             pair = origin - self.horizon  # complete now: learned before the read
             if state.next_pair <= pair <= last_pair:
                 index = pair - start
-                error = (keys[index] @ weights.T - residuals[index]) * seen[index]  # (C, H)
-                weights, momentum, precision = self._write(keys[index], error, weights,
-                                                           momentum, precision)
+                memory = self._write(keys[index], residuals[index], seen[index], memory)
             if origin >= first:
-                corrections.append(keys[origin - start] @ weights.T)  # (C, H)
-        correction = torch.stack(corrections).transpose(1, 2)  # (O', H, C)
-        forecasts = network[first - start:]
-        correction = correction.to(forecasts.dtype)
-        return (forecasts + (correction[..., None] if self.quantiles else correction))[:, :steps]
+                corrections.append(keys[origin - start] @ memory[0].T)  # (C, H)
+        return self._plus(network[first - start:], torch.stack(corrections))[:, :steps]
