@@ -18,10 +18,14 @@ from pairs whose future is complete (leak-free). Rows:
   ``lookback`` rows relative to the last value, learning every complete pair from the first
   one; its lookback and forgetting chosen on the validation rows by the same online pass;
 - **ridge-frozen**: the ridge fitted on the training rows, never again;
+- **titans-online-gd**: the same fit, the error memory off, the network trained on by one
+  Adam step per complete pair from the end of the training rows on (``online_gd.py``), its
+  learning rate chosen on the validation rows by the same online pass;
 - **naive**: the last value;
 - the published leak-free rows of §5 (not run).
 
-Online gradient descent on the network (one optimizer step per complete pair) is not run.
+Each learner's time per row is printed: ``update`` of one row for Titans, one step and one
+forecast for online gradient descent.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from online_gd import gd_row  # noqa: E402
 from online_protocol import (HORIZONS, OnlineRidge, OnlineSeries, Scores, naive,  # noqa: E402
                              online_series)
 
@@ -65,8 +70,8 @@ def ridge_rows(series: OnlineSeries, horizon: int) -> dict[str, dict]:
     return rows
 
 
-def titans_rows(series: OnlineSeries, horizon: int, epochs: int | None,
-                verbose: bool) -> dict[str, dict]:
+def titans_rows(series: OnlineSeries, horizon: int, epochs: int | None, verbose: bool,
+                gd: bool = True) -> dict[str, dict]:
     from titans_seq import TitansForecaster
 
     val_fraction = (series.val_end - series.train_end) / series.val_end
@@ -98,6 +103,13 @@ def titans_rows(series: OnlineSeries, horizon: int, epochs: int | None,
                       "seconds": time.perf_counter() - begin}
     rows["titans"]["error_memory"] = str(model.error_memory_)
     rows["titans"]["update_ms"] = update_time(model, series)
+    if gd:
+        begin = time.perf_counter()
+        forecast, settings = gd_row(network, prepared, series.train_end, series.val_end, stop)
+        scores = Scores()
+        scores.add(forecast, truth)
+        rows["titans-online-gd"] = {**scores.result(), **settings, "fit_seconds": seconds,
+                                    "seconds": time.perf_counter() - begin}
     return rows
 
 
@@ -121,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
                         "(default: the estimator's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument("--no-gd", action="store_true", help="skip online gradient descent")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -132,12 +145,14 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.threads} threads", flush=True)
     table: dict[str, dict[int, dict]] = {}
     for horizon in horizons:
-        rows = {**titans_rows(series, horizon, args.epochs, args.verbose),
+        rows = {**titans_rows(series, horizon, args.epochs, args.verbose, not args.no_gd),
                 **ridge_rows(series, horizon), "naive": naive(series, horizon)}
         for name, row in rows.items():
             table.setdefault(name, {})[horizon] = row
         print(f"  H={horizon}: " + ", ".join(f"{name} {row['mse']:.3f}"
                                              for name, row in rows.items()), flush=True)
+        if args.out:  # after every horizon: a long run that stops keeps what it has
+            Path(args.out).write_text(json.dumps(table, indent=1, default=str))
     print(f"\n{'model':<26}" + "".join(f"{'H ' + str(h):>16}" for h in horizons))
     for name, rows in table.items():
         print(f"{name:<26}" + "".join(f"{rows[h]['mse']:>8.3f}/{rows[h]['mae']:<7.3f}"
@@ -148,13 +163,13 @@ def main(argv: list[str] | None = None) -> None:
             f"{published.get(h, float('nan')):>8.3f}{'':8}" for h in horizons))
     for horizon in horizons:
         titans, frozen = table["titans"][horizon], table["titans-frozen"][horizon]
+        gd = table.get("titans-online-gd", {}).get(horizon)
+        gd = f"online GD {gd['ms_per_row']:.2f} ms a row (lr {gd['lr']:g}); " if gd else ""
         print(f"H={horizon}: frozen / default MSE {frozen['mse'] / titans['mse']:.3f}; "
-              f"update of one row {titans['update_ms']:.2f} ms; error memory "
+              f"update of one row {titans['update_ms']:.2f} ms; {gd}error memory "
               f"{titans['error_memory']}; ridge-online lookback "
               f"{table['ridge-online'][horizon]['lookback']}, forgetting "
               f"{table['ridge-online'][horizon]['forgetting']}")
-    if args.out:
-        Path(args.out).write_text(json.dumps(table, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 - :func:`load_etth1`: ETTh1, hourly electricity-transformer loads and oil temperature
   (CC BY-ND 4.0, verbatim; Zhou et al., *Informer*, AAAI 2021). See ``data/ETTh1.NOTICE.md``.
+- :func:`load_etth2`: ETTh2, the same measurements at a second station, whose level and spread
+  drift far from those of its first months (the online-forecasting benchmark's file; same
+  licence and source, ``data/ETTh2.NOTICE.md``).
 - :func:`load_nontata_promoters`: the Genomic Benchmarks human non-TATA promoter set, official
   test split, 9,034 sequences of 251 nt (Apache-2.0; Grešová et al., BMC Genomic Data 2023).
   See ``data/human_nontata_promoters.NOTICE.md``.
@@ -25,6 +28,11 @@ def etth1_path() -> Path:
     return Path(str(resources.files(__package__).joinpath("data", "ETTh1.csv.gz")))
 
 
+def etth2_path() -> Path:
+    """Path of the embedded, unmodified ``ETTh2.csv.gz``."""
+    return Path(str(resources.files(__package__).joinpath("data", "ETTh2.csv.gz")))
+
+
 def load_etth1(as_frame: Literal["pandas", "polars", "numpy"] = "pandas") -> Any:
     """ETTh1: 17,420 hourly rows of ``date`` and 7 numeric columns (``OT`` is the usual target).
 
@@ -34,7 +42,17 @@ def load_etth1(as_frame: Literal["pandas", "polars", "numpy"] = "pandas") -> Any
         A pandas frame with a ``date`` column, the same as a polars frame, or a float64
         array ``(17420, 7)`` of the numeric columns.
     """
-    frame = pd.read_csv(etth1_path(), parse_dates=["date"])
+    return _ett(etth1_path(), as_frame)
+
+
+def load_etth2(as_frame: Literal["pandas", "polars", "numpy"] = "pandas") -> Any:
+    """ETTh2: 17,420 hourly rows of ``date`` and 7 numeric columns, laid out as
+    :func:`load_etth1`'s."""
+    return _ett(etth2_path(), as_frame)
+
+
+def _ett(path: Path, as_frame: str) -> Any:
+    frame = pd.read_csv(path, parse_dates=["date"])
     if as_frame == "pandas":
         return frame
     if as_frame == "polars":
@@ -80,11 +98,11 @@ def load_nontata_promoters(as_frame: Literal["pandas", "polars", "lists"] = "pan
     raise ValueError(f"as_frame must be 'pandas', 'polars' or 'lists', got {as_frame!r}")
 
 
-EMBEDDED = {"etth1": etth1_path, "nontata_promoters": nontata_promoters_path}
+EMBEDDED = {"etth1": etth1_path, "etth2": etth2_path, "nontata_promoters": nontata_promoters_path}
 
 
 def resolve_embedded(source: Any) -> Any:
-    """``source``, or the path of the embedded dataset it names (``"etth1"``,
+    """``source``, or the path of the embedded dataset it names (``"etth1"``, ``"etth2"``,
     ``"nontata_promoters"``) when it is such a name and no file of that name exists: configs
     can then say ``data: etth1`` and run from any folder."""
     if isinstance(source, str) and source in EMBEDDED and not Path(source).exists():
@@ -92,5 +110,6 @@ def resolve_embedded(source: Any) -> Any:
     return source
 
 
-__all__ = ["EMBEDDED", "ETTH1_CITATION", "PROMOTERS_CITATION", "etth1_path", "load_etth1",
-           "load_nontata_promoters", "nontata_promoters_path", "resolve_embedded"]
+__all__ = ["EMBEDDED", "ETTH1_CITATION", "PROMOTERS_CITATION", "etth1_path", "etth2_path",
+           "load_etth1", "load_etth2", "load_nontata_promoters", "nontata_promoters_path",
+           "resolve_embedded"]

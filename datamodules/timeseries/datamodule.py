@@ -15,7 +15,7 @@ from ..sampling import training_sampler
 from .covariates import calendar_names
 from .frames import Missing, SeriesSet, read_series
 from .layout import ForecastLayout, Mode
-from .parts import forecast_datasets, predict_dataset
+from .parts import PARTS, forecast_datasets, head_rows, online_test_dataset, predict_dataset
 from .preparation import SeriesScaler, prepare_series
 from .windows import PreparedSeries, WindowDataset
 
@@ -100,6 +100,12 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
     shuffle, seed
         Shuffle the training windows (or group the lanes) in an order that depends only on
         ``seed`` and the epoch (a resumed run repeats it).
+    test_online : bool
+        The test part as whole series, one batch each, with the first and last test origins
+        (:class:`~datamodules.timeseries.parts.OnlineTestSeries`): a
+        :class:`~titans_seq.ForecastingModule` then forecasts every test origin as the series
+        arrive, learning from the realised errors of its forecasts once their rows are in
+        (the online protocol). The same origins are scored either way.
 
     Attributes
     ----------
@@ -124,7 +130,7 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
                  eval_batch_size: int | None = None, num_workers: int = 0,
                  shuffle: bool = True, seed: int = 0, mode: Mode = "stream",
                  linear_lookback: int = 720, patch_len: int = 16,
-                 segment_tokens: int = 32) -> None:
+                 segment_tokens: int = 32, test_online: bool = False) -> None:
         super().__init__()
         self.layout = ForecastLayout(mode, lookback, horizon, warmup, linear_lookback,
                                      patch_len, segment_tokens)
@@ -132,6 +138,7 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
         eval_batch_size = integer("eval_batch_size", eval_batch_size, optional=True)
         num_workers, seed = integer("num_workers", num_workers, 0), integer("seed", seed, 0)
         scale, shuffle = boolean("scale", scale), boolean("shuffle", shuffle)
+        self.test_online = boolean("test_online", test_online)
         choice("missing", missing, ("error", "mask"))
         check_split(split, val_fraction, test_fraction, borders)
         self.data = data
@@ -179,6 +186,14 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
         return split_borders(length, self.split, self.val_fraction, self.test_fraction,
                              self.borders)
 
+    def series_until(self, part: Literal["train", "val", "test"]) -> list[PreparedSeries]:
+        """Each prepared series up to the end of its ``part`` (after ``setup``): what a model
+        may read to choose on validation (``"val"``), or to be tested (``"test"``)."""
+        choice("part", part, PARTS)
+        index = PARTS.index(part)
+        return [head_rows(item, self.borders_of(int(item.values.shape[0]))[index])
+                for item in self.prepared]
+
     # -- Lightning hooks ---------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         series = self.read()
@@ -197,6 +212,8 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
             self.prepared, borders, self.layout, batch_size=self.batch_size,
             eval_batch_size=self.eval_batch_size, stride=self.stride, shuffle=self.shuffle,
             seed=self.seed, rank=rank, world_size=world)
+        if self.test_online:
+            self.datasets["test"] = online_test_dataset(self.prepared, borders, self.layout)
         if stage == "predict":
             if series.future_names:
                 raise ValueError("forecasting past the end needs the future covariates' next "

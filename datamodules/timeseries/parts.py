@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, IterableDataset
 
 from .layout import ForecastLayout
 from .streams import LaneSegments
@@ -92,6 +93,44 @@ class WholeSeries(Dataset):
         item = self.series[index]
         return {"values": item.values, "observed": item.observed,
                 "covariates": item.covariates, "static": item.static}
+
+
+class OnlineTestSeries(IterableDataset):
+    """Each whole series up to the end of its test part as one batch, with the test part's
+    first and last origins (``origins``: ``[first, stop)``), for a model that forecasts every
+    test origin as the series arrive and keeps learning from what it has seen (the online
+    protocol). The origins are those of the test part's other datasets. Every process of a
+    distributed run reads every series (a series' memory is read in order; the model scores
+    its share of the origins)."""
+
+    items_are_batches = True  # a loader passes items through as they are
+
+    def __init__(self, series: list[PreparedSeries], origins: list[tuple[int, int]],
+                 stops: list[int]) -> None:
+        kept = [index for index, (first, last) in enumerate(origins) if last >= first]
+        self.series = WholeSeries([head_rows(series[i], stops[i]) for i in kept])
+        self.origins = [(origins[i][0], origins[i][1] + 1) for i in kept]
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def __iter__(self):
+        for index, origins in enumerate(self.origins):
+            yield {**self.series[index], "origins": torch.tensor(origins, dtype=torch.long)}
+
+
+def head_rows(series: PreparedSeries, stop: int) -> PreparedSeries:
+    """The first ``stop`` rows of a series (its covariates too)."""
+    return PreparedSeries(series.values[:stop], series.observed[:stop],
+                          series.covariates[:stop], series.static)
+
+
+def online_test_dataset(prepared: list[PreparedSeries],
+                        borders: Sequence[tuple[int, int, int]], layout: ForecastLayout
+                        ) -> OnlineTestSeries:
+    """The test part as :class:`OnlineTestSeries`."""
+    origins, stops = part_origins(borders, layout.context, layout.horizon)["test"]
+    return OnlineTestSeries(prepared, origins, stops)
 
 
 def _whole_series(ahead: list[PreparedSeries], lengths: list[int], layout: ForecastLayout

@@ -17,6 +17,8 @@ FORECAST_ENCODER, DNA_ENCODER = "--model.init_args.config.encoder", "--model.ini
 FAST = {"forecast_etth1.yaml": [f"{FORECAST_ENCODER}.dim=16", "--trainer.fast_dev_run=1"],
         "forecast_etth1_window.yaml": [f"{FORECAST_ENCODER}.dim=16",
                                        "--trainer.fast_dev_run=1"],
+        "forecast_etth2_online.yaml": [f"{FORECAST_ENCODER}.dim=16",
+                                       "--trainer.fast_dev_run=1"],
         "dna_promoters.yaml": [f"{DNA_ENCODER}.dim=16", "--trainer.fast_dev_run=1",
                                "--data.init_args.batch_size=8"],
         "dna_pretrain.yaml": [f"{DNA_ENCODER}.dim=16", "--trainer.fast_dev_run=1",
@@ -123,6 +125,22 @@ def test_fit_then_validate_test_and_predict_from_the_checkpoint(empty_folder):
     cli = build_cli(["predict", *common, f"--ckpt_path={checkpoint}"])
     assert cli.trainer.state.finished and cli.trainer.predict_loop.predictions[0].shape == \
         (1, 96, 7)  # one forecast of 96 rows and 7 channels past the end of ETTh1
+
+
+def test_online_config_fits_then_tests_online_from_its_checkpoint(empty_folder):
+    """The online protocol's config: fit writes the best checkpoint where the config's comment
+    says, and test from it chooses the error memory on validation (the checkpoint was written
+    before training ended) and scores every test origin online."""
+    common = ["--config", str(CONFIGS / "forecast_etth2_online.yaml"),
+              f"{FORECAST_ENCODER}.dim=16", "--model.init_args.config.head_hidden=16",
+              "--trainer.enable_progress_bar=false"]
+    build_cli(["fit", *common, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"])
+    checkpoint = empty_folder / "runs" / "etth2_online" / "best.ckpt"
+    assert checkpoint.exists()
+    cli = build_cli(["test", *common, f"--ckpt_path={checkpoint}"])
+    assert cli.model.error_memory is not None
+    scores = cli.trainer.callback_metrics
+    assert 0 < float(scores["test_mse"]) < 10 and 0 < float(scores["test_mae"]) < 3
 
 
 def test_pretraining_config_writes_the_checkpoint_the_classifier_starts_from(empty_folder):

@@ -175,8 +175,8 @@ def test_training_forecast_equals_predict_on_the_cut_history(fitted):
     """What the training pass emits at origin t is what predict(y=rows[:t]) returns from the
     network (the error memory, which learns only after fit, set aside)."""
     data = frame()
-    fitted = copy.copy(fitted)
-    fitted.error_memory_ = None  # the network's own forecasts
+    fitted = copy.deepcopy(fitted)
+    fitted.module_.error_memory = None  # the network's own forecasts
     module = fitted.module_
     prepared = fitted._prepared(fitted.series_, fitted.scaler_)
     context = module.context

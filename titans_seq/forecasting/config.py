@@ -68,6 +68,11 @@ class ForecastConfig:
         The levels of ``loss="quantile"`` (ignored by the other losses).
     lr, weight_decay, warmup_fraction : float
         AdamW with a linear warm-up over ``warmup_fraction`` of the steps, then cosine decay.
+    learn_errors : bool
+        After training, add a test-time regression memory of the network's errors
+        (:class:`~titans_seq.forecasting.online.ErrorMemory`), its settings chosen on the
+        validation origins: it learns from the realised error of every forecast whose rows
+        have all arrived (False: the network alone).
     """
 
     layout: ForecastLayout = field(default_factory=ForecastLayout)
@@ -84,6 +89,7 @@ class ForecastConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.05
+    learn_errors: bool = True
 
     def __post_init__(self) -> None:
         # A frozen dataclass: the checked (plain Python) values are set through object.
@@ -92,7 +98,7 @@ class ForecastConfig:
         set_("encoder", EncoderConfig.coerce(self.encoder))
         set_("head_hidden", integer("head_hidden", self.head_hidden, 0))
         set_("head_dropout", fraction("head_dropout", self.head_dropout))
-        for name in ("memory", "train_linear", "revin", "linear_skip"):
+        for name in ("memory", "train_linear", "revin", "linear_skip", "learn_errors"):
             set_(name, boolean(name, getattr(self, name)))
         choice("channel_mode", self.channel_mode, ("independent", "mixing"))
         levels = quantile_levels(self.loss, self.quantiles)  # checks loss and quantiles

@@ -26,7 +26,6 @@ from .evaluation import (BacktestResult, backtest_result, calibration_errors, co
 from .interface import Forecaster, read_streams
 from .module import ForecastingModule
 from .network import ChannelMode
-from .online import CANDIDATES, ErrorMemory, ErrorMemorySettings
 from .outputs import forecast_output, interval_output, rows_output
 
 _DEFAULT = ForecastConfig()  # the one set of defaults: the estimator's are its own
@@ -146,7 +145,8 @@ class TitansForecaster(TitansEstimator):
                  patience: int = 3, target: str | Sequence[str] | None = None,
                  time_col: str | None = None, id_col: str | None = None,
                  static_covariates: Sequence[str] | None = None,
-                 calibration_window: int | None = None, learn_errors: bool = True,
+                 calibration_window: int | None = None,
+                 learn_errors: bool = _DEFAULT.learn_errors,
                  random_state: int | None = None,
                  verbose: bool = False, accelerator: str = "auto", devices: int | str = 1,
                  trainer_kwargs: dict | None = None) -> None:
@@ -191,7 +191,8 @@ class TitansForecaster(TitansEstimator):
         return ForecastConfig(layout, encoder, head_hidden=self.head_hidden,
                               head_dropout=dropout if stream else 0.0,
                               channel_mode=self.channel_mode, loss=self.loss,
-                              quantiles=self.quantiles, lr=self.lr)
+                              quantiles=self.quantiles, lr=self.lr,
+                              learn_errors=self.learn_errors)
 
     def _check_params(self) -> dict[str, Any]:
         """Every parameter checked once, before any data is read (plain Python values)."""
@@ -200,7 +201,6 @@ class TitansForecaster(TitansEstimator):
         params["calibration_window"] = integer("calibration_window", self.calibration_window,
                                                optional=True, hint="None: every error")
         choice("missing", self.missing, ("error", "mask"))
-        params["learn_errors"] = boolean("learn_errors", self.learn_errors)
         params["calendar"] = calendar_names(self.calendar)
         params["read_options"] = dict(
             target=self.target, time_col=self.time_col, id_col=self.id_col, missing=self.missing,
@@ -238,10 +238,9 @@ class TitansForecaster(TitansEstimator):
                       read_options_=params["read_options"],
                       calibration_window_=params["calibration_window"])
         starts = [data.borders_of(n)[0] for n in series.lengths]
-        fitted["error_memory_"], errors = _error_memory(module, data.prepared, starts,
-                                                        params["learn_errors"])
-        net = _forecaster(module, fitted["error_memory_"])
-        fitted["streams_"] = read_streams(net, data.prepared, series.lengths)
+        errors = module.choose_error_memory(data.prepared, starts)
+        fitted["error_memory_"] = module.error_memory
+        fitted["streams_"] = read_streams(module.forecaster(), data.prepared, series.lengths)
         fitted["calibration_errors_"] = last_errors(errors, params["calibration_window"])
         self._commit(fitted)
         return self
@@ -250,7 +249,7 @@ class TitansForecaster(TitansEstimator):
     @property
     def _net(self) -> Forecaster:
         """What forecasts: the network, with its error memory when fit chose one."""
-        return _forecaster(self.module_, self.error_memory_)
+        return self.module_.forecaster()
 
     def _read(self, y: Any, name: str = "y") -> SeriesSet:
         """``y`` read as the fit read its data, its columns in the fitted order."""
@@ -284,7 +283,7 @@ class TitansForecaster(TitansEstimator):
         new = history.with_covariates(new, X, 0, self.future_names_, "update")
         before = self.series_.lengths
         series = history.extended(self.series_, new, where)
-        net = _forecaster(self.module_, self.error_memory_, learn)
+        net = self.module_.forecaster(learn)
         with contextlib.nullcontext() if learn else frozen_memory(self.module_.net):
             streams = read_streams(net, self._prepared(series, self.scaler_), series.lengths,
                                    self.streams_, self.module_.device)
@@ -300,8 +299,8 @@ class TitansForecaster(TitansEstimator):
         update has just completed (the last ``calibration_window_`` are kept)."""
         part = history.subset(series, where)
         horizon = self._net.horizon
-        new = calibration_errors(self.module_, self._prepared(part, self._scaler_for(part)),
-                                 [before[p] - horizon + 1 for p in where], self._net)
+        new = calibration_errors(self._net, self._prepared(part, self._scaler_for(part)),
+                                 [before[p] - horizon + 1 for p in where], self.module_.device)
         if new is None:
             return self.calibration_errors_
         errors = new if self.calibration_errors_ is None \
@@ -509,47 +508,3 @@ class TitansForecaster(TitansEstimator):
         if "streams_" in state:
             state["streams_"] = [stream.to("cpu") for stream in state["streams_"]]
         return state
-
-
-def _forecaster(module: ForecastingModule, settings: ErrorMemorySettings | None,
-                learn: bool = True) -> Forecaster:
-    return module.net if settings is None else ErrorMemory(module.net, settings, learn)
-
-
-def _error_memory(module: ForecastingModule, prepared, starts: Sequence[int], learn: bool
-                  ) -> tuple[ErrorMemorySettings | None, np.ndarray | None]:
-    """The error memory of lowest mean squared error over the validation origins (None with
-    ``learn=False``: the network alone) and its calibration errors. Each candidate learns
-    from the series' first complete pair on, from the same forecasts of the network (made
-    once). The network alone is not a candidate: a short validation part right after the
-    training rows rarely shows the drift the memory is for."""
-    if not learn:
-        return None, calibration_errors(module, prepared, starts)
-    network, best = _OnceForecasts(module.net), (None, None, float("inf"))
-    for settings in CANDIDATES:
-        errors = calibration_errors(module, prepared, starts, ErrorMemory(network, settings))
-        if errors is None:  # no validation origin: the first candidate
-            return settings, None
-        score = float(np.nanmean(errors.astype(np.float64) ** 2))
-        if score < best[2]:
-            best = (settings, errors, score)
-    return best[0], best[1]
-
-
-class _OnceForecasts:
-    """A network whose forecasts at every origin of a series are computed once, however many
-    error-memory candidates replay them (every other attribute is the network's)."""
-
-    def __init__(self, network: Forecaster) -> None:
-        self.network, self.made = network, {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.network, name)
-
-    def origin_forecasts(self, series, first: int, stop: int | None = None,
-                         steps: int | None = None, frozen_from: int | None = None):
-        key = (id(series.values), first, stop, steps, frozen_from)
-        if key not in self.made:
-            self.made[key] = self.network.origin_forecasts(series, first, stop, steps,
-                                                           frozen_from)
-        return self.made[key]

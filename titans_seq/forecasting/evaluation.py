@@ -13,7 +13,6 @@ import numpy as np
 from datamodules.timeseries import SeriesSet
 
 from .interface import Forecaster
-from .module import ForecastingModule
 from .outputs import backtest_frame
 
 
@@ -32,22 +31,23 @@ class BacktestResult:
     metrics: dict[str, float]
 
 
-def calibration_errors(module: ForecastingModule, prepared, starts: Sequence[int],
-                       net: Forecaster | None = None) -> np.ndarray | None:
-    """Absolute scaled errors ``(n, H, C)`` of the point forecasts from every origin of each
-    series from row ``starts[i]`` on (the validation part) whose whole horizon is observed,
-    or None when there is none; by ``net`` (default: the module's network)."""
-    net, errors = net or module.net, []
+def calibration_errors(net: Forecaster, prepared, starts: Sequence[int],
+                       device: Any = "cpu") -> np.ndarray | None:
+    """Absolute scaled errors ``(n, H, C)`` of ``net``'s point forecasts (the median of the
+    sorted quantiles for a quantile model) from every origin of each series from row
+    ``starts[i]`` on (the validation part) whose whole horizon is observed, or None when
+    there is none; the series are read on ``device``."""
+    errors = []
     horizon = net.horizon
     for item, start in zip(prepared, starts):
         rows = item.values.shape[0]
         low, stop = max(start, net.first_origin), rows - horizon + 1
         if stop <= low:
             continue
-        forecast = net.origin_forecasts(item.to(module.device), low, stop)
+        forecast = net.origin_forecasts(item.to(device), low, stop)
         forecast = forecast.float().cpu().numpy()
-        if module.quantiles:
-            forecast = np.sort(forecast, axis=-1)[..., module.median_index]
+        if net.quantiles:
+            forecast = np.sort(forecast, axis=-1)[..., list(net.quantiles).index(0.5)]
         windows = np.lib.stride_tricks.sliding_window_view(item.values.numpy(), horizon, 0)
         seen = np.lib.stride_tricks.sliding_window_view(item.observed.numpy(), horizon, 0)
         actual = windows[low:stop].transpose(0, 2, 1)  # (O, H, C)

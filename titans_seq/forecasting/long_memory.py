@@ -271,14 +271,30 @@ class LongMemoryForecastNet(ForecastNetwork):
             return ForecastStream(None, stop)
         if stop <= stream.rows_read:
             return stream
-        _, state = self.write_patches(*_lanes(series, stream.rows_read, stop), stream.state)
+        _, state = self.read_rows(series, stream.rows_read, stop, stream.state)
         return ForecastStream(state, stop)
+
+    def read_rows(self, series: PreparedSeries, start: int, stop: int,
+                  state: LongMemoryState | None) -> tuple[Tensor | None, LongMemoryState | None]:
+        """The memory writes the whole patches of rows ``[start, stop)`` (``start`` and
+        ``stop`` patch borders) continuing ``state``: :meth:`write_patches` on a series' rows,
+        differentiable (what fine-tuning at test time takes gradients through)."""
+        return self.write_patches(*_lanes(series, start, stop), state)
 
     @torch.inference_mode()
     def forecast_from(self, stream: ForecastStream, series: PreparedSeries, origin: int
                       ) -> Tensor:
         if stream.rows_read != origin - origin % self.patch_len:
             raise RuntimeError("the memory has not read the rows before this origin")
+        recent = stream.state.recent.flatten(1) if self.memory else None  # (C, K·dim)
+        return self.forecast_at(series, origin, recent)
+
+    def forecast_at(self, series: PreparedSeries, origin: int, recent: Tensor | None
+                    ) -> Tensor:
+        """The forecast from ``origin`` whose memory path reads the encoder outputs
+        ``recent (C, K·dim)`` (those after the last whole patch before ``origin``, oldest
+        first; None without memory): ``(H, C[, Q])``, differentiable (:meth:`forecast_from`
+        is this under inference mode)."""
         values, observed = series.values, series.observed
         channels, context = values.shape[1], self.context
         start = origin - context
@@ -289,7 +305,7 @@ class LongMemoryForecastNet(ForecastNetwork):
         window_observed[:, low - start:] = observed[low:origin].T
         future = series.covariates[origin:origin + self.horizon][None, None]
         future = future.expand(channels, 1, -1, -1)  # (C, 1, H, F)
-        memory = stream.state.recent.flatten(1)[:, None] if self.memory else None  # (C, 1, K·dim)
+        memory = recent[:, None] if recent is not None else None  # (C, 1, K·dim)
         forecast = self.forecast(window[:, None], window_observed[:, None], memory,
                                  future if self.n_covariates else None,
                                  series.static[None].expand(channels, -1))[:, 0]  # (C, H[, Q])
@@ -315,7 +331,7 @@ class LongMemoryForecastNet(ForecastNetwork):
             for low, high, frozen in ((0, cut, False), (cut, whole, True)):
                 if high > low:
                     with frozen_memory(self) if frozen else contextlib.nullcontext():
-                        outputs, state = self.write_patches(*_lanes(series, low, high), state)
+                        outputs, state = self.read_rows(series, low, high, state)
                     pieces.append(outputs)
             memory_after = torch.cat(pieces, 1)  # index: patches read
         context, patch = self.context, self.patch_len

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Sequence
 
 import lightning.pytorch as pl
@@ -11,12 +12,15 @@ from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from datamodules.checks import integer
+from datamodules.timeseries import PreparedSeries
 
 from ..optim import warmup_cosine_adamw
 from ..training import RandomStateInCheckpoints, adopt_shapes, trainer_datamodule
 from .config import ForecastConfig
-from .interface import BatchForecast, ForecastNetwork
+from .evaluation import calibration_errors
+from .interface import BatchForecast, Forecaster, ForecastNetwork
 from .losses import PinballLoss, forecast_loss, pinball
+from .online import ErrorMemory, ErrorMemorySettings, choose_error_memory
 
 
 class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
@@ -34,6 +38,13 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
       read everything before it (and still learning, as at prediction time). Training starts
       with the linear path's closed-form ridge fit, and ends by choosing, on validation, how
       much of the memory path's correction to keep.
+
+    With ``config.learn_errors`` (the default), training ends by choosing the settings of a
+    test-time regression memory of the network's errors on the validation part
+    (:attr:`error_memory`, saved in checkpoints), and :meth:`forecaster` is the network with
+    it. A datamodule with ``test_online=True`` gives the test part as whole series, and the
+    test loop then forecasts every test origin as the series arrive, learning from each
+    forecast's realised errors once its rows are in (the online protocol's metric).
     - ``mode="window"``: a :class:`TitansForecastNet` on fixed windows
       (:class:`~datamodules.timeseries.WindowDataset`) whose memory reads ``warmup +
       lookback`` rows: the ablation without long memory.
@@ -56,7 +67,10 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
     ----------
     frozen_from : int, optional
         A row after which evaluation reads without writing to the memory (the ablation
-        "memory frozen after fit"; ``mode="stream"``).
+        "memory frozen after fit"; ``mode="stream"``, and the error memory of an online test).
+    error_memory : ErrorMemorySettings or None
+        The error memory's settings, chosen after training (None: not chosen yet, or
+        ``config.learn_errors=False``).
 
     Validation and test log ``{stage}_mse``, ``{stage}_mae`` (torchmetrics, on the point
     forecast, in the datamodule's scaled units) and ``{stage}_pinball`` for quantile losses.
@@ -81,6 +95,8 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
         # segments), and the row from which evaluation stops writing to the memory.
         self._carried: dict[str, Any] = {}
         self.frozen_from: int | None = None
+        self.error_memory: ErrorMemorySettings | None = None
+        self._chosen = False  # whether the choices after training were made (or loaded)
         if n_channels is not None:
             self._build()
         metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
@@ -139,6 +155,34 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
         self._carried[loop] = result.state
         return result
 
+    # -- what forecasts as series arrive -----------------------------------------------------
+    def forecaster(self, learn: bool = True) -> Forecaster:
+        """The network, with its error memory when one was chosen (``learn=False``: the error
+        memory reads without learning)."""
+        if self.error_memory is None:
+            return self.net
+        return ErrorMemory(self.net, self.error_memory, learn)
+
+    @torch.no_grad()
+    def choose_error_memory(self, prepared: Sequence[PreparedSeries], starts: Sequence[int]
+                            ) -> Any:
+        """Choose :attr:`error_memory` on the origins of each series from ``starts[i]`` on (the
+        validation part) when ``config.learn_errors``, and return the calibration errors
+        ``(n, H, C)`` of :meth:`forecaster` there (None where there is no such origin)."""
+        was_training = self.training
+        self.eval()
+        try:
+            if self.config.learn_errors:
+                self.error_memory, errors = choose_error_memory(self.net, prepared, starts,
+                                                                self.device)
+            else:
+                self.error_memory, errors = None, calibration_errors(self.net, prepared,
+                                                                     starts, self.device)
+        finally:
+            self.train(was_training)
+        self._chosen = True
+        return errors
+
     # -- the training's start and end ------------------------------------------------------
     def on_train_start(self) -> None:
         """The network's start of training (``mode="stream"``: the linear path's closed-form
@@ -165,15 +209,54 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
         except MisconfigurationException:
             return None
 
-    @torch.no_grad()
     def on_fit_end(self) -> None:
+        """The choices made on validation after training (with the best weights restored):
+        the memory path's share (:meth:`choose_memory_share`), then the error memory (on the
+        datamodule's series, when the Trainer has a
+        :class:`~datamodules.TimeSeriesDataModule`)."""
+        self.choose_memory_share()
+        self._choose_error_memory_from_datamodule()
+
+    def on_test_start(self) -> None:
+        """A model restored from a checkpoint saved during training (before the choices made
+        at its end) makes them first, on the datamodule's validation part."""
+        data = getattr(self.trainer, "datamodule", None)
+        if not self._chosen and hasattr(data, "val_dataloader"):
+            self.choose_memory_share(data.val_dataloader())
+            self._choose_error_memory_from_datamodule()
+
+    def _choose_error_memory_from_datamodule(self) -> None:
+        data = getattr(self.trainer, "datamodule", None)
+        if data is None or not hasattr(data, "series_until") or not data.prepared:
+            return  # plain loaders: the caller chooses (TitansForecaster.fit does)
+        # the series up to the end of their validation parts: the test rows are not seen
+        series = data.series_until("val")
+        starts = [data.borders_of(int(item.values.shape[0]))[0] for item in data.prepared]
+        self.choose_error_memory(series, starts)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["after_training"] = {
+            "chosen": self._chosen,
+            "error_memory": None if self.error_memory is None else asdict(self.error_memory)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        after = checkpoint.get("after_training", {})
+        self._chosen = bool(after.get("chosen", False))
+        memory = after.get("error_memory")
+        self.error_memory = None if memory is None else ErrorMemorySettings(**memory)
+
+    @torch.no_grad()
+    def choose_memory_share(self, loaders: Any = None) -> None:
         """Choose how much of the memory path's correction to add (``mode="stream"``), on the
-        validation origins (with the best weights restored): the share of lowest validation
-        MSE (pinball loss for quantile models, whose band lives in the memory path). 0 is the
-        linear path alone, so where the memory does not help on validation the forecast falls
-        back to the linear model."""
+        validation origins (``loaders``; default: the Trainer's validation loaders): the share
+        of lowest validation MSE (pinball loss for quantile models, whose band lives in the
+        memory path). 0 is the linear path alone, so where the memory does not help on
+        validation the forecast falls back to the linear model."""
         shares = self.net.memory_shares
-        loaders = self._val_loaders() if shares else None
+        if shares and loaders is None:
+            loaders = self._val_loaders()
         if not loaders:  # nothing to choose, or fitted without validation data
             return
         loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
@@ -218,6 +301,8 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
         return loss
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
+        if "origins" in batch:  # a whole series, evaluated online
+            return self._evaluate_online(batch, stage)
         result = self._forecasts(batch, stage)
         if result.forecast is None or not bool(result.scored.any()):
             return
@@ -229,6 +314,32 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
         if self.quantiles:
             pinball_metric = getattr(self, f"{stage}_pinball")
             pinball_metric.update(forecast[observed], target)
+            self.log(f"{stage}_pinball", pinball_metric, batch_size=forecast.shape[0])
+
+    @torch.no_grad()
+    def _evaluate_online(self, batch: dict[str, Tensor], stage: str) -> None:
+        """Score the forecasts at every origin ``[first, stop)`` of a whole series
+        (:class:`~datamodules.timeseries.parts.OnlineTestSeries`) made as it arrives: by
+        :meth:`forecaster`, whose memories learn from every row before each origin (and
+        from every forecast whose rows are all in), except after :attr:`frozen_from`."""
+        series = PreparedSeries(batch["values"], batch["observed"], batch["covariates"],
+                                batch["static"])
+        first, stop = (int(origin) for origin in batch["origins"])
+        forecast = self.forecaster().origin_forecasts(series, first, stop,
+                                                      frozen_from=self.frozen_from)
+        steps = torch.arange(first, stop, device=self.device)[:, None] \
+            + torch.arange(self.config.layout.horizon, device=self.device)  # (O, H)
+        target, observed = series.values[steps], series.observed[steps]  # (O, H, C)
+        # every process forecasts every origin (the memories read in order); each scores
+        # its share of them
+        share = slice(self.trainer.global_rank, None, self.trainer.world_size)
+        forecast, target, observed = forecast[share], target[share], observed[share]
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(self.point(forecast)[observed], target[observed])
+        self.log_dict(metrics, batch_size=forecast.shape[0])
+        if self.quantiles:
+            pinball_metric = getattr(self, f"{stage}_pinball")
+            pinball_metric.update(forecast[observed], target[observed])
             self.log(f"{stage}_pinball", pinball_metric, batch_size=forecast.shape[0])
 
     def validation_step(self, batch: dict[str, Tensor], batch_index: int) -> None:

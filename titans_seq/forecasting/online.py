@@ -26,13 +26,16 @@ gradient step on correlated windows drifts for thousands.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from datamodules.checks import boolean, fraction, real
 from datamodules.timeseries import PreparedSeries
 
+from .evaluation import calibration_errors
 from .interface import Forecaster, ForecastStream
 
 
@@ -267,3 +270,43 @@ class ErrorMemory(Forecaster):
             if origin >= first:
                 corrections.append(keys[origin - start] @ memory[0].T)  # (C, H)
         return self._plus(network[first - start:], torch.stack(corrections))[:, :steps]
+
+
+def choose_error_memory(network: Forecaster, prepared: Sequence[PreparedSeries],
+                        starts: Sequence[int], device: Any = "cpu"
+                        ) -> tuple[ErrorMemorySettings, np.ndarray | None]:
+    """The :data:`CANDIDATES` setting of lowest mean squared error over the validation
+    origins (each series' origins from ``starts[i]`` on; the first candidate when there are
+    none), and its calibration errors (see
+    :func:`~titans_seq.forecasting.evaluation.calibration_errors`). Each candidate learns from
+    the series' first complete pair on, from the same forecasts of the network (made once).
+    The network alone is not a candidate: a short validation part right after the training
+    rows rarely shows the drift the memory is for."""
+    network, best = _OnceForecasts(network), (CANDIDATES[0], None, float("inf"))
+    for settings in CANDIDATES:
+        errors = calibration_errors(ErrorMemory(network, settings), prepared, starts, device)
+        if errors is None:  # no validation origin
+            return best[0], None
+        score = float(np.nanmean(errors.astype(np.float64) ** 2))
+        if score < best[2]:
+            best = (settings, errors, score)
+    return best[0], best[1]
+
+
+class _OnceForecasts:
+    """A network whose forecasts at every origin of a series are computed once, however many
+    error-memory candidates replay them (every other attribute is the network's)."""
+
+    def __init__(self, network: Forecaster) -> None:
+        self.network, self.made = network, {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.network, name)
+
+    def origin_forecasts(self, series, first: int, stop: int | None = None,
+                         steps: int | None = None, frozen_from: int | None = None):
+        key = (id(series.values), first, stop, steps, frozen_from)
+        if key not in self.made:
+            self.made[key] = self.network.origin_forecasts(series, first, stop, steps,
+                                                           frozen_from)
+        return self.made[key]
