@@ -149,18 +149,25 @@ class TitansAnomalyDetector(TitansEstimator):
     # -- scoring -----------------------------------------------------------------------------
     def anomaly_score(self, y: Any) -> np.ndarray:
         """One score in [0, 1] per row of ``y`` (higher = more anomalous), the rows read in
-        order as the continuation of the stream; the memory and the calibration keep them."""
+        order as the continuation of the stream; the memory and the calibration keep them.
+        The streaming state is replaced, never changed in place: a copy of the detector (even
+        a shallow one) and the original go on independently, and a failed call keeps it."""
         check_is_fitted(self)
-        return _read(self.__dict__, self._stream(y))
+        moving = self._moving_state()
+        scores = _read({**vars(self), **moving}, self._stream(y))
+        self.__dict__.update(moving)
+        return scores
 
     def score_samples(self, y: Any) -> np.ndarray:
         """``−anomaly_score`` of rows that continue the stream (higher = more normal), without
         keeping them (IsolationForest's convention)."""
         check_is_fitted(self)
-        stream = self._stream(y)
-        moving = {name: copy.deepcopy(getattr(self, name))  # what reading rows changes
-                  for name in ("state_", "calibrations_", "events_")}
-        return -_read({**vars(self), **moving}, stream)
+        return -_read({**vars(self), **self._moving_state()}, self._stream(y))
+
+    def _moving_state(self) -> dict[str, Any]:
+        """Copies of what reading rows changes."""
+        return {name: copy.deepcopy(getattr(self, name))
+                for name in ("state_", "calibrations_", "events_")}
 
     def decision_function(self, y: Any) -> np.ndarray:
         """``score_samples − offset_``: negative for outliers."""
