@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import pickle
 import warnings
-from typing import Callable
+import zipfile
+from pathlib import Path
+from typing import Callable, TypeVar
 
 import lightning.pytorch as pl
 import torch
@@ -144,3 +147,51 @@ def train_module(module: pl.LightningModule, train: Dataset, val: Dataset | None
         warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start")
         trainer = pl.Trainer(**options)
         trainer.fit(module, train_loader, val_loader)
+
+
+Module = TypeVar("Module", bound=pl.LightningModule)
+# what a missing, truncated, corrupt or hostile file raises inside torch and Lightning
+_LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError,
+                AttributeError, IndexError, OSError, zipfile.BadZipFile)
+
+
+def read_checkpoint(path: "str | Path") -> dict:
+    """A checkpoint file's contents, read on the CPU with torch's safe loader; a missing,
+    corrupt or hostile file raises ``ValueError`` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {str(path)!r} is not a file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except _LOAD_ERRORS as error:
+        raise ValueError(f"{path} is not a checkpoint that can be loaded safely "
+                         f"({_reason(error)})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{path} is not a Lightning checkpoint (no state_dict)")
+    return checkpoint
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong loading a file, in one line (never torch's advice to unpickle)."""
+    if isinstance(error, pickle.UnpicklingError):
+        return "it holds objects other than tensors and plain values, which titans-seq never " \
+               "unpickles"
+    message = str(error).splitlines()[0][:200] if str(error) else ""
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def load_module_checkpoint(module_class: type[Module], path: "str | Path") -> Module:
+    """``module_class.load_from_checkpoint(path)`` on the CPU with torch's safe loader
+    (``weights_only=True``: tensors and plain values only, so a file's pickle payload never
+    runs, whatever torch's default). A missing, corrupt or hostile file, or the checkpoint of
+    another module, raises ``ValueError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} is not a file; pass the path of a checkpoint written "
+                         f"by `titans-seq fit` (a {module_class.__name__})")
+    try:
+        return module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except _LOAD_ERRORS as error:
+        raise ValueError(f"{path} is not a {module_class.__name__} checkpoint that can be "
+                         f"loaded safely ({_reason(error)}); pass a checkpoint written by "
+                         f"`titans-seq fit` with that model") from None

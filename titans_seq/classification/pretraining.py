@@ -17,7 +17,8 @@ from datamodules.dna import make_tokenizer
 
 from ..blocks import EncoderConfig
 from ..optim import warmup_cosine_adamw
-from ..training import RandomStateInCheckpoints, adopt_shapes, trainer_datamodule
+from ..training import (RandomStateInCheckpoints, adopt_shapes, load_module_checkpoint,
+                        trainer_datamodule)
 from .kmers import base_codes
 from .trunk import SequenceTrunk, encoder_config
 
@@ -160,17 +161,11 @@ def pretrained_trunk(source: "str | Path | PretrainingModule | SequenceTrunk") -
     if isinstance(source, PretrainingModule):
         return source.trunk
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
+        if not Path(source).is_file():
             raise ValueError(f"pretrained={str(source)!r} is not a file; pass the checkpoint "
-                             f"of a PretrainingModule (or the module itself)")
-        try:
-            module = PretrainingModule.load_from_checkpoint(path, map_location="cpu")
-        except (KeyError, RuntimeError, TypeError, ValueError) as error:
-            raise ValueError(f"{path} is not a PretrainingModule checkpoint ({error}); pass "
-                             f"the checkpoint written by `titans-seq fit` with "
-                             f"configs/dna_pretrain.yaml") from error
-        return module.trunk
+                             f"of a PretrainingModule (or the module itself), written by "
+                             f"`titans-seq fit` with configs/dna_pretrain.yaml")
+        return load_module_checkpoint(PretrainingModule, source).trunk
     raise TypeError(f"pretrained must be a checkpoint path, a PretrainingModule or a "
                     f"SequenceTrunk, got {type(source).__name__}")
 
