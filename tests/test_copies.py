@@ -56,8 +56,13 @@ def test_forecaster_copies_update_alone(forecaster, kind):
 def test_detector_copies_read_alone(detector, kind):
     new = stream(400, seed=1)[300:]
     expected = copy.deepcopy(detector).anomaly_score(new)
+    other = stream(500, seed=2)[300:]
     duplicate = COPIES[kind](detector)
-    duplicate.anomaly_score(stream(500, seed=2)[300:])  # the copy reads another stream
+    duplicate.anomaly_score(other)  # the copy reads another stream, and goes on from it
+    reference = copy.deepcopy(detector)
+    np.testing.assert_allclose(duplicate.anomaly_score(new),  # pieces as one call, to rounding
+                               reference.anomaly_score(np.concatenate([other, new]))[-100:],
+                               atol=1e-6)
     np.testing.assert_array_equal(copy.deepcopy(detector).anomaly_score(new), expected)
     np.testing.assert_array_equal(detector.anomaly_score(new), expected)
 

@@ -98,7 +98,9 @@ def _normalise_all(sequences: list, names: list[str], ambiguity: Ambiguity, rna:
 def _open_text(path: Path):
     with open(path, "rb") as handle:  # gzip by content, so a missing .gz suffix still works
         is_gzip = handle.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if is_gzip else open(path, "r")
+    # utf-8-sig: a byte-order mark (as some Windows editors write) is not part of the text
+    return gzip.open(path, "rt", encoding="utf-8-sig") if is_gzip \
+        else open(path, "r", encoding="utf-8-sig")
 
 
 def _detect_format(path: Path) -> str:
@@ -248,6 +250,12 @@ def _read_fastx(path: Path, file_format: str, labels: Any, label_from_header: An
                              f"one label per record, or a side table id → label")
     else:
         table = _label_table(labels)
+        seen: set[str] = set()
+        repeated = [name for name in names if name in seen or seen.add(name)]
+        if repeated:
+            raise ValueError(f"{where}: record id {repeated[0]!r} appears more than once, so a "
+                             f"label table (id → label) cannot tell its records apart; give "
+                             f"each record its own id, or one label per record as a list")
         missing = [name for name in names if name not in table]
         if missing:
             raise ValueError(f"{where}: {len(missing)} record id(s) have no label in the label "

@@ -1,6 +1,6 @@
 """Time-series input for forecasting: reading, splits, scaling, covariates, lazy windows."""
 
-from .covariates import align_covariates, calendar_features, calendar_names
+from .covariates import align_covariates, calendar_features, calendar_names, check_complete
 from .datamodule import TimeSeriesDataModule, split_borders
 from .layout import ForecastLayout
 from .parts import forecast_datasets, part_origins, predict_dataset
@@ -11,6 +11,6 @@ from .windows import PreparedSeries, WindowDataset
 
 __all__ = ["ForecastLayout", "LaneSegments", "PreparedSeries", "SeriesScaler", "SeriesSet",
            "Stream", "TimeSeriesDataModule", "WindowDataset", "align_covariates",
-           "calendar_features", "calendar_names", "forecast_datasets", "part_origins",
-           "predict_dataset", "prepare_series", "read_series", "read_stream", "read_table",
-           "segment_targets", "split_borders"]
+           "calendar_features", "calendar_names", "check_complete", "forecast_datasets",
+           "part_origins", "predict_dataset", "prepare_series", "read_series", "read_stream",
+           "read_table", "segment_targets", "split_borders"]

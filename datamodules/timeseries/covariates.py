@@ -15,6 +15,19 @@ CALENDAR = {"minute": (lambda t: t.minute, 60), "hour": (lambda t: t.hour, 24),
             "dayofyear": (lambda t: t.day_of_year - 1, 366), "month": (lambda t: t.month - 1, 12)}
 
 
+def check_complete(block: np.ndarray, name: str, columns: Sequence[Any],
+                   rows: Sequence[str] | None = None) -> None:
+    """Covariates ``block (T, F)`` must be finite: the first NaN or infinite value is named by
+    its row (or ``rows[i]``, a date) and column."""
+    bad = ~np.isfinite(block)
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        where = rows[row] if rows is not None else f"row {row}"
+        raise ValueError(f"{name} has {int(bad.sum())} NaN or infinite value(s), first at "
+                         f"{where} in column {columns[column]!r}; covariates must be complete "
+                         f"(fill them, e.g. with the previous value)")
+
+
 def calendar_names(calendar: bool | str | Sequence[str]) -> list[str]:
     """The calendar features asked for: a list of names, or True for hour/day-of-week/day/month."""
     if isinstance(calendar, (bool, np.bool_)):
@@ -60,9 +73,9 @@ def align_covariates(series: SeriesSet, covariates: Any, horizon: int,
         if not is_real_dtype(array.dtype):
             raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
         array = array.astype(np.float64)
-        if not np.isfinite(array).all():
-            raise ValueError(f"{name} has NaN or infinite values; covariates must be complete")
-        return [array], [f"x{i}" for i in range(array.shape[1])]
+        names = [f"x{i}" for i in range(array.shape[1])]
+        check_complete(array, name, names)
+        return [array], names
     if series.times is None:
         raise ValueError(f"y has no timestamps, so {name} cannot be matched to it by time; "
                          "pass X as an array with one row per row of y (and of the horizon)")
@@ -99,7 +112,7 @@ def align_covariates(series: SeriesSet, covariates: Any, horizon: int,
                              f"{' and the forecast horizon' if horizon else ''}); it lacks "
                              f"{len(missing)} of them, first {missing[0]}")
         block = _numeric(frame.loc[wanted].reset_index(), names, name, "covariate")
-        if not np.isfinite(block).all():
-            raise ValueError(f"{name} has NaN or infinite values; covariates must be complete")
+        label = f" of series {series_id!r}" if long else ""
+        check_complete(block, name, names, [f"{pd.Timestamp(t)}{label}" for t in times])
         aligned.append(block)
     return aligned, [str(n) for n in names]

@@ -15,7 +15,8 @@ from ..sampling import training_sampler
 from .covariates import calendar_names
 from .frames import Missing, SeriesSet, read_series
 from .layout import ForecastLayout, Mode
-from .parts import PARTS, forecast_datasets, head_rows, online_test_dataset, predict_dataset
+from .parts import (PARTS, check_training_origins, forecast_datasets, head_rows,
+                    online_test_dataset, predict_dataset)
 from .preparation import SeriesScaler, prepare_series
 from .windows import PreparedSeries, WindowDataset
 
@@ -198,6 +199,7 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         series = self.read()
         borders = [self.borders_of(length) for length in series.lengths]
+        check_training_origins(borders, self.layout)  # before the scaler reads the rows
         if self.scaler is None:
             self.scaler = SeriesScaler.fit(series, [b[0] for b in borders], self.scale)
         elif self.scaler.mean.shape != (series.n_series, series.n_channels):

@@ -168,16 +168,35 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise ValueError(f"no such file: {str(path)!r}")
     suffixes = "".join(path.suffixes).lower()
+    parquet = ".parquet" in suffixes or suffixes.endswith(".pq")
+    if not parquet and not any(kind in suffixes for kind in (".csv", ".tsv", ".txt")):
+        raise ValueError(f"unknown file type {path.name!r}: expected .csv, .csv.gz, .tsv or "
+                         ".parquet")
+    separator = "\t" if ".tsv" in suffixes else ","
     try:
-        if ".parquet" in suffixes or suffixes.endswith(".pq"):
+        if parquet:
             import polars as pl
             return _to_pandas(pl.read_parquet(path), str(path))[0]
-        if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
-            return pd.read_csv(path, sep="\t" if ".tsv" in suffixes else ",")
+        frame = pd.read_csv(path, sep=separator)
     except Exception as error:  # the reader's own message, with the file named
         raise ValueError(f"could not read {str(path)!r} as a table: {error}") from error
-    raise ValueError(f"unknown file type {path.name!r}: expected .csv, .csv.gz, .tsv or "
-                     ".parquet")
+    _check_separator(frame, path, separator)
+    return frame
+
+
+def _check_separator(frame: pd.DataFrame, path: Path, separator: str) -> None:
+    """A file read as one column whose name holds another separator was written with that
+    one (a ';'-separated CSV, say): refuse it with the separator named."""
+    if frame.shape[1] != 1:
+        return
+    header = str(frame.columns[0])
+    for other, described in ((";", "';'"), ("\t", "a tab"), ("|", "'|'"), (",", "','")):
+        if other != separator and other in header:
+            raise ValueError(f"{str(path)!r} reads as one column named {header[:60]!r}: its "
+                             f"fields are separated by {described}, not "
+                             f"{'a tab' if separator == chr(9) else repr(separator)}; save it "
+                             f"comma-separated (tab-separated as .tsv), or read it with "
+                             f"pandas.read_csv(path, sep={other!r}) and pass the frame")
 
 
 def _to_pandas(data: Any, name: str) -> tuple[Any, str]:

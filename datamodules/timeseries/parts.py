@@ -64,16 +64,28 @@ def forecast_datasets(prepared: list[PreparedSeries], borders: Sequence[tuple[in
     options = dict(batch_size=batch_size, eval_batch_size=eval_batch_size, stride=stride,
                    shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
     build = _DATASETS[layout.mode]
+    check_training_origins(borders, layout)
     datasets = {name: build(prepared, origins, stops, layout, name == "train", options)
                 for name, (origins, stops) in part_origins(borders, layout.context,
                                                            layout.horizon).items()}
     if len(datasets["train"]) == 0:
-        longest = max(b[0] for b in borders)
-        raise ValueError(f"too short: a training origin needs {layout.context_rule} + horizon "
-                         f"= {layout.context + layout.horizon} rows of the training part, the "
-                         f"longest series has {longest}; use a shorter lookback/horizon, a "
-                         "smaller validation part (val_fraction) or more data")
+        check_training_origins([(0, 0, 0)], layout)  # the same refusal
     return datasets
+
+
+def check_training_origins(borders: Sequence[tuple[int, int, int]], layout: ForecastLayout
+                           ) -> None:
+    """Raise ``ValueError`` when no series has a training origin (too few rows), naming the
+    settings the context is made of: checked before anything is fitted on the rows."""
+    origins, _ = part_origins(borders, layout.context, layout.horizon)["train"]
+    if not any(last >= first for first, last in origins):
+        longest = max(b[0] for b in borders)
+        raise ValueError(f"too short: too few rows for a training origin, which needs "
+                         f"{layout.context_rule} + horizon = {layout.context + layout.horizon} "
+                         f"rows of the training part; the longest training part has "
+                         f"{longest}; use a shorter "
+                         "lookback/horizon, a smaller validation part (val_fraction) or more "
+                         "data")
 
 
 class WholeSeries(Dataset):

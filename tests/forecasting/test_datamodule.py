@@ -67,7 +67,7 @@ def test_calendar_and_covariate_coverage():
     series = read_series(frame[["ds", "y"]])
     with pytest.raises(ValueError, match="must cover 2024-01-01 00:00:00 to 2024-01-13 23:00"):
         align_covariates(series, frame[["ds", "price"]].iloc[:-1], 12)
-    with pytest.raises(ValueError, match="too short: a training origin needs"):
+    with pytest.raises(ValueError, match="too short: too few rows for a training origin"):
         TimeSeriesDataModule(frame, mode="window", lookback=192, horizon=96).setup("fit")
     with pytest.raises(ValueError, match="future covariates"):
         module.setup("predict")

@@ -153,9 +153,9 @@ class TitansAnomalyDetector(TitansEstimator):
         The streaming state is replaced, never changed in place: a copy of the detector (even
         a shallow one) and the original go on independently, and a failed call keeps it."""
         check_is_fitted(self)
-        moving = self._moving_state()
-        scores = _read({**vars(self), **moving}, self._stream(y))
-        self.__dict__.update(moving)
+        working = {**vars(self), **self._moving_state()}
+        scores = _read(working, self._stream(y))  # moves the working copies on
+        self.__dict__.update({name: working[name] for name in self._moving_state_names})
         return scores
 
     def score_samples(self, y: Any) -> np.ndarray:
@@ -164,10 +164,11 @@ class TitansAnomalyDetector(TitansEstimator):
         check_is_fitted(self)
         return -_read({**vars(self), **self._moving_state()}, self._stream(y))
 
+    _moving_state_names = ("state_", "calibrations_", "events_")  # what reading rows changes
+
     def _moving_state(self) -> dict[str, Any]:
         """Copies of what reading rows changes."""
-        return {name: copy.deepcopy(getattr(self, name))
-                for name in ("state_", "calibrations_", "events_")}
+        return {name: copy.deepcopy(getattr(self, name)) for name in self._moving_state_names}
 
     def decision_function(self, y: Any) -> np.ndarray:
         """``score_samples − offset_``: negative for outliers."""

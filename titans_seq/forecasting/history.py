@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from datamodules.timeseries import SeriesScaler, SeriesSet, align_covariates
+from datamodules.timeseries import SeriesScaler, SeriesSet, align_covariates, check_complete
 
 
 def like_fitted(fitted: SeriesSet, new: SeriesSet) -> SeriesSet:
@@ -123,8 +123,7 @@ def with_horizon_covariates(fitted: SeriesSet, X: Any, horizon: int, names: list
         if array.shape != (horizon, len(names)):
             raise ValueError(f"X must be ({horizon}, {len(names)}) for the rows to forecast, "
                              f"got {array.shape}")
-        if not np.isfinite(array).all():
-            raise ValueError("X has NaN or infinite values; covariates must be complete")
+        check_complete(array, "X", names, [f"row {i} of the horizon" for i in range(horizon)])
         return replace(fitted, future=[np.concatenate([fitted.future[0], array])])
     horizon_only = replace(
         fitted, values=[np.zeros((horizon, fitted.n_channels))] * fitted.n_series,
