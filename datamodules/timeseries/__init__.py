@@ -5,12 +5,13 @@ from .datamodule import TimeSeriesDataModule, split_borders
 from .layout import ForecastLayout
 from .parts import forecast_datasets, part_origins, predict_dataset
 from .frames import SeriesSet, Stream, read_series, read_stream, read_table
-from .preparation import SeriesScaler, prepare_series
+from .preparation import SeriesScaler, moments, prepare_series, safe_std, varies
 from .streams import LaneSegments, segment_targets
 from .windows import PreparedSeries, WindowDataset
 
 __all__ = ["ForecastLayout", "LaneSegments", "PreparedSeries", "SeriesScaler", "SeriesSet",
            "Stream", "TimeSeriesDataModule", "WindowDataset", "align_covariates",
            "calendar_features", "calendar_names", "check_complete", "forecast_datasets",
-           "part_origins", "predict_dataset", "prepare_series", "read_series", "read_stream",
-           "read_table", "segment_targets", "split_borders"]
+           "moments", "part_origins", "predict_dataset", "prepare_series", "read_series",
+           "read_stream", "read_table", "safe_std", "segment_targets", "split_borders",
+           "varies"]

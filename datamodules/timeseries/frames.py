@@ -60,6 +60,7 @@ class SeriesSet:
     id_col: str | None = None
     time_index: bool = False  # wide pandas input whose time was the index
     tz: str | None = None  # time zone of the input timestamps (kept internally in UTC)
+    first_position: int = 0  # an untimed table's index at its first row (rows follow by 1)
     one_dimensional: bool = False  # an array (T,) or a pandas/polars Series
 
     @property
@@ -79,13 +80,33 @@ class SeriesSet:
         index = pd.DatetimeIndex(times)
         return index.tz_localize("UTC").tz_convert(self.tz) if self.tz else index
 
+    def wall_clock(self, times: np.ndarray) -> pd.DatetimeIndex:
+        """Timestamps as local wall-clock times (what calendar features read): in the input's
+        time zone when it had one."""
+        index = pd.DatetimeIndex(times)
+        return index.tz_localize("UTC").tz_convert(self.tz).tz_localize(None) if self.tz \
+            else index
+
     def future_times(self, series: int, steps: int, after: int | None = None) -> np.ndarray:
-        """The ``steps`` timestamps that follow row ``after`` (default: the last) of a series."""
+        """The ``steps`` timestamps that follow row ``after`` (default: the last) of a series:
+        a daily or longer step keeps the local time of day across daylight-saving changes."""
         if self.times is None:
             raise ValueError("this data has no timestamps, so future timestamps are unknown")
-        last = self.times[series][-1 if after is None else after]
-        return pd.date_range(pd.Timestamp(last), periods=steps + 1,
-                             freq=self.freq)[1:].to_numpy(dtype="datetime64[ns]")
+        last = pd.Timestamp(self.times[series][-1 if after is None else after])
+        if self.tz:
+            last = last.tz_localize("UTC").tz_convert(self.tz)
+        latest = pd.Timestamp.max.floor("s")
+        try:
+            times = pd.date_range(last, periods=steps + 1, freq=self.freq)[1:]
+            if self.tz:
+                times = times.tz_convert("UTC").tz_localize(None)
+        except (OverflowError, pd.errors.OutOfBoundsDatetime):
+            times = None
+        if times is None or len(times) != steps or (steps and times[-1] > latest):
+            raise ValueError(f"the {steps} timestamps after {last} pass the latest time "
+                             f"titans-seq keeps timestamps to ({latest.date()}); forecast fewer "
+                             "rows or shift the dates")
+        return times.as_unit("ns").to_numpy(dtype="datetime64[ns]")
 
 
 def read_series(data: Any, *, target: str | Sequence[str] | None = None,
@@ -215,13 +236,22 @@ def _to_pandas(data: Any, name: str) -> tuple[Any, str]:
         if isinstance(data, pl.Series):
             data = data.to_frame()
         # column by column: to_pandas() would need pyarrow, which we do not depend on
-        return pd.DataFrame({c: data[c].to_numpy() for c in data.columns}), "polars"
+        return pd.DataFrame({c: _polars_column(data[c]) for c in data.columns}), "polars"
     if isinstance(data, (list, tuple)):
         data = np.asarray(data)
     if isinstance(data, np.ndarray):
         return data, "numpy"
     raise TypeError(f"{name} must be a pandas or polars DataFrame, a numpy array or a path to a "
                     f"CSV/Parquet file, got {type(data).__name__}")
+
+
+def _polars_column(column: Any) -> Any:
+    """A polars column as numpy values, or as pandas times in their zone (numpy has none)."""
+    zone = getattr(column.dtype, "time_zone", None)
+    if zone:
+        utc = column.dt.convert_time_zone("UTC").dt.replace_time_zone(None).to_numpy()
+        return pd.DatetimeIndex(utc).tz_localize("UTC").tz_convert(zone)
+    return column.to_numpy()
 
 
 def _from_array(array: np.ndarray, missing: Missing, name: str) -> SeriesSet:
@@ -272,7 +302,15 @@ def _as_times(column: pd.Series | pd.Index, name: str, label: str) -> np.ndarray
     if times.hasnans:
         raise ValueError(f"{name}: the time column {label!r} has missing values at rows "
                          f"{np.flatnonzero(times.isna())[:5].tolist()}")
-    return times.to_numpy(dtype="datetime64[ns]")
+    earliest, latest = pd.Timestamp.min.ceil("s"), pd.Timestamp.max.floor("s")
+    outside = (times < earliest) | (times > latest)
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise ValueError(f"{name}: the time column {label!r} holds {times[row]} (row {row}), "
+                         f"outside the range titans-seq keeps timestamps in ({earliest.date()} "
+                         f"to {latest.date()}, nanoseconds); shift the dates into it, or pass "
+                         "the values without timestamps")
+    return times.as_unit("ns").to_numpy(dtype="datetime64[ns]")
 
 
 def is_real_dtype(dtype: Any) -> bool:
@@ -322,6 +360,9 @@ def _from_wide(frame: pd.DataFrame, target: str | Sequence[str] | None, time_col
     time_name = None if time_index else _time_column(frame, time_col, name)
     if time_name is None and not time_index:
         time_name = _datetime_column(frame, name)
+    first_position = 0
+    if time_name is None and not time_index:
+        first_position = _untimed_start(frame.index, name)
     if target is None:
         target = [c for c in frame.columns if c != time_name and c not in future_covariates]
         if not target:
@@ -339,15 +380,36 @@ def _from_wide(frame: pd.DataFrame, target: str | Sequence[str] | None, time_col
         times, tz = _as_times(frame.index, name, "index"), _time_zone(frame.index)
     elif time_name is not None:
         times = _as_times(frame[time_name], name, time_name)
-        tz = _time_zone(pd.to_datetime(frame[time_name]))
+        tz = _time_zone(pd.to_datetime(frame[time_name], errors="coerce"))
     series = SeriesSet(ids=[0], values=[values], future=None if future is None else [future],
                        target_names=list(target),
                        future_names=[str(c) for c in future_covariates], layout="wide",
-                       time_col=time_name, time_index=time_index, tz=tz)
+                       time_col=time_name, time_index=time_index, tz=tz,
+                       first_position=first_position)
     if times is not None:
         series.times = [times]
-        series.freq = _frequency(times, name, "")
+        series.freq = _frequency(times, name, "", tz)
     return series
+
+
+def _untimed_start(index: pd.Index, name: str) -> int:
+    """A table without timestamps numbers its rows with consecutive integers (``0, 1, 2, …``
+    by default, or from any start, as a slice of a larger table): the first one, which
+    forecasts continue. Any other index is refused with what it is and the fix."""
+    if isinstance(index, pd.RangeIndex) and index.step == 1:
+        return int(index.start)
+    if isinstance(index, pd.PeriodIndex):
+        raise ValueError(f"{name} has a PeriodIndex ({index[0]} …): pass it as timestamps, "
+                         f"{name}.index = {name}.index.to_timestamp(), so forecasts continue it")
+    if len(index) and pd.api.types.is_integer_dtype(index.dtype):
+        positions = np.asarray(index, dtype=np.int64)
+        if np.array_equal(positions, positions[0] + np.arange(len(positions))):
+            return int(positions[0])
+    shown = ", ".join(map(repr, list(index[:3])))
+    raise ValueError(f"{name} has no time column and an index ({shown}, …; {index.dtype}) "
+                     "that is not consecutive integers: forecasts are numbered by position, so "
+                     "that index could not be continued; pass timestamps (a DatetimeIndex or a "
+                     f"time column), or {name}.reset_index(drop=True) to number the rows from 0")
 
 
 def _from_long(frame: pd.DataFrame, id_col: str, target: str | Sequence[str] | None,
@@ -383,7 +445,7 @@ def _from_long(frame: pd.DataFrame, id_col: str, target: str | Sequence[str] | N
         series.values.append(_numeric(part, target, name, "target"))
         times = part[time_name].to_numpy(dtype="datetime64[ns]")
         series.times.append(times)
-        frequencies.add(_frequency(times, name, f" (series {key!r})"))
+        frequencies.add(_frequency(times, name, f" (series {key!r})", tz))
         if future_covariates:
             series.future.append(_numeric(part, future_covariates, name, "covariate"))
     frequencies.discard(None)
@@ -428,10 +490,22 @@ def _static(frame: pd.DataFrame, groups: list, id_col: str, static: Any,
     return values, [str(c) for c in columns]
 
 
-def _frequency(times: np.ndarray, name: str, where: str) -> Any:
-    """The regular step of ``times``; an error naming the first irregular step otherwise."""
+def _frequency(times: np.ndarray, name: str, where: str, tz: str | None = None) -> Any:
+    """The regular step of ``times`` (UTC); an error naming the first irregular step
+    otherwise. With a time zone, steps of whole days (and calendar steps) are read on the
+    local wall clock, so a daily series stays at local midnight across daylight-saving
+    changes, while shorter steps stay absolute."""
     if len(times) < 2:
         return None
+    if tz is not None:
+        local = pd.DatetimeIndex(times).tz_localize("UTC").tz_convert(tz).tz_localize(None)
+        steps = np.diff(local.to_numpy(dtype="datetime64[ns]"))
+        day = np.timedelta64(1, "D")
+        if len(steps) and (steps == steps[0]).all() and steps[0] > np.timedelta64(0) \
+                and steps[0] % day == np.timedelta64(0):
+            return pd.offsets.Day(int(steps[0] // day))  # calendar days, local time
+        if not (np.diff(times) == np.diff(times)[0]).all():
+            return _frequency(local.to_numpy(dtype="datetime64[ns]"), name, where)
     steps = np.diff(times)
     if (steps <= np.timedelta64(0)).any():
         row = int(np.flatnonzero(steps <= np.timedelta64(0))[0]) + 1
@@ -490,12 +564,18 @@ def _row(series: SeriesSet, index: int, row: int) -> str:
 @dataclass
 class Stream:
     """Rows of a stream in the order given (no regular time index required): ``values (T, C)``
-    float64, finite; the column names; the timestamps when the input had a time column."""
+    float64, finite; the column names; the timestamps when the input had a time column, as
+    local wall-clock times (what time-of-day features read) when they had a time zone."""
 
     values: np.ndarray
     names: list
     times: np.ndarray | None = None
     container: str = "numpy"
+
+
+def _wall_clock(index: pd.DatetimeIndex) -> np.ndarray:
+    """Timestamps as their local wall-clock times (a zone's own, where they have one)."""
+    return (index.tz_localize(None) if index.tz is not None else index).to_numpy()
 
 
 def read_stream(data: Any, *, time_col: str | None = None, name: str = "y") -> Stream:
@@ -521,9 +601,9 @@ def read_stream(data: Any, *, time_col: str | None = None, name: str = "y") -> S
         time_name = None if isinstance(frame.index, pd.DatetimeIndex) and time_col is None \
             else (_time_column(frame, time_col, name) or _datetime_column(frame, name))
         if isinstance(frame.index, pd.DatetimeIndex) and time_name is None:
-            times = frame.index.to_numpy()
+            times = _wall_clock(frame.index)
         elif time_name is not None:
-            times = pd.to_datetime(frame[time_name]).to_numpy()
+            times = _wall_clock(pd.DatetimeIndex(pd.to_datetime(frame[time_name])))
         names = [c for c in frame.columns if c != time_name]
         if not names:
             raise ValueError(f"{name} has no value column besides its time column")

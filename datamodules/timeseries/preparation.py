@@ -44,8 +44,10 @@ class SeriesScaler:
         covariate_mean, covariate_std = (
             _moments([x[:stop] for x, stop in zip(future, train_stop)]) if future
             else (np.zeros((n, 0)), np.ones((n, 0))))
-        static_mean, static_std = (np.zeros(0), np.ones(0)) if series.static is None else \
-            (series.static.mean(0), _safe_std(series.static.std(0)))
+        static_mean, static_std = np.zeros(0), np.ones(0)
+        if series.static is not None:
+            static_mean, static_std = moments(series.static, 0)
+            static_std = safe_std(static_std, static_mean)
         return cls(mean, std, covariate_mean, covariate_std, static_mean, static_std)
 
     def transform(self, values: np.ndarray, series: int) -> np.ndarray:
@@ -69,24 +71,42 @@ class SeriesScaler:
                       for name in cls.__dataclass_fields__})
 
 
-def _safe_std(std: np.ndarray) -> np.ndarray:
-    return np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+def moments(values: np.ndarray, axis: int | tuple[int, ...] = 0
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation along ``axis``, NaN left out, at any scale: computed on the
+    values divided by their largest magnitude, so ``1e300 · x`` does not overflow and
+    ``1e-300 · x`` does not underflow."""
+    with np.errstate(all="ignore"):
+        size = np.nanmax(np.abs(values), axis=axis, keepdims=True)
+        size = np.where(np.isfinite(size) & (size > 0), size, 1.0)
+        scaled = values / size
+        mean = np.nanmean(scaled, axis=axis, keepdims=True)
+        std = np.sqrt(np.nanmean((scaled - mean) ** 2, axis=axis, keepdims=True))
+    return np.squeeze(mean * size, axis=axis), np.squeeze(std * size, axis=axis)
+
+
+def varies(std: np.ndarray, mean: np.ndarray | float = 0.0) -> np.ndarray:
+    """Whether a column with this spread and mean varies: a spread beyond the rounding of its
+    level, a rule relative to the column's own size (scaling a series by any factor changes
+    nothing)."""
+    return np.isfinite(std) & (std > 0) & (std > 1e-12 * np.abs(mean))
+
+
+def safe_std(std: np.ndarray, mean: np.ndarray | float = 0.0) -> np.ndarray:
+    """``std`` where a column varies (:func:`varies`), 1 where it is constant."""
+    return np.where(varies(std, mean), std, 1.0)
 
 
 def _moments(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     means, stds = [], []
     for part in parts:
-        with np.errstate(all="ignore"):
-            observed = ~np.isnan(part)
-            count = observed.sum(0)
-            if (count == 0).any():
-                raise ValueError("a column has no observed value in the training rows of a "
-                                 "series, so it cannot be scaled; give every series observed "
-                                 "values before its validation part")
-            mean = np.nansum(part, 0) / count
-            std = np.sqrt(np.nansum((part - mean) ** 2, 0) / count)
+        if (np.isnan(part).all(0)).any():
+            raise ValueError("a column has no observed value in the training rows of a "
+                             "series, so it cannot be scaled; give every series observed "
+                             "values before its validation part")
+        mean, std = moments(part, 0)
         means.append(mean)
-        stds.append(_safe_std(std))
+        stds.append(safe_std(std, mean))
     return np.stack(means), np.stack(stds)
 
 
@@ -105,7 +125,7 @@ def prepare_series(series: SeriesSet, scaler: SeriesScaler, calendar: Sequence[s
             times = series.times[index]
             if extra_rows:
                 times = np.concatenate([times, series.future_times(index, extra_rows)])
-            covariates.append(calendar_features(times, calendar))
+            covariates.append(calendar_features(series.wall_clock(times), calendar))  # local
         if future:
             rows = len(values) + extra_rows
             if future[index].shape[0] < rows:

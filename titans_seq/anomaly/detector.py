@@ -13,7 +13,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.utils.validation import check_is_fitted
 
 from datamodules.checks import boolean, fraction, integer, real
-from datamodules.timeseries import Stream, read_stream
+from datamodules.timeseries import Stream, moments, read_stream, varies
 
 from ..base import TitansEstimator
 from .calibration import SurpriseLikelihood
@@ -104,10 +104,10 @@ class TitansAnomalyDetector(TitansEstimator):
         if len(stream.values) < params["context"] + 2:
             raise ValueError(f"y has {len(stream.values)} rows; the first stretch needs at least "
                              f"context + 2 = {params['context'] + 2}")
-        mean = stream.values.mean(0)
-        spread = stream.values.std(0)
-        scale = np.where(spread > 1e-8 * np.maximum(np.abs(mean), 1.0), spread,
-                         np.maximum(np.abs(mean), 1.0))  # a flat stretch: its level's size
+        mean, spread = moments(stream.values, 0)
+        # a flat first stretch (no spread beyond its level's rounding) is scaled by its level
+        scale = np.where(varies(spread, mean), spread,
+                         np.where(np.abs(mean) > 0, np.abs(mean), 1.0))
         values = torch.as_tensor(((stream.values - mean) / scale).T.copy(), dtype=torch.float32)
         timed = stream.times is not None
         features = _time_features(stream.times, values.shape[0]) if timed else None

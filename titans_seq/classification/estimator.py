@@ -18,6 +18,7 @@ from datamodules.checks import (InvalidParameterError, boolean, choice, crop_opt
 from datamodules.dna import (DNACollator, DNADataset, can_stratify, make_tokenizer,
                              normalize_sequence, stratified_split)
 from datamodules.dna.alphabet import AMBIGUITY
+from datamodules.timeseries import moments, safe_std
 from datamodules.timeseries.frames import is_real_dtype
 
 from ..base import TitansEstimator
@@ -224,9 +225,9 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
             fitted.update({name: value for name, value in vars(scratch).items()
                            if name in ("n_features_in_", "feature_names_in_")})
             X = _sequences_3d(X)
-            std = X.std(axis=(0, 1))
-            fitted.update(n_channels_=X.shape[2], channel_mean_=X.mean(axis=(0, 1)),
-                          channel_std_=np.where(std > 0, std, 1.0))
+            mean, std = moments(X, (0, 1))  # at any scale: 1e300 · X does not overflow
+            fitted.update(n_channels_=X.shape[2], channel_mean_=mean,
+                          channel_std_=safe_std(std, mean))
             sequences = _standardise(X, fitted["channel_mean_"], fitted["channel_std_"])
             kind = "numeric"
         check_classification_targets(y)

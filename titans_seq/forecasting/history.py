@@ -53,6 +53,12 @@ def check_continues(fitted: SeriesSet, new: SeriesSet, where: Sequence[int]) -> 
                else "data without timestamps; pass y without a time column")
         raise ValueError(f"update: the forecaster was fitted on {fix}")
     if fitted.times is None:
+        if fitted.layout != "array" and new.first_position not in (
+                0, fitted.first_position + fitted.lengths[0]):
+            end = fitted.first_position + fitted.lengths[0]
+            raise ValueError(f"update: the rows seen so far end at position {end - 1}; y's "
+                             f"index starts at {new.first_position}, not {end} (or 0, "
+                             "positions left to the forecaster)")
         return
     for index, position in enumerate(where):
         expected = fitted.future_times(position, len(new.times[index]))

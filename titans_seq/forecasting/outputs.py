@@ -19,8 +19,19 @@ def _columns(series: SeriesSet, levels: Sequence[float] | None) -> list[str]:
 def _to_container(frame: pd.DataFrame, container: str):
     if container == "polars":
         import polars as pl
-        return pl.DataFrame({c: frame[c].to_numpy() for c in frame.columns})
+        return pl.DataFrame({c: _polars_values(frame[c]) for c in frame.columns})
     return frame
+
+
+def _polars_values(column: pd.Series):
+    """A pandas column for polars: times in a zone stay in it."""
+    import polars as pl
+
+    zone = getattr(column.dtype, "tz", None)
+    if zone is None:
+        return column.to_numpy()
+    utc = column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    return pl.Series(utc).dt.replace_time_zone("UTC").dt.convert_time_zone(str(zone))
 
 
 def forecast_output(series: SeriesSet, forecasts: list[np.ndarray],
@@ -35,7 +46,7 @@ def forecast_output(series: SeriesSet, forecasts: list[np.ndarray],
         forecast = forecasts[0]
         if series.container == "numpy":
             return forecast[:, 0] if series.one_dimensional else forecast
-        length = series.lengths[0]  # an untimed table: rows continue its position
+        length = series.first_position + series.lengths[0]  # an untimed table: positions
         frame = pd.DataFrame(forecast.reshape(forecast.shape[0], -1),
                              columns=_columns(series, levels),
                              index=pd.RangeIndex(length, length + forecast.shape[0]))
