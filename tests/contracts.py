@@ -35,7 +35,13 @@ KINDS = st.sampled_from(["float", "float", "int", "bool", "nan", "inf", "text-nu
                          "category", "complex", "datetime"])
 TIME_NAMES = st.sampled_from(["ds", "date", "when", "ts", None])
 TIME_KINDS = st.sampled_from(["regular", "regular", "regular", "strings", "shuffled",
-                              "repeated", "irregular"])
+                              "repeated", "irregular", "zoned-daily", "zoned-hourly"])
+# the index of a table without a time column
+INDEX_KINDS = st.sampled_from(["default", "default", "offset", "text", "float", "shuffled",
+                               "period"])
+# c and b of c · y + b for the real columns
+SCALES = st.sampled_from([(1.0, 0.0), (1.0, 0.0), (1e-200, 0.0), (1e-14, 0.0), (1e12, 0.0),
+                          (1e250, 0.0), (1.0, 1e9), (5.0, -1e6)])
 REAL_KINDS = {"float", "int", "bool", "nan", "inf"}
 
 
@@ -61,6 +67,10 @@ def column(kind: str, rows: int, rng: np.random.Generator) -> Any:
 
 
 def times(kind: str, rows: int, rng: np.random.Generator) -> Any:
+    if kind == "zoned-daily":  # across the daylight-saving change of 2024-03-31
+        return pd.date_range("2024-03-20", periods=rows, freq="D", tz="Europe/Berlin")
+    if kind == "zoned-hourly":  # across the hour that does not exist on 2024-03-10
+        return pd.date_range("2024-03-09 12:00", periods=rows, freq="h", tz="America/New_York")
     stamps = pd.date_range("2024-01-01", periods=rows, freq="h")
     if kind == "strings":
         return stamps.strftime("%Y-%m-%d %H:%M").tolist()
@@ -73,18 +83,41 @@ def times(kind: str, rows: int, rng: np.random.Generator) -> Any:
     return stamps
 
 
+def index(kind: str, rows: int, rng: np.random.Generator) -> pd.Index:
+    if kind == "offset":  # a slice of a larger table
+        return pd.RangeIndex(1000, 1000 + rows)
+    if kind == "text":
+        return pd.Index([f"r{i}" for i in range(rows)])
+    if kind == "float":
+        return pd.Index(np.arange(rows) * 0.5)
+    if kind == "shuffled" and rows > 2:
+        return pd.Index(rng.permutation(rows))
+    if kind == "period":
+        return pd.period_range("2020-01", periods=rows, freq="M")
+    return pd.RangeIndex(rows)
+
+
 @st.composite
 def tables(draw, min_rows: int = 0, max_rows: int = 40):
-    """A wide pandas table: its value columns (name, kind) and time column (name, kind)."""
+    """A wide pandas table: its value columns (name, kind, at a scale and offset), time
+    column (name, kind) or, without one, the kind of its index."""
     rows = draw(st.integers(min_rows, max_rows))
     names = draw(st.lists(NAMES, min_size=1, max_size=3, unique_by=str))
     kinds = [draw(KINDS) for _ in names]
     time_name, time_kind = draw(TIME_NAMES), draw(TIME_KINDS)
+    index_kind, (scale, offset) = draw(INDEX_KINDS), draw(SCALES)
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-    frame = pd.DataFrame({name: column(kind, rows, rng) for name, kind in zip(names, kinds)},
-                         index=pd.RangeIndex(rows))
+    columns = {}
+    for name, kind in zip(names, kinds):
+        values = column(kind, rows, rng)
+        if kind in ("float", "nan", "inf"):
+            values = scale * values + offset
+        columns[name] = values
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(rows))
     if time_name is not None and time_name not in frame.columns:
         frame.insert(0, time_name, times(time_kind, rows, rng))
+    elif time_name is None:
+        frame.index = index(index_kind, rows, rng)
     return frame
 
 
