@@ -88,6 +88,8 @@ def test_an_integer_index_is_continued():
     frame = pd.DataFrame({"load": wave(140)}, index=np.arange(1000, 1140))
     model = TitansForecaster(**TINY).fit(frame.iloc[:100])
     assert list(model.predict().index) == [1100, 1101, 1102, 1103]
+    assert list(model.predict_interval().index) == [1100, 1101, 1102, 1103]
+    assert list(model.surprise().index[:2]) == [1000, 1001]
     model.update(frame.iloc[100:120])
     assert list(model.predict().index) == [1120, 1121, 1122, 1123]
     with pytest.raises(ValueError, match="starts at 1130, not 1120"):

@@ -73,9 +73,10 @@ def interval_output(series: SeriesSet, bands: list[np.ndarray], percent: float):
     for index, band in enumerate(bands):
         horizon = band.shape[0]
         data = band.reshape(horizon, -1)  # (H, C·3): per target, lower, point, upper
-        frames.append(_keyed(series, index, pd.DataFrame(data, columns=columns),
-                             series.future_times(index, horizon) if series.times is not None
-                             else None))
+        frame = pd.DataFrame(data, columns=columns,
+                             index=_positions(series, series.lengths[index], horizon))
+        frames.append(_keyed(series, index, frame, series.future_times(index, horizon)
+                             if series.times is not None else None))
     return _stacked(series, frames)
 
 
@@ -91,7 +92,7 @@ def _keyed(series: SeriesSet, index: int, frame: pd.DataFrame, times) -> pd.Data
 def _stacked(series: SeriesSet, frames: list[pd.DataFrame]):
     """The series' frames as one table in the caller's container (a pandas input indexed by
     time gets its time back as the index)."""
-    frame = pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=series.times is not None)
     if series.time_index and series.container == "pandas":
         frame = frame.set_index(frame.columns[0])
         frame.index.name = None
@@ -126,7 +127,15 @@ def rows_output(series: SeriesSet, per_series: list[np.ndarray]):
     of long tables) otherwise."""
     if series.container == "numpy":
         return per_series[0]
-    frames = [_keyed(series, index, pd.DataFrame(values, columns=list(series.target_names)),
+    frames = [_keyed(series, index, pd.DataFrame(values, columns=list(series.target_names),
+                                                 index=_positions(series, 0, len(values))),
                      None if series.times is None else series.times[index])
               for index, values in enumerate(per_series)]
     return _stacked(series, frames)
+
+
+def _positions(series: SeriesSet, start: int, count: int) -> pd.RangeIndex:
+    """An untimed table's index of ``count`` rows from row ``start`` of its series (it
+    continues the caller's index); a placeholder for timed tables, whose time is the key."""
+    first = series.first_position + start if series.times is None else 0
+    return pd.RangeIndex(first, first + count)
