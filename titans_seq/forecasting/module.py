@@ -38,6 +38,9 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
       read everything before it (and still learning, as at prediction time). Training starts
       with the linear path's closed-form ridge fit, and ends by choosing, on validation, how
       much of the memory path's correction to keep.
+    - ``mode="window"``: a :class:`TitansForecastNet` on fixed windows
+      (:class:`~datamodules.timeseries.WindowDataset`) whose memory reads ``warmup +
+      lookback`` rows: the ablation without long memory.
 
     With ``config.learn_errors`` (the default), training ends by choosing the settings of a
     test-time regression memory of the network's errors on the validation part
@@ -45,9 +48,6 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
     it. A datamodule with ``test_online=True`` gives the test part as whole series, and the
     test loop then forecasts every test origin as the series arrive, learning from each
     forecast's realised errors once its rows are in (the online protocol's metric).
-    - ``mode="window"``: a :class:`TitansForecastNet` on fixed windows
-      (:class:`~datamodules.timeseries.WindowDataset`) whose memory reads ``warmup +
-      lookback`` rows: the ablation without long memory.
 
     Parameters
     ----------
