@@ -7,7 +7,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .frames import SeriesSet, _as_times, _numeric, _to_pandas, is_real_dtype
+from .frames import SeriesSet, _numeric, _to_pandas, is_real_dtype
+from .times import _as_times
 
 # feature -> (accessor, number of values); encoded as value / (n - 1) - 0.5 in [-0.5, 0.5]
 CALENDAR = {"minute": (lambda t: t.minute, 60), "hour": (lambda t: t.hour, 24),

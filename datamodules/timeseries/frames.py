@@ -22,7 +22,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from .times import _as_times, _frequency, _time_zone, _untimed_start, _wall_clock
+from .times import _frequency, _untimed_start, _wall_clock, _zoned_times
 
 Missing = Literal["error", "mask"]
 TIME_COLUMNS = ("ds", "date", "datetime", "timestamp", "time")
@@ -84,9 +84,7 @@ class SeriesSet:
     def wall_clock(self, times: np.ndarray) -> pd.DatetimeIndex:
         """Timestamps as local wall-clock times (what calendar features read): in the input's
         time zone when it had one."""
-        index = pd.DatetimeIndex(times)
-        return index.tz_localize("UTC").tz_convert(self.tz).tz_localize(None) if self.tz \
-            else index
+        return pd.DatetimeIndex(_wall_clock(self.output_times(times)))
 
     def future_times(self, series: int, steps: int, after: int | None = None) -> np.ndarray:
         """The ``steps`` timestamps that follow row ``after`` (default: the last) of a series:
@@ -350,10 +348,9 @@ def _from_wide(frame: pd.DataFrame, target: str | Sequence[str] | None, time_col
     times = None
     tz = None
     if time_index:
-        times, tz = _as_times(frame.index, name, "index"), _time_zone(frame.index)
+        times, tz = _zoned_times(frame.index, name, "index")
     elif time_name is not None:
-        times = _as_times(frame[time_name], name, time_name)
-        tz = _time_zone(pd.to_datetime(frame[time_name], errors="coerce"))
+        times, tz = _zoned_times(frame[time_name], name, time_name)
     series = SeriesSet(ids=[0], values=[values], future=None if future is None else [future],
                        target_names=list(target),
                        future_names=[str(c) for c in future_covariates], layout="wide",
@@ -379,8 +376,8 @@ def _from_long(frame: pd.DataFrame, id_col: str, target: str | Sequence[str] | N
         kinds = sorted({type(v).__name__ for v in frame[id_col]})
         raise TypeError(f"{name}: the id column {id_col!r} mixes {kinds}; use one type for "
                         "the series ids (e.g. all str)")
-    tz = _time_zone(pd.to_datetime(frame[time_name]))
-    frame = frame.assign(**{time_name: _as_times(frame[time_name], name, time_name)})
+    times, tz = _zoned_times(frame[time_name], name, time_name)
+    frame = frame.assign(**{time_name: times})
     frame = frame.sort_values([id_col, time_name], kind="stable")
     duplicated = frame.duplicated([id_col, time_name])
     if duplicated.any():

@@ -10,18 +10,21 @@ import numpy as np
 import pandas as pd
 
 
-def _time_zone(column: pd.Series | pd.Index) -> str | None:
-    dtype = getattr(column, "dtype", None)
-    return str(dtype.tz) if isinstance(dtype, pd.DatetimeTZDtype) else None
-
-
 def _as_times(column: pd.Series | pd.Index, name: str, label: str) -> np.ndarray:
+    """A time column as UTC ``datetime64[ns]`` (see :func:`_zoned_times`)."""
+    return _zoned_times(column, name, label)[0]
+
+
+def _zoned_times(column: pd.Series | pd.Index, name: str, label: str
+                 ) -> tuple[np.ndarray, str | None]:
+    """A time column as ``datetime64[ns]`` in UTC, and its time zone (None when naive)."""
     try:
         times = pd.to_datetime(column)
     except (ValueError, TypeError) as error:
         raise ValueError(f"{name}: column {label!r} is not a time column ({error}); name the "
                          "time column with time_col=…") from error
     times = pd.DatetimeIndex(times)
+    zone = None if times.tz is None else str(times.tz)
     if times.tz is not None:
         times = times.tz_convert("UTC").tz_localize(None)
     if times.hasnans:
@@ -35,7 +38,7 @@ def _as_times(column: pd.Series | pd.Index, name: str, label: str) -> np.ndarray
                          f"outside the range titans-seq keeps timestamps in ({earliest.date()} "
                          f"to {latest.date()}, nanoseconds); shift the dates into it, or pass "
                          "the values without timestamps")
-    return times.as_unit("ns").to_numpy(dtype="datetime64[ns]")
+    return times.as_unit("ns").to_numpy(dtype="datetime64[ns]"), zone
 
 
 def _untimed_start(index: pd.Index, name: str) -> int:
@@ -65,16 +68,16 @@ def _frequency(times: np.ndarray, name: str, where: str, tz: str | None = None) 
     changes, while shorter steps stay absolute."""
     if len(times) < 2:
         return None
+    steps = np.diff(times)
     if tz is not None:
         local = pd.DatetimeIndex(times).tz_localize("UTC").tz_convert(tz).tz_localize(None)
-        steps = np.diff(local.to_numpy(dtype="datetime64[ns]"))
-        day = np.timedelta64(1, "D")
-        if len(steps) and (steps == steps[0]).all() and steps[0] > np.timedelta64(0) \
-                and steps[0] % day == np.timedelta64(0):
-            return pd.offsets.Day(int(steps[0] // day))  # calendar days, local time
-        if not (np.diff(times) == np.diff(times)[0]).all():
-            return _frequency(local.to_numpy(dtype="datetime64[ns]"), name, where)
-    steps = np.diff(times)
+        local = local.to_numpy(dtype="datetime64[ns]")
+        local_steps, day = np.diff(local), np.timedelta64(1, "D")
+        if (local_steps == local_steps[0]).all() and local_steps[0] > np.timedelta64(0) \
+                and local_steps[0] % day == np.timedelta64(0):
+            return pd.offsets.Day(int(local_steps[0] // day))  # calendar days, local time
+        if not (steps == steps[0]).all():
+            return _frequency(local, name, where)
     if (steps <= np.timedelta64(0)).any():
         row = int(np.flatnonzero(steps <= np.timedelta64(0))[0]) + 1
         repeated = steps[row - 1] == np.timedelta64(0)

@@ -167,8 +167,10 @@ class TitansAnomalyDetector(TitansEstimator):
     _moving_state_names = ("state_", "calibrations_", "events_")  # what reading rows changes
 
     def _moving_state(self) -> dict[str, Any]:
-        """Copies of what reading rows changes."""
-        return {name: copy.deepcopy(getattr(self, name)) for name in self._moving_state_names}
+        """What reading rows changes, ready to change: the calibrations and the event rules are
+        updated in place, so they are copied; the memory state is replaced, never changed."""
+        return {name: getattr(self, name) if name == "state_"
+                else copy.deepcopy(getattr(self, name)) for name in self._moving_state_names}
 
     def decision_function(self, y: Any) -> np.ndarray:
         """``score_samples − offset_``: negative for outliers."""

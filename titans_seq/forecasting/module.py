@@ -226,6 +226,9 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
             self._choose_error_memory_from_datamodule()
 
     def _choose_error_memory_from_datamodule(self) -> None:
+        if not self.config.learn_errors:  # nothing to choose (and no errors wanted here)
+            self.error_memory, self._chosen = None, True
+            return
         data = getattr(self.trainer, "datamodule", None)
         if data is None or not hasattr(data, "series_until") or not data.prepared:
             return  # plain loaders: the caller chooses (TitansForecaster.fit does)
