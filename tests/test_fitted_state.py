@@ -20,7 +20,8 @@ FORECASTER_CHANGES = dict(
     channel_mode="mixing", memory_depth=1, chunk_size=2, dropout=0.3, loss="mae",
     quantiles=(0.2, 0.8), calendar=["hour"], missing="mask", val_fraction=0.3,
     max_epochs=3, batch_size=7, lr=0.05, patience=1, target="load", time_col="date",
-    id_col="id", static_covariates=["size"], calibration_window=7, learn_errors=False,
+    id_col="id", static_covariates=["size"], calibration_window=7, max_history=50,
+    learn_errors=False,
     random_state=9,
     verbose=True, accelerator="cpu", devices="auto", trainer_kwargs={"max_steps": 3})
 CLASSIFIER_CHANGES = dict(

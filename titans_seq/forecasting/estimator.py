@@ -19,10 +19,9 @@ from datamodules.timeseries import (ForecastLayout, SeriesScaler, SeriesSet, Tim
 from ..base import TitansEstimator
 from ..memory import frozen_memory
 from ..blocks import Variant
-from . import history
+from . import history, tails
 from .config import ForecastConfig
-from .evaluation import (BacktestResult, backtest_result, calibration_errors, conformal_width,
-                         last_errors)
+from .evaluation import BacktestResult, backtest_result, conformal_width, last_errors
 from .interface import Forecaster, read_streams
 from .module import ForecastingModule
 from .network import ChannelMode
@@ -83,8 +82,14 @@ class TitansForecaster(TitansEstimator):
         Conformal intervals (:meth:`predict_interval`). None: split conformal on the
         validation part's forecast errors. An int: rolling conformal: the most recent
         ``calibration_window`` errors are kept, and every :meth:`update` adds the errors of
-        the forecasts whose rows it completes (it follows a drifting error level; an update
-        then re-reads the series to forecast those origins).
+        the forecasts whose rows it completes (it follows a drifting error level).
+    max_history : int, optional
+        Rows of each series the forecaster keeps (``series_``): as :meth:`update` appends,
+        the oldest rows beyond ``max_history`` are dropped (the memory has read them; the rows
+        a forecast or the next update still reads are always kept). What re-reads the seen
+        data from its start — :meth:`surprise`, :meth:`backtest` and :meth:`score` without
+        ``y`` — reads the rows kept. None keeps every row. An update or a forecast reads only
+        the rows after the memory's position, whatever the history's length.
     learn_errors : bool
         Keep learning, after ``fit``, from the realised errors of its own forecasts: a
         test-time regression memory (:class:`~titans_seq.forecasting.online.ErrorMemory`)
@@ -112,18 +117,22 @@ class TitansForecaster(TitansEstimator):
         The trained network (on the CPU after unpickling); ``module_.config`` is the
         :class:`~titans_seq.forecasting.ForecastConfig` it was built from.
     series_ : SeriesSet
-        The data seen so far (fit, then every update), with its covariates.
+        The data seen so far (fit, then every update; at most ``max_history`` rows of each
+        series), with its covariates.
     scaler_ : SeriesScaler
         Per-series statistics of the training rows.
     streams_ : list of ForecastStream
         Each series' memory after reading its history.
+    calibration_streams_ : list of ForecastStream or None
+        With ``calibration_window``: each series' memory at the first origin whose forecast
+        error is not yet counted (``horizon − 1`` rows before the end).
     linear_lookback_ : int
         The linear path's rows (``mode="stream"``).
     error_memory_ : ErrorMemorySettings or None
         The error memory's settings chosen by ``fit`` (None: the network alone).
-    calendar_, future_names_, read_options_, calibration_window_
-        The calendar features, covariate columns, table reading options and rolling
-        calibration window of the fit.
+    calendar_, future_names_, read_options_, calibration_window_, max_history_
+        The calendar features, covariate columns, table reading options, rolling
+        calibration window and history kept, as fitted.
     n_channels_, n_covariates_, target_names_ : as named
     """
 
@@ -145,13 +154,14 @@ class TitansForecaster(TitansEstimator):
                  patience: int = 3, target: str | Sequence[str] | None = None,
                  time_col: str | None = None, id_col: str | None = None,
                  static_covariates: Sequence[str] | None = None,
-                 calibration_window: int | None = None,
+                 calibration_window: int | None = None, max_history: int | None = 100_000,
                  learn_errors: bool = _DEFAULT.learn_errors,
                  random_state: int | None = None,
                  verbose: bool = False, accelerator: str = "auto", devices: int | str = 1,
                  trainer_kwargs: dict | None = None) -> None:
         self.horizon, self.mode, self.lookback, self.warmup = horizon, mode, lookback, warmup
         self.calibration_window, self.learn_errors = calibration_window, learn_errors
+        self.max_history = max_history
         self.linear_lookback, self.segment_tokens = linear_lookback, segment_tokens
         self.head_hidden = head_hidden
         self.variant, self.dim, self.depth, self.patch_len = variant, dim, depth, patch_len
@@ -200,6 +210,8 @@ class TitansForecaster(TitansEstimator):
         params["config"] = self.config()  # the network's settings (checks them)
         params["calibration_window"] = integer("calibration_window", self.calibration_window,
                                                optional=True, hint="None: every error")
+        params["max_history"] = integer("max_history", self.max_history, optional=True,
+                                        hint="None: keep every row")
         choice("missing", self.missing, ("error", "mask"))
         params["calendar"] = calendar_names(self.calendar)
         params["read_options"] = dict(
@@ -236,11 +248,18 @@ class TitansForecaster(TitansEstimator):
                       target_names_=series.target_names, n_covariates_=data.n_covariates,
                       linear_lookback_=config.layout.linear_lookback,
                       read_options_=params["read_options"],
-                      calibration_window_=params["calibration_window"])
+                      calibration_window_=params["calibration_window"],
+                      max_history_=params["max_history"])
         starts = [data.borders_of(n)[0] for n in series.lengths]
         errors = module.choose_error_memory(data.prepared, starts)
         fitted["error_memory_"] = module.error_memory
-        fitted["streams_"] = read_streams(module.forecaster(), data.prepared, series.lengths)
+        net, calibration = module.forecaster(), None
+        if params["calibration_window"] is not None:  # at the first uncounted origin
+            calibration = read_streams(net, data.prepared,
+                                       [max(0, n - net.horizon + 1) for n in series.lengths])
+        streams = read_streams(net, data.prepared, series.lengths, calibration)
+        fitted["series_"], fitted["streams_"], fitted["calibration_streams_"] = tails.bounded(
+            net, series, streams, calibration, params["max_history"])
         fitted["calibration_errors_"] = last_errors(errors, params["calibration_window"])
         self._commit(fitted)
         return self
@@ -284,28 +303,25 @@ class TitansForecaster(TitansEstimator):
         before = self.series_.lengths
         series = history.extended(self.series_, new, where)
         net = self.module_.forecaster(learn)
+        streams, calibration = list(self.streams_), self.calibration_streams_
+        calibration = None if calibration is None else list(calibration)
+        errors = [] if self.calibration_errors_ is None else [self.calibration_errors_]
         with contextlib.nullcontext() if learn else frozen_memory(self.module_.net):
-            streams = read_streams(net, self._prepared(series, self.scaler_), series.lengths,
-                                   self.streams_, self.module_.device)
-        errors = self.calibration_errors_
-        if self.calibration_window_ is not None:
-            errors = self._rolled_calibration(series, where, before)
-        self.series_, self.streams_, self.calibration_errors_ = series, streams, errors
+            for p in where:  # only the rows the streams still read are prepared
+                streams[p], cal, new_errors = tails.read_on(
+                    net, lambda part: self._prepared(part, self._scaler_for(part)), series, p,
+                    before[p], streams[p], None if calibration is None else calibration[p],
+                    self.module_.device)
+                if calibration is not None:
+                    calibration[p] = cal
+                if new_errors is not None:
+                    errors.append(new_errors)
+        bounded = tails.bounded(net, series, streams, calibration, self.max_history_)
+        if self.calibration_window_ is not None and errors:
+            self.calibration_errors_ = last_errors(np.concatenate(errors),
+                                                   self.calibration_window_)
+        self.series_, self.streams_, self.calibration_streams_ = bounded
         return self
-
-    def _rolled_calibration(self, series: SeriesSet, where: list[int], before: list[int]
-                            ) -> np.ndarray | None:
-        """Rolling conformal: the calibration errors with those of the forecasts whose rows an
-        update has just completed (the last ``calibration_window_`` are kept)."""
-        part = history.subset(series, where)
-        horizon = self._net.horizon
-        new = calibration_errors(self._net, self._prepared(part, self._scaler_for(part)),
-                                 [before[p] - horizon + 1 for p in where], self.module_.device)
-        if new is None:
-            return self.calibration_errors_
-        errors = new if self.calibration_errors_ is None \
-            else np.concatenate([self.calibration_errors_, new])
-        return last_errors(errors, self.calibration_window_)
 
     # -- predict -----------------------------------------------------------------------------
     def predict(self, y: Any = None, X: Any = None) -> Any:
@@ -351,9 +367,13 @@ class TitansForecaster(TitansEstimator):
         check_is_fitted(self)
         net, device = self._net, self.module_.device
         horizon = net.horizon
-        if y is None:
-            series, scaler, streams = self.series_, self.scaler_, self.streams_
-            series = history.with_horizon_covariates(series, X, horizon, self.future_names_)
+        if y is None:  # the rows the streams still read, continuing them
+            series = history.with_horizon_covariates(self.series_, X, horizon,
+                                                     self.future_names_)
+            starts = [tails.tail_start(net, [stream]) for stream in self.streams_]
+            series, scaler = history.dropped(series, starts), self.scaler_
+            streams = [net.rebased(stream, start)
+                       for stream, start in zip(self.streams_, starts)]
         else:
             series = history.with_covariates(self._read(y), X, horizon, self.future_names_,
                                              "predict")
@@ -459,10 +479,12 @@ class TitansForecaster(TitansEstimator):
         selection expects; with ``TimeSeriesSplit`` each fold's test rows follow its
         training rows."""
         check_is_fitted(self)
-        horizon, before = self._net.horizon, self.series_.lengths
+        horizon, added = self._net.horizon, [0] * self.series_.n_series
         model = copy.deepcopy(self)
         model.update(y, X)
-        added = [after - length for after, length in zip(model.series_.lengths, before)]
+        new = self._read(y)
+        for position, length in zip(history.positions(self.series_, new), new.lengths):
+            added[position] = length
         n_windows = min(added) // horizon
         if n_windows < 1:
             raise ValueError(f"score needs at least horizon = {horizon} new rows of "
@@ -505,6 +527,7 @@ class TitansForecaster(TitansEstimator):
     # -- pickling: a fitted forecaster loads on a CPU-only machine ---------------------------
     def __getstate__(self) -> dict:
         state = super().__getstate__()
-        if "streams_" in state:
-            state["streams_"] = [stream.to("cpu") for stream in state["streams_"]]
+        for name in ("streams_", "calibration_streams_"):
+            if state.get(name) is not None:
+                state[name] = [stream.to("cpu") for stream in state[name]]
         return state

@@ -12,7 +12,7 @@ import numpy as np
 
 from datamodules.timeseries import SeriesSet
 
-from .interface import Forecaster
+from .interface import Forecaster, ForecastStream
 from .outputs import backtest_frame
 
 
@@ -32,19 +32,22 @@ class BacktestResult:
 
 
 def calibration_errors(net: Forecaster, prepared, starts: Sequence[int],
-                       device: Any = "cpu") -> np.ndarray | None:
+                       device: Any = "cpu", streams: Sequence[ForecastStream] | None = None
+                       ) -> np.ndarray | None:
     """Absolute scaled errors ``(n, H, C)`` of ``net``'s point forecasts (the median of the
     sorted quantiles for a quantile model) from every origin of each series from row
-    ``starts[i]`` on (the validation part) whose whole horizon is observed, or None when
-    there is none; the series are read on ``device``."""
+    ``starts[i]`` on (the validation part) whose whole horizon is complete, or None when
+    there is none (unobserved rows: NaN); the series are read on ``device``, from their first
+    row or continuing ``streams`` (at ``starts``)."""
     errors = []
     horizon = net.horizon
-    for item, start in zip(prepared, starts):
+    streams = streams if streams is not None else [None] * len(prepared)
+    for item, start, stream in zip(prepared, starts, streams):
         rows = item.values.shape[0]
         low, stop = max(start, net.first_origin), rows - horizon + 1
         if stop <= low:
             continue
-        forecast = net.origin_forecasts(item.to(device), low, stop)
+        forecast = net.origin_forecasts(item.to(device), low, stop, stream=stream)
         forecast = forecast.float().cpu().numpy()
         if net.quantiles:
             forecast = np.sort(forecast, axis=-1)[..., list(net.quantiles).index(0.5)]

@@ -95,6 +95,19 @@ def subset(series: SeriesSet, where: Sequence[int]) -> SeriesSet:
                    future=None if series.future is None else [series.future[p] for p in where])
 
 
+def dropped(series: SeriesSet, rows: Sequence[int]) -> SeriesSet:
+    """Each series without its first ``rows[i]`` rows (and their timestamps and covariates;
+    an untimed table's index moves on with them)."""
+    if not any(rows):
+        return series
+    cut = lambda items: [item[drop:] for item, drop in zip(items, rows)]  # noqa: E731
+    return replace(series, values=cut(series.values),
+                   times=None if series.times is None else cut(series.times),
+                   future=None if series.future is None else cut(series.future),
+                   first_position=series.first_position + rows[0] if series.n_series == 1
+                   else series.first_position)
+
+
 def with_covariates(series: SeriesSet, X: Any, extra: int, names: list[str], method: str
                     ) -> SeriesSet:
     """``series`` with the covariates ``X`` (fitted with ``names``) of its rows and of the

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import torch
@@ -103,6 +103,7 @@ class Forecaster(ABC):
     layout: ForecastLayout
     horizon: int
     quantiles: tuple[float, ...] | None
+    read_unit: int  # rows the memory reads at a time, from the series' first row
 
     @property
     def context(self) -> int:
@@ -113,6 +114,16 @@ class Forecaster(ABC):
     def first_origin(self) -> int:
         """The first origin of a series that has a forecast (the layout's)."""
         return self.layout.first_origin
+
+    def rows_needed(self, stream: ForecastStream) -> int:
+        """The first row that reading on from ``stream`` and forecasting from it read (rows
+        before it may be dropped: the memory holds what it needs of them)."""
+        return stream.rows_read - self.context
+
+    def rebased(self, stream: ForecastStream, dropped: int) -> ForecastStream:
+        """``stream`` for the series without its first ``dropped`` rows (a multiple of
+        :attr:`read_unit`, at most :meth:`rows_needed`)."""
+        return replace(stream, rows_read=stream.rows_read - dropped)
 
     @abstractmethod
     def open_stream(self, channels: int) -> ForecastStream:
@@ -134,12 +145,14 @@ class Forecaster(ABC):
 
     @abstractmethod
     def origin_forecasts(self, series: PreparedSeries, first: int, stop: int | None = None,
-                         steps: int | None = None, frozen_from: int | None = None) -> Tensor:
+                         steps: int | None = None, frozen_from: int | None = None,
+                         stream: ForecastStream | None = None) -> Tensor:
         """The forecasts from every origin ``t`` in ``[first, stop)`` (default: to the end),
         each reading only the rows before ``t``, their first ``steps`` rows (default: the
         horizon): ``(O, steps, C[, Q])``; ``first`` is at least :attr:`first_origin`. With
         ``frozen_from``, nothing is learned from the rows from that one on (they are read,
-        not written: the ablation "frozen after fit")."""
+        not written: the ablation "frozen after fit"). ``stream``: continue a stream that
+        has read up to ``first`` (default: read the series from its first row)."""
 
 
 class ForecastNetwork(nn.Module, Forecaster):

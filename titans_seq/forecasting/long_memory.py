@@ -98,6 +98,7 @@ class LongMemoryForecastNet(ForecastNetwork):
         self.layout = ForecastLayout("stream", lookback, horizon, 0, linear_lookback, patch_len)
         self.horizon, self.lookback, self.linear_lookback = horizon, lookback, linear_lookback
         self.patch_len, self.n_covariates, self.n_static = patch_len, n_covariates, n_static
+        self.read_unit = patch_len  # the memory reads whole patches
         self.quantiles = tuple(quantiles) if quantiles is not None else None
         self.memory_tokens = lookback // patch_len  # the patches of the recent window
         outputs = len(self.quantiles) if self.quantiles else 1
@@ -314,27 +315,33 @@ class LongMemoryForecastNet(ForecastNetwork):
     @torch.inference_mode()
     def origin_forecasts(self, series: PreparedSeries, first: int, stop: int | None = None,
                          steps: int | None = None, frozen_from: int | None = None,
-                         block: int = 512) -> Tensor:
-        """Reads the series once and forecasts ``block`` origins at a time."""
+                         stream: ForecastStream | None = None, block: int = 512) -> Tensor:
+        """Reads the series once (from ``stream`` on) and forecasts ``block`` origins at a
+        time."""
         values, observed = series.values, series.observed
         rows, channels = values.shape
         stop = rows if stop is None else stop
         steps = self.horizon if steps is None else steps
+        stream = self.open_stream(channels) if stream is None else stream
+        if first < stream.rows_read:
+            raise ValueError(f"the stream has read {stream.rows_read} rows, past the first "
+                             f"origin {first}")
+        read, patch = stream.rows_read, self.patch_len  # a patch border
         memory_after = None  # (C, N, K·dim): the encoder outputs after each whole patch
         if self.memory:
-            whole = rows - rows % self.patch_len
+            whole = max(read, rows - rows % patch)
             # written up to the frozen row's patch; read only after it
             cut = whole if frozen_from is None else \
-                min(whole, frozen_from - frozen_from % self.patch_len)
-            state = self.initial_state(channels)
-            pieces = [state.recent.flatten(1)[:, None]]  # (C, 1, K·dim): before any patch
-            for low, high, frozen in ((0, cut, False), (cut, whole, True)):
+                min(whole, max(read, frozen_from - frozen_from % patch))
+            state = stream.state
+            pieces = [state.recent.flatten(1)[:, None]]  # (C, 1, K·dim): after `read` rows
+            for low, high, frozen in ((read, cut, False), (cut, whole, True)):
                 if high > low:
                     with frozen_memory(self) if frozen else contextlib.nullcontext():
                         outputs, state = self.read_rows(series, low, high, state)
                     pieces.append(outputs)
-            memory_after = torch.cat(pieces, 1)  # index: patches read
-        context, patch = self.context, self.patch_len
+            memory_after = torch.cat(pieces, 1)  # index: patches read after `read` rows
+        context = self.context
         padded = torch.cat([values.new_zeros(context, channels), values]).T  # (C, context + T)
         padded_observed = torch.cat([observed.new_zeros(context, channels), observed]).T
         forecasts = []
@@ -342,7 +349,8 @@ class LongMemoryForecastNet(ForecastNetwork):
             origins = torch.arange(low, min(low + block, stop))
             window = padded[:, low:origins[-1] + context].unfold(1, context, 1)  # (C, O, ctx)
             window_observed = padded_observed[:, low:origins[-1] + context].unfold(1, context, 1)
-            memory = memory_after[:, origins // patch] if self.memory else None  # (C, O, K·dim)
+            memory = memory_after[:, (origins - read) // patch] if self.memory \
+                else None  # (C, O, K·dim)
             future = None
             if self.n_covariates:
                 future = series.covariates[origins[:, None] + torch.arange(self.horizon)]

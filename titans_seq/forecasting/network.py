@@ -81,6 +81,7 @@ class TitansForecastNet(ForecastNetwork):
         _check_patches(lookback, patch_len)
         choice("channel_mode", channel_mode, ("independent", "mixing"))
         self.n_channels, self.lookback, self.horizon = n_channels, lookback, horizon
+        self.read_unit = lookback  # the memory reads whole blocks of lookback rows
         self.patch_len, self.channel_mode = patch_len, channel_mode
         self.n_covariates, self.n_static = n_covariates, n_static
         self.quantiles = tuple(quantiles) if quantiles is not None else None
@@ -239,13 +240,15 @@ class TitansForecastNet(ForecastNetwork):
 
     @torch.inference_mode()
     def origin_forecasts(self, series: PreparedSeries, first: int, stop: int | None = None,
-                         steps: int | None = None, frozen_from: int | None = None) -> Tensor:
-        """The memory reads the series once, in order; the origins that read the same memory
-        (whole blocks of ``lookback`` rows) are forecast in one batch."""
+                         steps: int | None = None, frozen_from: int | None = None,
+                         stream: ForecastStream | None = None) -> Tensor:
+        """The memory reads the series once, in order (from ``stream`` on); the origins that
+        read the same memory (whole blocks of ``lookback`` rows) are forecast in one batch."""
         stop = series.values.shape[0] if stop is None else stop
         steps = self.horizon if steps is None else steps
         lookback, horizon = self.lookback, self.horizon
-        stream, forecasts, origin = self.open_stream(series.values.shape[1]), [], first
+        stream = self.open_stream(series.values.shape[1]) if stream is None else stream
+        forecasts, origin = [], first
         while origin < stop:
             if frozen_from is None:
                 stream = self.read(stream, series, origin)

@@ -109,7 +109,7 @@ class ErrorMemory(Forecaster):
                  learn: bool = True) -> None:
         self.network, self.settings, self.learn = network, settings, learn
         self.layout, self.horizon = network.layout, network.horizon
-        self.quantiles = network.quantiles
+        self.quantiles, self.read_unit = network.quantiles, network.read_unit
         self.window = network.layout.lookback  # rows a key reads
         # relative rows, level, forecast, 1
         self.key_size = self.window - 1 + int(settings.level) + \
@@ -178,7 +178,8 @@ class ErrorMemory(Forecaster):
             lag = self.network.read(state.lag, series, pairs.stop) if len(pairs) else state.lag
             return ForecastStream(replace(state, lead=lead, lag=lag, next_pair=pairs.stop), upto)
         if len(pairs) >= BATCHED:
-            forecasts = self.network.origin_forecasts(series, pairs.start, pairs.stop)
+            forecasts = self.network.origin_forecasts(series, pairs.start, pairs.stop,
+                                                      stream=state.lag)
             lag = self.network.read(state.lag, series, pairs.stop)
         else:
             lag, forecasts = state.lag, []
@@ -221,6 +222,19 @@ class ErrorMemory(Forecaster):
         precision = (precision - gain @ spread.T) / forgetting
         return weights, momentum, (precision + precision.T) / 2
 
+    def rows_needed(self, stream: ForecastStream) -> int:
+        """The network's needs at both its streams, and the window of the next pair's key."""
+        state = stream.state
+        return min(self.network.rows_needed(state.lead), self.network.rows_needed(state.lag),
+                   state.next_pair - self.window)
+
+    def rebased(self, stream: ForecastStream, dropped: int) -> ForecastStream:
+        state = stream.state
+        return ForecastStream(replace(state, lead=self.network.rebased(state.lead, dropped),
+                                      lag=self.network.rebased(state.lag, dropped),
+                                      next_pair=state.next_pair - dropped),
+                              stream.rows_read - dropped)
+
     @torch.inference_mode()
     def forecast_from(self, stream: ForecastStream, series: PreparedSeries, origin: int
                       ) -> Tensor:
@@ -243,15 +257,18 @@ class ErrorMemory(Forecaster):
 
     @torch.inference_mode()
     def origin_forecasts(self, series: PreparedSeries, first: int, stop: int | None = None,
-                         steps: int | None = None, frozen_from: int | None = None) -> Tensor:
+                         steps: int | None = None, frozen_from: int | None = None,
+                         stream: ForecastStream | None = None) -> Tensor:
         """The network's forecasts at every origin in one pass, then the memory's recursion:
         at each origin, write the pair completed there, then read."""
         stop = series.values.shape[0] if stop is None else stop
         steps = self.horizon if steps is None else steps
-        stream = self.open_stream(series.values.shape[1])
+        fresh = stream is None
+        stream = self.open_stream(series.values.shape[1]) if fresh else stream
         start = min(first, stream.state.next_pair)
-        network = self.network.origin_forecasts(series, start, stop,
-                                                frozen_from=frozen_from)  # (O, H, C[, Q])
+        network = self.network.origin_forecasts(  # (O, H, C[, Q])
+            series, start, stop, frozen_from=frozen_from,
+            stream=None if fresh else stream.state.lag)
         last_pair = stop if frozen_from is None else frozen_from - self.horizon  # learned
         last_pair = min(last_pair, stop - 1 - self.horizon)
         state = stream.state
@@ -304,7 +321,11 @@ class _OnceForecasts:
         return getattr(self.network, name)
 
     def origin_forecasts(self, series, first: int, stop: int | None = None,
-                         steps: int | None = None, frozen_from: int | None = None):
+                         steps: int | None = None, frozen_from: int | None = None,
+                         stream: ForecastStream | None = None):
+        if stream is not None:  # a stream's forecasts are made once anyway
+            return self.network.origin_forecasts(series, first, stop, steps, frozen_from,
+                                                 stream)
         key = (id(series.values), first, stop, steps, frozen_from)
         if key not in self.made:
             self.made[key] = self.network.origin_forecasts(series, first, stop, steps,
