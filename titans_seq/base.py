@@ -8,14 +8,17 @@
 - training through Lightning (:func:`~titans_seq.training.train_module`), then dropping the
   Trainer, and committing the fitted state only once everything has succeeded: a failed
   ``fit`` leaves the estimator exactly as it was (unfitted, or with its previous fit);
-- pickling: a fitted estimator loads on a CPU-only machine.
+- pickling: a fitted estimator loads on a CPU-only machine;
+- :meth:`~TitansEstimator.save` / :meth:`~TitansEstimator.load` without pickle (weights in
+  safetensors, the rest in JSON; :mod:`titans_seq.persistence`).
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 import lightning.pytorch as pl
 import torch
@@ -24,7 +27,10 @@ from torch.utils.data import Dataset
 
 from datamodules.checks import InvalidParameterError, boolean, fraction, integer, real, seed_from
 
+from .persistence import load_estimator, save_estimator
 from .training import train_module
+
+Estimator = TypeVar("Estimator", bound="TitansEstimator")
 
 _TRAINER_ARGUMENTS = tuple(inspect.signature(pl.Trainer.__init__).parameters)[1:]
 
@@ -102,3 +108,17 @@ class TitansEstimator(BaseEstimator):
             module._trainer = None
             state["module_"] = module
         return state
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: "str | Path") -> Path:
+        """Write this estimator, fitted or not, to the directory ``path``: every tensor in
+        ``tensors.safetensors``, the parameters and the rest of the fitted state in
+        ``estimator.json``, with the format's version. Returns the directory."""
+        return save_estimator(self, path)
+
+    @classmethod
+    def load(cls: type[Estimator], path: "str | Path") -> Estimator:
+        """The estimator :meth:`save` wrote to ``path``, as it was (on the CPU). Reads JSON
+        and safetensors only (no pickle); a file of another format version, of another
+        estimator class, or damaged, raises ``ValueError`` saying which."""
+        return load_estimator(cls, path)

@@ -5,9 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from datamodules import TimeSeriesDataModule
 from titans_seq.cli import build_cli
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -163,3 +165,38 @@ def test_pretraining_config_writes_the_checkpoint_the_classifier_starts_from(emp
     started = pretraining.model.trunk.embed.weight
     tuned = classifier.model.net.trunk.embed.weight
     assert (tuned - started).abs().max() < 0.01
+
+
+def test_a_checkpoint_of_fit_becomes_a_forecaster(empty_folder):
+    """``TitansForecaster.from_checkpoint`` turns the online config's checkpoint and its
+    datamodule into an estimator that forecasts as the module does, and refuses data laid out
+    otherwise."""
+    from datamodules.datasets import load_etth2
+    from titans_seq import TitansForecaster
+
+    common = ["--config", str(CONFIGS / "forecast_etth2_online.yaml"),
+              f"{FORECAST_ENCODER}.dim=16", "--model.init_args.config.head_hidden=16",
+              "--trainer.enable_progress_bar=false"]
+    build_cli(["fit", *common, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"])
+    checkpoint = empty_folder / "runs" / "etth2_online" / "best.ckpt"
+    cli = build_cli(["test", *common, f"--ckpt_path={checkpoint}"])  # makes the choices
+    data = cli.datamodule
+    model = TitansForecaster.from_checkpoint(checkpoint, data)
+    assert model.error_memory_ == cli.model.error_memory
+    horizon, rows = model.horizon, data.series.lengths[0]
+    expected = cli.model.forecaster().origin_forecasts(data.prepared[0], rows - horizon,
+                                                       rows - horizon + 1)[0].numpy()
+    backtest = model.backtest(n_windows=1).forecasts
+    np.testing.assert_allclose(backtest[model.target_names_].to_numpy(),
+                               data.scaler.inverse_transform(expected, 0), rtol=1e-4,
+                               atol=1e-4)
+    forecast = model.predict()
+    assert len(forecast) == horizon and forecast["date"].iloc[0] > data.series.times[0][-1]
+    # a series as fit takes it, read with the estimator's parameters
+    frame = load_etth2().iloc[:4000]
+    again = TitansForecaster.from_checkpoint(checkpoint, frame, time_col="date")
+    assert again.predict().shape == forecast.shape
+    with pytest.raises(ValueError, match="horizon=24.*horizon=12"):
+        TitansForecaster.from_checkpoint(checkpoint, TimeSeriesDataModule(
+            "etth2", horizon=12, lookback=96, linear_lookback=data.layout.linear_lookback,
+            patch_len=data.layout.patch_len, segment_tokens=data.layout.segment_tokens))

@@ -19,7 +19,8 @@ from datamodules.timeseries import (ForecastLayout, SeriesScaler, SeriesSet, Tim
 from ..base import TitansEstimator
 from ..memory import frozen_memory
 from ..blocks import Variant
-from . import history, tails
+from ..training import load_module_checkpoint
+from . import checkpoints, history, tails
 from .config import ForecastConfig
 from .evaluation import BacktestResult, backtest_result, conformal_width, last_errors
 from .interface import Forecaster, read_streams
@@ -243,16 +244,24 @@ class TitansForecaster(TitansEstimator):
             lambda: ForecastingModule(config, n_channels=data.n_channels,
                                       n_covariates=data.n_covariates, n_static=data.n_static),
             data.datasets["train"], data.datasets["val"], params, monitor="val_mse")
-        fitted = dict(module_=module, series_=series, scaler_=data.scaler, calendar_=calendar,
+        errors = module.choose_error_memory(
+            data.prepared, [data.borders_of(n)[0] for n in series.lengths])
+        self._commit(self._fitted(module, data, params, errors))
+        return self
+
+    def _fitted(self, module: ForecastingModule, data: TimeSeriesDataModule,
+                params: dict[str, Any], errors: np.ndarray | None) -> dict[str, Any]:
+        """The fitted state of a trained module whose choices are made, and of the datamodule
+        whose series its memory reads (``errors``: its validation part's calibration
+        errors)."""
+        series = data.series
+        fitted = dict(module_=module, scaler_=data.scaler, calendar_=data.calendar,
                       future_names_=list(series.future_names), n_channels_=series.n_channels,
                       target_names_=series.target_names, n_covariates_=data.n_covariates,
-                      linear_lookback_=config.layout.linear_lookback,
+                      linear_lookback_=module.config.layout.linear_lookback,
                       read_options_=params["read_options"],
                       calibration_window_=params["calibration_window"],
-                      max_history_=params["max_history"])
-        starts = [data.borders_of(n)[0] for n in series.lengths]
-        errors = module.choose_error_memory(data.prepared, starts)
-        fitted["error_memory_"] = module.error_memory
+                      max_history_=params["max_history"], error_memory_=module.error_memory)
         net, calibration = module.forecaster(), None
         if params["calibration_window"] is not None:  # at the first uncounted origin
             calibration = read_streams(net, data.prepared,
@@ -261,8 +270,32 @@ class TitansForecaster(TitansEstimator):
         fitted["series_"], fitted["streams_"], fitted["calibration_streams_"] = tails.bounded(
             net, series, streams, calibration, params["max_history"])
         fitted["calibration_errors_"] = last_errors(errors, params["calibration_window"])
-        self._commit(fitted)
-        return self
+        return fitted
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Any, data: Any, X: Any = None,
+                        **params: Any) -> "TitansForecaster":
+        """A fitted forecaster from a checkpoint of ``titans-seq fit`` (a
+        :class:`ForecastingModule`) and its data.
+
+        ``data``: the :class:`~datamodules.TimeSeriesDataModule` it trained with (built as
+        the CLI's config builds it), or a series as :meth:`fit` takes it (with covariates
+        ``X``), read with the parameters ``params`` (``val_fraction``, ``calendar``,
+        ``target``, ``time_col``, ``id_col``, …). The memory reads every row of the data;
+        the choices made after training (memory share, error memory) are made on its
+        validation part when the checkpoint was written before them, and the conformal
+        calibration errors come from that part. The estimator's parameters are the
+        checkpoint's settings (``get_params``), so a later :meth:`fit` trains alike."""
+        module = load_module_checkpoint(ForecastingModule, checkpoint)
+        config = module.config
+        model = cls(**{**checkpoints.params_of(config), **checkpoints.params_of_data(data),
+                       **params})
+        checked = model._check_params()
+        data = checkpoints.datamodule_for(config.layout, data, X, checked)
+        checkpoints.check_shapes(module, data, checkpoint)
+        errors = module.choices_after_training(data)
+        model._commit(model._fitted(module.cpu().eval(), data, checked, errors))
+        return model
 
     # -- fitted state ------------------------------------------------------------------------
     @property

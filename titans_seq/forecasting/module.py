@@ -251,6 +251,19 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
         self.error_memory = None if memory is None else ErrorMemorySettings(**memory)
 
     @torch.no_grad()
+    def choices_after_training(self, data: Any) -> Any:
+        """The choices made after training — the memory path's share, then the error
+        memory — on the validation part of ``data`` (a set-up
+        :class:`~datamodules.TimeSeriesDataModule`), unless this module made them at the end
+        of its fit; and the calibration errors ``(n, H, C)`` of :meth:`forecaster` on the
+        validation origins (None where there is none). The test rows are never read."""
+        series = data.series_until("val")
+        starts = [data.borders_of(int(item.values.shape[0]))[0] for item in data.prepared]
+        if not self._chosen:
+            self.choose_memory_share(data.val_dataloader())
+            return self.choose_error_memory(series, starts)
+        return calibration_errors(self.forecaster(), series, starts, self.device)
+
     def choose_memory_share(self, loaders: Any = None) -> None:
         """Choose how much of the memory path's correction to add (``mode="stream"``), on the
         validation origins (``loaders``; default: the Trainer's validation loaders): the share
@@ -282,8 +295,9 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
             errors += (loss * scored).flatten(1).sum(1).double()
             count += scored.sum().double()
         self.train(was_training)
-        errors = self.trainer.strategy.reduce(errors, reduce_op="sum")
-        count = self.trainer.strategy.reduce(count, reduce_op="sum")
+        if self._trainer is not None:  # every rank's origins (outside a Trainer: these)
+            errors = self.trainer.strategy.reduce(errors, reduce_op="sum")
+            count = self.trainer.strategy.reduce(count, reduce_op="sum")
         if count > 0:
             self.net.set_memory_share(shares[int(torch.argmin(errors))])
 
