@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # the DNA benchmark's nine Titans fits, two at a time on the two cores
 DNA_ARGS ?= --jobs 2
 
-.PHONY: demo dna memory-demo test bench ltsf ltsf-long clean
+.PHONY: demo dna memory-demo test test-fast bench ltsf ltsf-long clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ memory-demo: $(STAMP)  ## the memory alone learning associative recall at test t
 
 test: $(STAMP)  ## the test suite
 	$(VENV)/bin/python -m pytest
+
+test-fast: $(STAMP)  ## a representative subset of the tests, in about a minute
+	$(VENV)/bin/python -m pytest -m fast
 
 bench: $(STAMP)  ## memory speed benchmark (peer side by side when BENCH_PYTHON has titans-pytorch)
 	$(VENV)/bin/python benchmarks/memory_speed.py

@@ -15,7 +15,7 @@ FLOORS = {
     "titans_seq.memory": 0,
     "titans_seq.attention": 1,
     "titans_seq.blocks": 2,
-    "titans_seq.training": 3, "titans_seq.optim": 3,
+    "titans_seq.training": 3, "titans_seq.optim": 3, "titans_seq.persistence": 3,
     "titans_seq.forecasting": 3, "titans_seq.classification": 3, "titans_seq.anomaly": 3,
     "titans_seq.base": 4,
     "titans_seq.forecasting.estimator": 4, "titans_seq.classification.estimator": 4,
