@@ -202,3 +202,15 @@ def test_what_save_cannot_write_is_named_and_nothing_is_written(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
         TitansForecaster().save(tmp_path / "file")
+
+
+def test_a_deeply_nested_file_is_refused(saved, tmp_path):
+    target = tmp_path / "deep"
+    target.mkdir()
+    (target / TENSOR_FILE).write_bytes((saved[0] / TENSOR_FILE).read_bytes())
+    tree = json.loads((saved[0] / STATE_FILE).read_text())
+    text = json.dumps(tree).replace('"horizon": 6', '"horizon": ' + '[' * 100_000
+                                    + ']' * 100_000)
+    (target / STATE_FILE).write_text(text)
+    with pytest.raises(ValueError, match=str(target)):
+        TitansForecaster.load(target)

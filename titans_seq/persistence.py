@@ -230,7 +230,7 @@ def load_estimator(cls: type, path: str | Path) -> Any:
                          "save never writes one so large")
     try:
         tree = json.loads(state_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise ValueError(f"{state_file} is not the JSON save writes ({error})") from None
     if not isinstance(tree, dict) or tree.get("format") != FORMAT:
         raise ValueError(f"{state_file} is not a titans_seq estimator file")
@@ -248,10 +248,10 @@ def load_estimator(cls: type, path: str | Path) -> Any:
         raise ValueError(f"{tensor_file} is not a safetensors file that can be loaded "
                          f"({str(error).splitlines()[0][:200]})") from None
     decode = _Decoder(tensors, path)
-    params = decode(tree.get("params"))
-    if not isinstance(params, dict):
-        raise decode.fail("no parameters")
     try:
+        params = decode(tree.get("params"))
+        if not isinstance(params, dict):
+            raise decode.fail("no parameters")
         estimator = cls(**params)
         if tree.get("fitted") is not None:
             fitted = decode(tree["fitted"])
@@ -259,10 +259,18 @@ def load_estimator(cls: type, path: str | Path) -> Any:
                     isinstance(name, str) and name.endswith("_") for name in fitted):
                 raise decode.fail("its fitted state is not a set of fitted attributes")
             estimator.__dict__.update(fitted)
-    except (TypeError, RuntimeError, KeyError) as error:
-        raise decode.fail(f"{type(error).__name__}: {str(error).splitlines()[0][:200]}") \
-            from None
+    except ValueError as error:
+        if str(path) in str(error):  # already says which file
+            raise
+        raise decode.fail(_one_line(error)) from None
+    except (TypeError, RuntimeError, KeyError, AttributeError, RecursionError) as error:
+        raise decode.fail(_one_line(error)) from None
     return estimator
+
+
+def _one_line(error: BaseException) -> str:
+    message = str(error).splitlines()[0][:200] if str(error) else ""
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _version() -> str:
