@@ -115,8 +115,8 @@ def test_max_history_is_checked(value):
 
 def test_an_updates_cost_does_not_grow_with_the_history():
     """8 new rows cost the same after 700 rows as after 20,700 (every row kept): the
-    update reads only what its streams still need (re-reading the history made this ratio
-    about 20)."""
+    update reads only what its streams still need (benchmarks/update_cost.py measured the
+    re-reading update at 140 ms after 1 K rows and 2,110 ms after 16 K)."""
     data = daily_cycle(FIT_ROWS + 20_000 + 200, 0.3)
     model = TitansForecaster(**TINY, max_history=None).fit(data.iloc[:FIT_ROWS])
 
