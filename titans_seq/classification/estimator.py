@@ -23,6 +23,8 @@ from datamodules.timeseries.frames import is_real_dtype
 
 from ..base import TitansEstimator
 from ..blocks import EncoderConfig, Variant
+from ..training import load_module_checkpoint, read_checkpoint
+from . import checkpoints
 from .kmers import checked_kmer_sizes
 from .module import ClassificationModule
 from .pretraining import PretrainingModule, load_trunk
@@ -273,6 +275,30 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         self._commit({**fitted, "input_kind_": kind, "classes_": classes, "module_": module,
                       "reading_": reading})
         return self
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Any, data: Any = None, classes: Any = None,
+                        **params: Any) -> "TitansClassifier":
+        """A fitted classifier of DNA from a checkpoint of ``titans-seq fit`` (a
+        :class:`ClassificationModule`).
+
+        ``data``: the :class:`~datamodules.DNADataModule` it trained with (its reading
+        settings — ``tokenizer``, ``k``, ``max_length``, ``crop``, … — become the
+        classifier's), or None. The class labels are ``classes`` when given, else the set-up
+        datamodule's, else those the checkpoint saved with its datamodule (Lightning keeps
+        :meth:`DNADataModule.state_dict` in the checkpoint). ``params`` set the estimator's
+        other parameters; those of the network come from the checkpoint (``get_params``), so
+        a later :meth:`fit` trains alike."""
+        module = load_module_checkpoint(ClassificationModule, checkpoint)
+        saved = read_checkpoint(checkpoint)
+        classes = checkpoints.classes_of(saved, checkpoint, data, classes)
+        model = cls(**{**checkpoints.params_of(module), **checkpoints.params_of_saved(saved),
+                       **checkpoints.params_of_data(data), **params})
+        reading = model._check_params()["reading"]
+        checkpoints.check_module(module, classes, reading, checkpoint)
+        model._commit({"input_kind_": "dna", "classes_": classes,
+                       "module_": module.cpu().eval(), "reading_": reading})
+        return model
 
     def _pretrain(self, sequences: list[str], start: Any, params: dict[str, Any]) -> Any:
         """Next-base pre-training of the trunk on ``sequences`` for ``pretrain`` epochs
