@@ -30,12 +30,30 @@ from datamodules.checks import InvalidParameterError, boolean, fraction, integer
 from .persistence import load_estimator, save_estimator
 from .training import train_module
 
-Estimator = TypeVar("Estimator", bound="TitansEstimator")
+Estimator = TypeVar("Estimator", bound="Persistent")
 
 _TRAINER_ARGUMENTS = tuple(inspect.signature(pl.Trainer.__init__).parameters)[1:]
 
 
-class TitansEstimator(BaseEstimator):
+class Persistent:
+    """:meth:`save` / :meth:`load` without pickle, for every titans_seq estimator (the
+    baselines included)."""
+
+    def save(self, path: "str | Path") -> Path:
+        """Write this estimator, fitted or not, to the directory ``path``: every tensor in
+        ``tensors.safetensors``, the parameters and the rest of the fitted state in
+        ``estimator.json``, with the format's version. Returns the directory."""
+        return save_estimator(self, path)
+
+    @classmethod
+    def load(cls: type[Estimator], path: "str | Path") -> Estimator:
+        """The estimator :meth:`save` wrote to ``path``, as it was (on the CPU). Reads JSON
+        and safetensors only (no pickle); a file of another format version, of another
+        estimator class, or damaged, raises ``ValueError`` saying which."""
+        return load_estimator(cls, path)
+
+
+class TitansEstimator(Persistent, BaseEstimator):
     """Base of :class:`~titans_seq.TitansForecaster` and :class:`~titans_seq.TitansClassifier`
     (subclasses store their ``__init__`` arguments and read top-down from ``fit``)."""
 
@@ -108,17 +126,3 @@ class TitansEstimator(BaseEstimator):
             module._trainer = None
             state["module_"] = module
         return state
-
-    # -- persistence ---------------------------------------------------------------------------
-    def save(self, path: "str | Path") -> Path:
-        """Write this estimator, fitted or not, to the directory ``path``: every tensor in
-        ``tensors.safetensors``, the parameters and the rest of the fitted state in
-        ``estimator.json``, with the format's version. Returns the directory."""
-        return save_estimator(self, path)
-
-    @classmethod
-    def load(cls: type[Estimator], path: "str | Path") -> Estimator:
-        """The estimator :meth:`save` wrote to ``path``, as it was (on the CPU). Reads JSON
-        and safetensors only (no pickle); a file of another format version, of another
-        estimator class, or damaged, raises ``ValueError`` saying which."""
-        return load_estimator(cls, path)

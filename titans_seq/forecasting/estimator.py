@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 from dataclasses import replace
 from typing import Any, Literal, Sequence
 
@@ -22,10 +21,12 @@ from ..blocks import Variant
 from ..training import load_module_checkpoint
 from . import checkpoints, history, tails
 from .config import ForecastConfig
-from .evaluation import BacktestResult, backtest_result, conformal_width, last_errors
+from .evaluation import (BacktestResult, Windows, backtest_result, conformal_width,
+                         last_errors)
 from .interface import Forecaster, read_streams
 from .module import ForecastingModule
 from .network import ChannelMode
+from .ridge import automatic_lookback
 from .outputs import forecast_output, interval_output, rows_output
 
 _DEFAULT = ForecastConfig()  # the one set of defaults: the estimator's are its own
@@ -191,8 +192,8 @@ class TitansForecaster(TitansEstimator):
         elif linear_lookback is None:
             horizon, lookback = integer("horizon", self.horizon), integer("lookback",
                                                                           self.lookback)
-            linear_lookback = _LAYOUT.linear_lookback if train_rows is None else \
-                min(_LAYOUT.linear_lookback, max(lookback, (train_rows - horizon) // 2))
+            linear_lookback = automatic_lookback(train_rows, horizon, lookback,
+                                                 _LAYOUT.linear_lookback)
         layout = ForecastLayout(mode, self.lookback, self.horizon, self.warmup, linear_lookback,
                                 self.patch_len, self.segment_tokens)
         dropout = fraction("dropout", self.dropout)
@@ -444,13 +445,7 @@ class TitansForecaster(TitansEstimator):
         names), arrays ``(H, C, 3)``: lower, point, upper.
         """
         check_is_fitted(self)
-        coverage = fraction("coverage", coverage, hint="e.g. 0.9 for a 90 % interval")
-        errors = self.calibration_errors_
-        if errors is None or not len(errors):
-            raise ValueError("predict_interval needs calibration errors from the validation "
-                             "part; refit with val_fraction > 0 (and enough rows for one "
-                             "validation forecast)")
-        width = conformal_width(errors, coverage)  # (H, C), in units of each series' spread
+        width = self._conformal_width(coverage)  # (H, C), in units of each series' spread
         forecasts, series, scaler = self._forecast(y, X)
         bands = []
         for index, forecast in enumerate(forecasts):
@@ -458,6 +453,18 @@ class TitansForecaster(TitansEstimator):
             spread = width * scaler.std[index]
             bands.append(np.stack([point - spread, point, point + spread], -1))  # (H, C, 3)
         return interval_output(series, bands, round(coverage * 100, 4))
+
+    def _conformal_width(self, coverage: float) -> np.ndarray:
+        """The interval's half-width ``(H, C)`` at ``coverage``, in units of each series'
+        training spread."""
+        check_is_fitted(self)
+        coverage = fraction("coverage", coverage, hint="e.g. 0.9 for a 90 % interval")
+        errors = self.calibration_errors_
+        if errors is None or not len(errors):
+            raise ValueError("intervals need calibration errors from the validation part; "
+                             "refit with val_fraction > 0 (and enough rows for one "
+                             "validation forecast)")
+        return conformal_width(errors, coverage)
 
     # -- surprise -----------------------------------------------------------------------------
     def surprise(self, y: Any = None, X: Any = None) -> Any:
@@ -512,36 +519,56 @@ class TitansForecaster(TitansEstimator):
         selection expects; with ``TimeSeriesSplit`` each fold's test rows follow its
         training rows."""
         check_is_fitted(self)
-        horizon, added = self._net.horizon, [0] * self.series_.n_series
-        model = copy.deepcopy(self)
-        model.update(y, X)
-        new = self._read(y)
-        for position, length in zip(history.positions(self.series_, new), new.lengths):
-            added[position] = length
-        n_windows = min(added) // horizon
-        if n_windows < 1:
-            raise ValueError(f"score needs at least horizon = {horizon} new rows of "
-                             f"every series in y, got {min(added)}")
-        result = model.backtest(n_windows=n_windows, step=horizon)
-        return -result.metrics["mse"]
+        from ..model_selection import holdout_score  # the floor above the forecaster
+        return holdout_score(self, y, X, self._net.horizon)
 
-    # -- backtest ----------------------------------------------------------------------------
+    # -- backtest and cross-validation ------------------------------------------------------
     def backtest(self, y: Any = None, X: Any = None, n_windows: int = 5,
-                 step: int | None = None) -> BacktestResult:
+                 step: int | None = None, coverage: float | None = None) -> BacktestResult:
         """Rolling-origin evaluation without refitting: ``n_windows`` forecasts whose origins
         step by ``step`` (default ``horizon``) and the last of which ends at the end of ``y``
         (default: the fitted data). Each forecast equals ``predict`` on ``y`` cut at its
-        origin; the memory reads the history once, in order."""
+        origin; the memory reads the history once, in order (learning as it reads). With
+        ``coverage``, each window gets the conformal interval :meth:`predict_interval` would
+        give (``result.frame``'s ``-lo-``/``-hi-`` columns). ``result.frame`` holds the
+        windows in the layout of :meth:`cross_validation`."""
+        windows = self._windows(y, X, n_windows, step, coverage)
+        return backtest_result(windows, type(self).__name__)
+
+    def cross_validation(self, y: Any, X: Any = None, n_windows: int = 1,
+                         step: int | None = None, refit: bool | int = False,
+                         coverage: float | None = None) -> Any:
+        """Time-series cross-validation in neuralforecast's layout (this forecaster is not
+        changed: copies with its parameters are fitted).
+
+        The last ``n_windows`` windows of ``horizon`` rows of each series, their origins
+        ``step`` rows apart (default ``horizon``), are forecast. ``refit=False``: one copy is
+        fitted on the rows before the first window and reads the rest as it comes (the
+        memory keeps learning at test time; the network's weights stay); ``True``: a copy
+        is fitted before every window; an int ``k``: before every ``k``-th window. Returns a
+        long table ``unique_id, ds, cutoff, y, TitansForecaster`` (and, with ``coverage``,
+        ``TitansForecaster-lo-90`` / ``-hi-90``); see
+        :func:`titans_seq.model_selection.cross_validation`, which compares several
+        forecasters in one frame."""
+        from ..model_selection import cross_validation  # the floor above the forecaster
+        return cross_validation(self, y, X, n_windows=n_windows, step=step, refit=refit,
+                                coverage=coverage)
+
+    def _windows(self, y: Any, X: Any, n_windows: int, step: int | None,
+                 coverage: float | None) -> Windows:
+        """The forecasts (and conformal bands) of ``n_windows`` rolling origins of ``y``."""
         check_is_fitted(self)
         net, device = self._net, self.module_.device
         horizon, lookback = net.horizon, net.layout.lookback
         n_windows = integer("n_windows", n_windows)
         step = horizon if step is None else integer("step", step)
+        width = None if coverage is None else self._conformal_width(coverage)
         series = self.series_ if y is None else history.with_covariates(
             self._read(y), X, 0, self.future_names_, "backtest")
         first_origins = [max(1, n - horizon - step * (n_windows - 1)) for n in series.lengths]
         scaler = self.scaler_ if y is None else self._scaler_for(series, first_origins)
-        results = []
+        windows = Windows(series, [], [], None if width is None else [],
+                          None if coverage is None else round(coverage * 100, 4))
         for index, (item, length) in enumerate(zip(self._prepared(series, scaler),
                                                    series.lengths)):
             origins = [length - horizon - step * k for k in reversed(range(n_windows))]
@@ -554,8 +581,13 @@ class TitansForecaster(TitansEstimator):
                 stream = net.read(stream, item, origin)
                 forecast = net.forecast_from(stream, item, origin).float().cpu().numpy()
                 forecasts.append(self._unscale(scaler, self._point(forecast), index))
-            results.append((origins, np.stack(forecasts)))
-        return backtest_result(series, results, horizon)
+            windows.origins.append(origins)
+            windows.forecasts.append(np.stack(forecasts))  # (W, H, C)
+            if width is not None:
+                spread = width * scaler.std[index]  # (H, C)
+                windows.bands.append(np.stack([windows.forecasts[-1] - spread,
+                                               windows.forecasts[-1] + spread], -1))
+        return windows
 
     # -- pickling: a fitted forecaster loads on a CPU-only machine ---------------------------
     def __getstate__(self) -> dict:

@@ -13,7 +13,30 @@ import numpy as np
 from datamodules.timeseries import SeriesSet
 
 from .interface import Forecaster, ForecastStream
-from .outputs import backtest_frame
+from .outputs import backtest_frame, cv_frame
+
+
+@dataclass
+class Windows:
+    """Forecasts from rolling origins, in the data's units: for series ``i``, ``origins[i]``
+    (in time order; an origin is the first forecast row), ``forecasts[i]`` ``(W, H, C)`` and,
+    when intervals were asked, ``bands[i]`` ``(W, H, C, 2)`` (lower, upper) covering
+    ``percent`` % of future values."""
+
+    series: SeriesSet
+    origins: list[list[int]]
+    forecasts: list[np.ndarray]
+    bands: list[np.ndarray] | None = None
+    percent: float | None = None
+
+    @property
+    def horizon(self) -> int:
+        return self.forecasts[0].shape[1]
+
+    def actuals(self, index: int) -> np.ndarray:
+        """The observed values ``(W, H, C)`` of series ``index``'s windows (NaN: missing)."""
+        values = self.series.values[index]
+        return np.stack([values[o:o + self.horizon] for o in self.origins[index]])
 
 
 @dataclass
@@ -23,12 +46,15 @@ class BacktestResult:
     ``forecasts``: the caller's container (a long table with a ``cutoff`` column for tables,
     an array ``(n_windows, H, C)`` for arrays); ``actuals`` the same for the observed values;
     ``metrics``: ``mse``, ``mae`` of the forecasts and of the naive (last value) forecast,
-    in the data's units, over every observed value of every window.
+    in the data's units, over every observed value of every window; ``frame``: the same
+    forecasts in the cross-validation layout (:func:`~titans_seq.forecasting.outputs.cv_frame`:
+    ``unique_id, ds, cutoff, y`` and the model's columns).
     """
 
     forecasts: Any
     actuals: Any
     metrics: dict[str, float]
+    frame: Any = None
 
 
 def calibration_errors(net: Forecaster, prepared, starts: Sequence[int],
@@ -60,12 +86,13 @@ def calibration_errors(net: Forecaster, prepared, starts: Sequence[int],
     return np.concatenate(errors) if errors else None
 
 
-def backtest_result(series: SeriesSet, results, horizon: int) -> BacktestResult:
+def backtest_result(windows: Windows, name: str) -> BacktestResult:
+    """The backtest of ``windows`` by the model called ``name``."""
     errors, naive_errors = [], []
     actual_windows = []
-    for index, (origins, forecasts) in enumerate(results):
-        values = series.values[index]
-        actual = np.stack([values[o:o + horizon] for o in origins])  # (W, H, C)
+    for index, (origins, forecasts) in enumerate(zip(windows.origins, windows.forecasts)):
+        values = windows.series.values[index]
+        actual = windows.actuals(index)  # (W, H, C)
         last = np.stack([_last_observed(values[:o]) for o in origins])[:, None]  # (W, 1, C)
         observed = ~np.isnan(actual)
         errors.append((forecasts - actual)[observed])
@@ -75,8 +102,10 @@ def backtest_result(series: SeriesSet, results, horizon: int) -> BacktestResult:
     metrics = {"mse": float(np.mean(errors ** 2)), "mae": float(np.mean(np.abs(errors))),
                "naive_mse": float(np.mean(naive ** 2)),
                "naive_mae": float(np.mean(np.abs(naive)))}
-    forecasts, actuals = backtest_frame(series, results, actual_windows, horizon)
-    return BacktestResult(forecasts, actuals, metrics)
+    forecasts, actuals = backtest_frame(windows.series,
+                                        list(zip(windows.origins, windows.forecasts)),
+                                        actual_windows, windows.horizon)
+    return BacktestResult(forecasts, actuals, metrics, cv_frame(windows, name))
 
 
 def _last_observed(values: np.ndarray) -> np.ndarray:

@@ -37,11 +37,11 @@ from datamodules.timeseries import ForecastLayout, LaneSegments, PreparedSeries,
 from ..blocks import EncoderConfig, EncoderState, TitansEncoder
 from ..memory import frozen_memory
 from .interface import BatchForecast, ForecastNetwork, ForecastStream
+from .ridge import ridge_fit
 
 if TYPE_CHECKING:
     from .config import ForecastConfig
 
-RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # × the mean diagonal of the Gram matrix
 MEMORY_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)  # shares of the memory path tried after training
 
 
@@ -442,39 +442,10 @@ class LongMemoryForecastNet(ForecastNetwork):
         diagonal)."""
         if self.linear is None or len(windows) == 0:
             return 0.0
-
-        def system(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-            # No intercept: one learns the training period's drift, which the test period
-            # does not share (ETTh1, h = 720: 0.448 with an unpenalised intercept, 0.423
-            # without, on the test windows).
-            x, y = x.double(), y.double()
-            level = x[:, -1:]
-            return x - level, y - level
-
-        def solve(x: Tensor, y: Tensor, penalty: float) -> Tensor:
-            gram = x.T @ x
-            ridge = penalty * gram.diagonal().mean().clamp_min(1e-12)
-            gram.diagonal().add_(ridge + 1e-9)  # + 1e-9: the last column is always 0
-            return torch.linalg.solve(gram, x.T @ y)
-
-        inputs, outputs = system(windows, targets)
-        if val_windows is not None and len(val_windows):
-            fit, held_out, refit = (inputs, outputs), system(val_windows, val_targets), False
-        else:
-            split = max(1, int(0.8 * len(inputs)))
-            fit = (inputs[:split], outputs[:split])
-            held_out, refit = (inputs[split:], outputs[split:]), True
-        best = (float("inf"), RIDGE_GRID[-1], None)
-        if len(held_out[0]):
-            for penalty in RIDGE_GRID:
-                weights = solve(*fit, penalty)
-                error = ((held_out[0] @ weights - held_out[1]) ** 2).mean().item()
-                if error < best[0]:
-                    best = (error, penalty, weights)
-        weights = solve(inputs, outputs, best[1]) if refit or best[2] is None else best[2]
+        weights, penalty = ridge_fit(windows, targets, val_windows, val_targets)
         self.linear.weight.copy_(weights.T.to(self.linear.weight.dtype))  # (H, L)
         self.linear_fitted.fill_(True)
-        return best[1]
+        return penalty
 
 
 def _last_observed(window: Tensor, observed: Tensor) -> Tensor:

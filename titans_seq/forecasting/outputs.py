@@ -139,3 +139,49 @@ def _positions(series: SeriesSet, start: int, count: int) -> pd.RangeIndex:
     continues the caller's index); a placeholder for timed tables, whose time is the key."""
     first = series.first_position + start if series.times is None else 0
     return pd.RangeIndex(first, first + count)
+
+
+def cv_frame(windows, name: str):
+    """``windows`` (:class:`~titans_seq.forecasting.evaluation.Windows`) in neuralforecast's
+    cross-validation layout: one row per series, target column, window and horizon step, with
+    ``unique_id`` (the series id; the target's name for a wide table or an array; ``id/target``
+    for a long table of several targets), ``ds`` (the forecast time; a row position without
+    timestamps), ``cutoff`` (the last row before the window), ``y`` (the actual value, NaN
+    when missing), the forecast ``name`` and, with intervals, ``name-lo-{p}`` /
+    ``name-hi-{p}``. A polars input gives a polars frame, any other a pandas one."""
+    series, horizon = windows.series, windows.horizon
+    frames = []
+    for index, origins in enumerate(windows.origins):
+        n_windows = len(origins)
+        if series.times is None:
+            first = series.first_position
+            stamps = np.asarray([first + o + h for o in origins for h in range(horizon)])
+            cutoffs = np.repeat(np.asarray(origins) + first - 1, horizon)
+        else:
+            times = series.times[index]
+            parts = [series.output_times(series.future_times(index, horizon, after=o - 1))
+                     for o in origins]
+            stamps = parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
+            cutoffs = series.output_times(np.repeat(times[np.asarray(origins) - 1], horizon))
+        actual = windows.actuals(index)  # (W, H, C)
+        for channel, target in enumerate(series.target_names):
+            frame = pd.DataFrame({"unique_id": [_series_label(series, index, target)]
+                                  * (n_windows * horizon),
+                                  "ds": stamps, "cutoff": cutoffs,
+                                  "y": actual[:, :, channel].reshape(-1),
+                                  name: windows.forecasts[index][:, :, channel].reshape(-1)})
+            if windows.bands is not None:
+                label = f"{windows.percent:g}"
+                band = windows.bands[index][:, :, channel]  # (W, H, 2)
+                frame[f"{name}-lo-{label}"] = band[..., 0].reshape(-1)
+                frame[f"{name}-hi-{label}"] = band[..., 1].reshape(-1)
+            frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    return _to_container(frame, "polars" if series.container == "polars" else "pandas")
+
+
+def _series_label(series: SeriesSet, index: int, target: str):
+    if series.layout != "long":
+        return target
+    key = series.ids[index]
+    return key if series.n_channels == 1 else f"{key}/{target}"
