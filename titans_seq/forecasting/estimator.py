@@ -108,11 +108,6 @@ class TitansForecaster(TitansEstimator):
         Training runs there; Lightning hands the module back on the CPU, where ``predict``,
         ``update`` and ``backtest`` run (a single forecast is milliseconds).
 
-    The network's parameters travel below the estimator as one
-    :class:`~titans_seq.forecasting.ForecastConfig` (:meth:`config` maps them; the defaults
-    here are its defaults). Parameters set after ``fit`` (``set_params``) take effect at the
-    next ``fit``: every fitted method reads only what ``fit`` committed.
-
     Attributes
     ----------
     module_ : ForecastingModule
@@ -136,6 +131,13 @@ class TitansForecaster(TitansEstimator):
         The calendar features, covariate columns, table reading options, rolling
         calibration window and history kept, as fitted.
     n_channels_, n_covariates_, target_names_ : as named
+
+    Notes
+    -----
+    The network's parameters travel below the estimator as one
+    :class:`~titans_seq.forecasting.ForecastConfig` (:meth:`config` maps them; the defaults
+    here are its defaults). Parameters set after ``fit`` (``set_params``) take effect at the
+    next ``fit``: every fitted method reads only what ``fit`` committed.
     """
 
     def __init__(self, horizon: int = _LAYOUT.horizon,
