@@ -53,7 +53,7 @@ def surprise_figure(path: Path, anomaly_data: Path) -> None:
     detector = TitansAnomalyDetector(random_state=0).fit(frame.iloc[:probation])
     scores = np.r_[np.zeros(probation), detector.anomaly_score(frame.iloc[probation:])]
     stamps = frame["timestamp"]
-    figure = plot_surprise(frame, scores, threshold=0.5,
+    figure = plot_surprise(frame, scores, threshold=0.5, probation=probation,
                            windows=[(stamps.iloc[a], stamps.iloc[b]) for a, b in windows])
     figure.axes[0].set_title("NAB nyc_taxi: taxi passengers per 30 min, the Titans detector's "
                              "score, labelled windows shaded")
