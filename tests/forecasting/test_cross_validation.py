@@ -37,7 +37,7 @@ def test_the_frame_has_neuralforecasts_layout_and_the_actual_values():
         np.testing.assert_array_equal(window["ds"], data["ds"].iloc[rows])
         np.testing.assert_array_equal(window["y"], data["load"].iloc[rows])
         last = data.loc[data["ds"] == cutoff, "load"].item()
-        np.testing.assert_array_equal(window["NaiveForecaster"], np.full(H, last))
+        np.testing.assert_allclose(window["NaiveForecaster"], np.full(H, last), rtol=1e-12)
 
 
 @pytest.mark.parametrize("refit", [False, True, 2])
@@ -114,7 +114,7 @@ def test_arrays_get_row_positions():
     cv = NaiveForecaster(horizon=4).cross_validation(values, n_windows=2, step=3)
     np.testing.assert_array_equal(cv["ds"], [93, 94, 95, 96, 96, 97, 98, 99])
     np.testing.assert_array_equal(cv["cutoff"], [92] * 4 + [95] * 4)
-    np.testing.assert_array_equal(cv["NaiveForecaster"], [92] * 4 + [95] * 4)
+    np.testing.assert_allclose(cv["NaiveForecaster"], [92] * 4 + [95] * 4, rtol=1e-12)
     np.testing.assert_array_equal(cv["y"], cv["ds"])
 
 
