@@ -1,6 +1,7 @@
 """The main job: forecast ETTh1 (embedded) with the default Titans forecaster, whose memory
-reads the whole history and keeps learning through the test rows, next to the naive and
-linear baselines and the fixed-window ablation, and draw the forecasts.
+reads the whole history and keeps learning through the test rows, next to the baselines of
+``titans_seq.baselines`` (naive, seasonal naive, the ridge the forecaster starts from) and the
+fixed-window ablation, and draw the forecasts.
 
     python benchmarks/forecast_demo.py [--horizon 96] [--out etth1_forecast.png]
 
@@ -8,7 +9,8 @@ Protocol of ``shared/PROTOCOLS.md`` §2b: the standard ETT borders, every test o
 1), MSE/MAE on values scaled by the training rows' statistics, over all channels. The Titans
 models are ``TitansForecaster`` estimators fitted on the training and validation rows (the
 validation rows for early stopping), then backtested over the test rows without refitting:
-the default one's memory reads every row before each origin.
+the default one's memory reads every row before each origin. The baselines are fitted and
+backtested by the same two calls.
 """
 
 from __future__ import annotations
@@ -23,36 +25,35 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datamodules import TimeSeriesDataModule  # noqa: E402
 from datamodules.datasets import ETTH1_CITATION, load_etth1  # noqa: E402
 from datamodules.timeseries.datamodule import ETT_HOUR_BORDERS  # noqa: E402
+from titans_seq.baselines import (NaiveForecaster, RidgeForecaster,  # noqa: E402
+                                  SeasonalNaiveForecaster)
 from titans_seq.forecasting import TitansForecaster  # noqa: E402
-from benchmarks.ltsf_protocol import linear_baseline, windows  # noqa: E402
 
 TRAIN_END, VAL_END, TEST_END = ETT_HOUR_BORDERS
 
 
-def titans_backtest(model: TitansForecaster, values: np.ndarray, horizon: int
-                    ) -> tuple[np.ndarray, float]:
-    """Fit on the training and validation rows, then forecast every test origin; scaled
-    forecasts ``(W, H, C)`` and the fit's seconds."""
+def backtest(model, values: np.ndarray, horizon: int) -> tuple[np.ndarray, float]:
+    """Fit ``model`` (a Titans forecaster or a baseline: the same API) on the training and
+    validation rows, then forecast every test origin; forecasts ``(W, H, C)`` in the data's
+    units and the fit's seconds."""
     start = time.perf_counter()
     model.fit(values[:VAL_END])
     seconds = time.perf_counter() - start
     windows = TEST_END - VAL_END - horizon + 1
     result = model.backtest(values[:TEST_END], n_windows=windows, step=1)
-    scale = model.scaler_
-    return (result.forecasts - scale.mean[0]) / scale.std[0], seconds
+    return result.forecasts, seconds
 
 
 def linear_forecasts(values: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
-    """Ridge on the last ``lookback`` rows relative to the last value (fitted on the training
-    windows); scaled test forecasts ``(W, H, C)``."""
-    data = TimeSeriesDataModule(values, mode="window", lookback=lookback, horizon=horizon,
-                                split="ett-hour", scale=True)
-    data.setup("fit")
-    history, _ = windows(data.datasets["test"])
-    return linear_baseline(data, history)
+    """The ridge on the last ``lookback`` rows relative to the last value
+    (:class:`~titans_seq.baselines.RidgeForecaster`), fitted on the training rows with its
+    penalty chosen on the validation rows; test forecasts ``(W, H, C)`` in the data's
+    units."""
+    val_fraction = (VAL_END - TRAIN_END) / VAL_END
+    model = RidgeForecaster(horizon=horizon, lookback=lookback, val_fraction=val_fraction)
+    return backtest(model, values, horizon)[0]
 
 
 def plot(path: str, values: np.ndarray, mean: np.ndarray, std: np.ndarray,
@@ -70,7 +71,7 @@ def plot(path: str, values: np.ndarray, mean: np.ndarray, std: np.ndarray,
     steps = np.arange(horizon)
     axis.plot(steps, actual, color="grey", label="actual")
     colours = {"Titans (default)": "tab:red", "Titans, fixed window": "tab:purple",
-               "linear (720 rows)": "tab:blue"}
+               "ridge (720 rows)": "tab:blue"}
     for name, forecast in forecasts.items():
         axis.plot(steps, forecast[-1, :, channel] * std[channel] + mean[channel],
                   color=colours.get(name), label=name)
@@ -107,32 +108,33 @@ def main(argv: list[str] | None = None) -> None:
     forecasts, seconds = {}, {}
     default = TitansForecaster(horizon=horizon, val_fraction=val_fraction, random_state=0,
                                verbose=not args.quiet)
-    forecasts["Titans (default)"], seconds["Titans (default)"] = titans_backtest(
-        default, values, horizon)
+    models = {"Titans (default)": default}
     if args.window_epochs:
-        window = TitansForecaster(horizon=horizon, mode="window", val_fraction=val_fraction,
-                                  max_epochs=args.window_epochs, patch_len=16, chunk_size=2,
-                                  random_state=0, verbose=not args.quiet)
-        forecasts["Titans, fixed window"], seconds["Titans, fixed window"] = titans_backtest(
-            window, values, horizon)
+        models["Titans, fixed window"] = TitansForecaster(
+            horizon=horizon, mode="window", val_fraction=val_fraction,
+            max_epochs=args.window_epochs, patch_len=16, chunk_size=2, random_state=0,
+            verbose=not args.quiet)
     for lookback in (720, 96):
-        name = f"linear ({lookback} rows)"
-        begin = time.perf_counter()
-        forecasts[name] = linear_forecasts(values, lookback, horizon)
-        seconds[name] = time.perf_counter() - begin
-    scaler = default.scaler_
+        models[f"ridge ({lookback} rows)"] = RidgeForecaster(
+            horizon=horizon, lookback=lookback, val_fraction=val_fraction)
+    models["seasonal naive (24 h)"] = SeasonalNaiveForecaster(horizon=horizon, season_length=24)
+    models["naive (last value)"] = NaiveForecaster(horizon=horizon)
+    for name, model in models.items():
+        forecasts[name], seconds[name] = backtest(model, values, horizon)
+    scaler = default.scaler_  # every model's errors in the units of the training rows' spread
+    forecasts = {name: (forecast - scaler.mean[0]) / scaler.std[0]
+                 for name, forecast in forecasts.items()}
     scaled = (values - scaler.mean[0]) / scaler.std[0]
     origins = np.arange(VAL_END, TEST_END - horizon + 1)
     target = np.stack([scaled[o:o + horizon] for o in origins])
-    forecasts["naive (last value)"] = np.repeat(scaled[origins - 1][:, None], horizon, 1)
     print(f"\ntest windows: {len(origins)} (stride 1), {len(names)} channels, scaled values")
     print(f"{'model':<24}{'MSE':>8}{'MAE':>8}{'fit s':>8}")
     for name, forecast in forecasts.items():
         error = forecast - target
         print(f"{name:<24}{np.mean(error ** 2):>8.3f}{np.mean(np.abs(error)):>8.3f}"
               f"{seconds.get(name, 0.0):>8.0f}")
-    shown = {k: v for k, v in forecasts.items() if k != "naive (last value)"
-             and k != "linear (96 rows)"}
+    shown = {k: forecasts[k] for k in ("Titans (default)", "Titans, fixed window",
+                                       "ridge (720 rows)") if k in forecasts}
     plot(args.out, values, scaler.mean[0], scaler.std[0], shown, horizon, names.index("OT"))
     print(f"\nforecast plot: {args.out}   (total {time.perf_counter() - start:.0f} s)")
 

@@ -28,14 +28,14 @@ def test_protocol_runner_and_plot(tmp_path):
 
 
 def test_demo_linear_baseline_and_plot(tmp_path):
-    """The main job's pieces on an ETT-sized series: the long linear baseline and the plot."""
+    """The main job's pieces on an ETT-sized series: the ridge baseline and the plot."""
     rng = np.random.default_rng(0)
     t = np.arange(TEST_END)
     values = np.stack([np.sin(2 * np.pi * t / 24), np.cos(2 * np.pi * t / 168)], 1) \
         + 0.05 * rng.normal(size=(TEST_END, 2))
     horizon = 24
-    forecast = linear_forecasts(values, 96, horizon)
     mean, std = values[:8640].mean(0), values[:8640].std(0)
+    forecast = (linear_forecasts(values, 96, horizon) - mean) / std  # data units -> scaled
     scaled = (values - mean) / std
     origins = np.arange(11520, TEST_END - horizon + 1)
     target = np.stack([scaled[o:o + horizon] for o in origins])
@@ -43,5 +43,5 @@ def test_demo_linear_baseline_and_plot(tmp_path):
     assert forecast.shape == target.shape
     assert np.mean((forecast - target) ** 2) < 0.2 * np.mean((naive - target) ** 2)
     path = tmp_path / "forecast.png"
-    plot(str(path), values, mean, std, {"linear (720 rows)": forecast}, horizon, 0)
+    plot(str(path), values, mean, std, {"ridge (720 rows)": forecast}, horizon, 0)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
