@@ -29,7 +29,7 @@ FAST_MODULES = ("memory/test_memory_scan.py", "blocks/test_attention.py",
                 "forecasting/test_frames.py", "forecasting/test_interface.py",
                 "classification/test_kmers.py", "dna/test_dna_readers.py",
                 "test_architecture.py", "test_messages.py", "test_persistence.py",
-                "test_nab_scoring.py")
+                "test_nab_scoring.py", "test_metrics.py", "test_baselines.py")
 
 
 def pytest_configure(config):
