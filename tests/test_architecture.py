@@ -22,6 +22,7 @@ FLOORS = {
     "titans_seq.forecasting.estimator": 4, "titans_seq.classification.estimator": 4,
     "titans_seq.anomaly.detector": 4,
     "titans_seq.plotting": 5, "titans_seq.demo": 5, "titans_seq.cli": 5, "titans_seq": 5,
+    "titans_seq.writers": 5,
 }
 TASKS = ("titans_seq.forecasting", "titans_seq.classification", "titans_seq.anomaly")
 # the one thing of titans_seq the data package may use

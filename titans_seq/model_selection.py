@@ -16,7 +16,7 @@ from datamodules.timeseries.frames import _to_pandas
 
 from .forecasting import history
 from .forecasting.evaluation import Windows
-from .forecasting.outputs import _to_container, cv_frame
+from .forecasting.outputs import to_container, cv_frame
 
 KEYS = ["unique_id", "ds", "cutoff", "y"]
 
@@ -70,7 +70,7 @@ def cross_validation(models: Any, y: Any, X: Any = None, *, n_windows: int = 1,
         frames.append(cv_frame(windows, name))
     frame = _joined(frames, list(named))
     polars = type(y).__module__.split(".")[0] == "polars"
-    return _to_container(frame, "polars") if polars else frame
+    return to_container(frame, "polars") if polars else frame
 
 
 def holdout_score(model: Any, y: Any, X: Any, horizon: int) -> float:

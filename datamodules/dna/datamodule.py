@@ -55,10 +55,14 @@ class DNADataset(Dataset):
     seed : int
         Seed of the augmentation draws. In a DataLoader worker the draws are seeded from
         ``(seed, worker seed)``, so they are reproducible given the loader's generator.
+    names : sequence of str, optional
+        The records' names (what a prediction writer labels each sequence's row with);
+        None: ``seq{i}``.
     """
 
     def __init__(self, sequences: Sequence[str], labels: np.ndarray | None,
-                 tokenizer: DNATokenizer, *, rc_augment: float = 0.0, seed: int = 0) -> None:
+                 tokenizer: DNATokenizer, *, rc_augment: float = 0.0, seed: int = 0,
+                 names: Sequence[str] | None = None) -> None:
         if isinstance(sequences, str) or not hasattr(sequences, "__len__"):
             raise TypeError("sequences must be a list of str, got "
                             f"{type(sequences).__name__}; wrap a single sequence in a list")
@@ -76,12 +80,20 @@ class DNADataset(Dataset):
                                  f"{labels.shape}; map labels to indices first")
             labels = labels.astype(np.int64)
         self.labels = labels
+        self.names = None if names is None else [str(name) for name in names]
+        if self.names is not None and len(self.names) != len(self.sequences):
+            raise ValueError(f"names has {len(self.names)} entries for "
+                             f"{len(self.sequences)} sequences; give one name per sequence")
         self.tokenizer, self.rc_augment, self.seed = tokenizer, float(rc_augment), int(seed)
         self._generator: np.random.Generator | None = None
         self._generator_key: Any = "unset"
 
     def __len__(self) -> int:
         return len(self.sequences)
+
+    def name(self, index: int) -> str:
+        """The name of sequence ``index`` (``seq{index}`` when none was given)."""
+        return f"seq{index}" if self.names is None else self.names[index]
 
     def _rng(self) -> np.random.Generator:
         # Each worker process holds a copy of the dataset; re-seed whenever the worker (or a
@@ -410,7 +422,8 @@ class DNADataModule(RoleLoaders, pl.LightningDataModule):
         if self.predict is not None and stage in (None, "predict") \
                 and "predict" not in self.datasets:
             records = self._read(self.predict, labels=None, label_from_header=None)
-            self.datasets["predict"] = DNADataset(records.sequences, None, self.tokenizer_)
+            self.datasets["predict"] = DNADataset(records.sequences, None, self.tokenizer_,
+                                                  names=records.names)
         required = {"fit": "train", "validate": "val", "test": "test", "predict": "predict"}
         if stage in required and required[stage] not in self.datasets:
             source = {"train": "train=", "val": "train= with val_fraction > 0",

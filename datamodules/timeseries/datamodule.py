@@ -6,7 +6,8 @@ from typing import Any, Literal, Sequence
 
 import lightning.pytorch as pl
 import numpy as np
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, Dataset
 
 from ..checks import InvalidParameterError, boolean, choice, fraction, integer
 from ..datasets import resolve_embedded
@@ -68,6 +69,25 @@ def split_borders(length: int, split: Split, val_fraction: float = 0.1,
     return train, val, test
 
 
+class ForecastOrigins(Dataset):
+    """A predict dataset (one item per series, in order: :func:`predict_dataset`) whose items
+    also say which series they forecast and from which origin: ``series`` (its index) and
+    ``origin`` (the row after its last one). A prediction writer places each forecast by
+    them, whatever order a loader, or each process of several, reads the items in."""
+
+    def __init__(self, dataset: Dataset, lengths: Sequence[int]) -> None:
+        self.dataset, self.lengths = dataset, list(lengths)
+        # a loader passes items through as they are when the dataset's items are batches
+        self.items_are_batches = getattr(dataset, "items_are_batches", False)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {**self.dataset[index], "series": torch.tensor(index),
+                "origin": torch.tensor(self.lengths[index])}
+
+
 class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
     """Forecasting windows from pandas/polars tables (wide or long), arrays, CSV or Parquet.
 
@@ -118,6 +138,13 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
         The scaling statistics (fitted in ``setup``, or loaded from a checkpoint).
     prepared : list of PreparedSeries
         The scaled series the datasets read (after ``setup``).
+
+    Notes
+    -----
+    The ``predict`` stage forecasts the ``horizon`` rows after the end of each series (the
+    model has read the whole series in ``mode="stream"``, its last window in
+    ``mode="window"``); its batches also hold ``series`` and ``origin``
+    (:class:`ForecastOrigins`), which ``titans_seq.writers.PredictionWriter`` reads.
     """
 
     def __init__(self, data: Any = None, lookback: int = 96, horizon: int = 96,
@@ -223,8 +250,9 @@ class TimeSeriesDataModule(RoleLoaders, pl.LightningDataModule):
                                  "TitansForecaster.predict(X=…)")
             ahead = prepare_series(series, self.scaler, self.calendar,
                                    extra_rows=self.layout.horizon)
-            self.datasets["predict"] = predict_dataset(ahead, series.ids, series.lengths,
-                                                       self.layout)
+            self.datasets["predict"] = ForecastOrigins(
+                predict_dataset(ahead, series.ids, series.lengths, self.layout),
+                series.lengths)
 
     def _loader(self, name: str) -> DataLoader | list:
         dataset = self.datasets.get(name)

@@ -1,4 +1,5 @@
-"""The ``titans-seq`` LightningCLI: shipped configs, ``--print_config``, quiet defaults, loggers."""
+"""The ``titans-seq`` LightningCLI: shipped configs, ``--print_config``, quiet defaults, loggers,
+the layout linked from the datamodule, ``predict --output``, the help."""
 
 import os
 import subprocess
@@ -6,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -127,6 +129,8 @@ def test_fit_then_validate_test_and_predict_from_the_checkpoint(empty_folder):
     cli = build_cli(["predict", *common, f"--ckpt_path={checkpoint}"])
     assert cli.trainer.state.finished and cli.trainer.predict_loop.predictions[0].shape == \
         (1, 96, 7)  # one forecast of 96 rows and 7 channels past the end of ETTh1
+    # without --output, the predictions are returned and nothing is written
+    assert {path.suffix for path in empty_folder.rglob("*") if path.is_file()} == {".ckpt"}
 
 
 def test_online_config_fits_then_tests_online_from_its_checkpoint(empty_folder):
@@ -200,3 +204,194 @@ def test_a_checkpoint_of_fit_becomes_a_forecaster(empty_folder):
         TitansForecaster.from_checkpoint(checkpoint, TimeSeriesDataModule(
             "etth2", horizon=12, lookback=96, linear_lookback=data.layout.linear_lookback,
             patch_len=data.layout.patch_len, segment_tokens=data.layout.segment_tokens))
+
+
+# -- predict --output, the linked layout, the help -----------------------------------------------
+# A small forecasting layout, set once on the datamodule (the model takes it through the links).
+TINY_LAYOUT = ["--data.init_args.split=fractions", "--data.init_args.lookback=32",
+               "--data.init_args.linear_lookback=64", "--data.init_args.horizon=8",
+               "--data.init_args.patch_len=8", "--data.init_args.segment_tokens=4"]
+TINY_FORECAST = ["--config", str(CONFIGS / "forecast_etth1.yaml"), f"{FORECAST_ENCODER}.dim=16",
+                 "--model.init_args.config.head_hidden=16", "--trainer.enable_progress_bar=false",
+                 *TINY_LAYOUT]
+TARGETS = ["load", "temp"]
+
+
+def two_series(folder: Path) -> Path:
+    """A long CSV of two hourly series of different lengths and levels (around 10 and -50)."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for key, length, level in (("north", 300, 10.0), ("south", 260, -50.0)):
+        steps = np.arange(length)
+        frames.append(pd.DataFrame({
+            "unique_id": key, "ds": pd.date_range("2024-01-01", periods=length, freq="h"),
+            "load": level + 3 * np.sin(steps / 6) + rng.normal(0, 0.3, length),
+            "temp": 2 * level + np.cos(steps / 9) + rng.normal(0, 0.3, length)}))
+    path = folder / "two_series.csv"
+    pd.concat(frames).to_csv(path, index=False)
+    return path
+
+
+def fitted_checkpoint(common: list[str], folder: Path) -> Path:
+    """A checkpoint of one short epoch of ``common``'s model and data."""
+    build_cli(["fit", *common, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+               "--trainer.limit_val_batches=1", "--trainer.enable_checkpointing=true",
+               f"--trainer.default_root_dir={folder}"])
+    return next(folder.rglob("*.ckpt"))
+
+
+def in_data_units(scaled: np.ndarray, observed: pd.DataFrame) -> np.ndarray:
+    """``scaled`` forecasts ``(H, C[, Q])`` in the units of ``observed`` (a series' rows):
+    × std + mean of its training rows (the first 70 %: the datamodule's default fractions)."""
+    train = observed[TARGETS].to_numpy()[:int(len(observed) * (1 - 0.1 - 0.2))]
+    mean, std = train.mean(0), train.std(0)
+    if scaled.ndim == 3:  # quantiles last
+        return scaled * std[:, None] + mean[:, None]
+    return scaled * std + mean
+
+
+def test_predict_writes_forecasts_in_the_data_units_to_csv(empty_folder):
+    """Long data: one row per series and forecast time, after the series' end, in the units
+    of the data; a checkpoint of another horizon than the datamodule's is refused."""
+    data = two_series(empty_folder.parent)
+    common = [*TINY_FORECAST, f"--data.init_args.data={data}", "--data.init_args.id_col=unique_id",
+              "--data.init_args.time_col=ds", "--data.init_args.target=[load, temp]"]
+    checkpoint = fitted_checkpoint(common, empty_folder)
+    output = empty_folder / "forecasts.csv"
+    cli = build_cli(["predict", *common, f"--ckpt_path={checkpoint}", f"--output={output}",
+                     "--trainer.enable_checkpointing=true"])  # the fit's callbacks, unused
+    assert cli.model.config.layout.horizon == 8  # --data.init_args.horizon reached the model
+    written = pd.read_csv(output, parse_dates=["cutoff", "ds"])
+    assert list(written.columns) == ["unique_id", "cutoff", "ds", *TARGETS]
+    observed = pd.read_csv(data, parse_dates=["ds"])
+    assert list(written["unique_id"].unique()) == ["north", "south"]
+    for index, key in enumerate(cli.datamodule.series.ids):  # one batch per series
+        rows, history = written[written.unique_id == key], observed[observed.unique_id == key]
+        last = history["ds"].iloc[-1]
+        assert (rows["cutoff"] == last).all()
+        assert list(rows["ds"]) == list(pd.date_range(last, periods=9, freq="h")[1:])
+        scaled = cli.trainer.predict_loop.predictions[index][0].numpy()
+        assert scaled.std() > 1e-3  # a forecast that is not the mean: the std is undone too
+        np.testing.assert_allclose(rows[TARGETS].to_numpy(), in_data_units(scaled, history),
+                                   rtol=1e-5, atol=1e-5)
+    levels = written.groupby("unique_id")["load"].mean()
+    assert abs(levels["north"] - 10) < 5 and abs(levels["south"] + 50) < 5  # not scaled
+    with pytest.raises(ValueError, match="trained with horizon=8, the datamodule has horizon=4"):
+        build_cli(["predict", *common, "--data.init_args.horizon=4", f"--ckpt_path={checkpoint}"])
+
+
+def test_predict_writes_quantile_forecasts_of_wide_data_to_parquet(empty_folder):
+    """Wide data (one series, no id column) and a quantile model: one column per target and
+    level, in the data's units."""
+    import polars
+
+    data = empty_folder.parent / "one_series.csv"
+    two_series(empty_folder.parent)
+    whole = pd.read_csv(empty_folder.parent / "two_series.csv", parse_dates=["ds"])
+    whole[whole.unique_id == "north"].drop(columns="unique_id").to_csv(data, index=False)
+    common = [*TINY_FORECAST, f"--data.init_args.data={data}",
+              "--model.init_args.config.loss=quantile"]
+    checkpoint = fitted_checkpoint(common, empty_folder)
+    output = empty_folder / "forecasts.parquet"
+    cli = build_cli(["predict", *common, f"--ckpt_path={checkpoint}", f"--output={output}",
+                     "--trainer.enable_checkpointing=true"])  # the fit's callbacks, unused
+    written = polars.read_parquet(output)
+    levels = ["0.1", "0.5", "0.9"]
+    assert written.columns == ["cutoff", "ds", *[f"{name}_q{level}" for name in TARGETS
+                                                 for level in levels]]
+    history = pd.read_csv(data, parse_dates=["ds"])
+    last = history["ds"].iloc[-1]
+    assert written["ds"].to_list() == list(pd.date_range(last, periods=9, freq="h")[1:])
+    assert set(written["cutoff"].to_list()) == {last}
+    expected = in_data_units(cli.trainer.predict_loop.predictions[0][0].numpy(), history)
+    for channel, name in enumerate(TARGETS):
+        for q, level in enumerate(levels):
+            np.testing.assert_allclose(written[f"{name}_q{level}"].to_numpy(),
+                                       expected[:, channel, q], rtol=1e-5, atol=1e-5)
+
+
+def test_predict_writes_dna_classes_with_ids_and_labels(empty_folder):
+    fasta = empty_folder.parent / "sequences.fa"
+    fasta.write_text(">promoter_a\nACGTACGTACGTTTGACAGCTAGCTAGGCTATAATGCGC\n"
+                     ">promoter_b\nGGGCCCAAATTTGGGCCCAAATTTACGT\n"
+                     ">other_c\nTTTTTTTTTTAAAAAAAAAACCCCCGGGGG\n")
+    output = empty_folder / "classes.csv.gz"
+    cli = build_cli(["predict", "--config", str(CONFIGS / "dna_promoters.yaml"),
+                     f"{DNA_ENCODER}.dim=16", "--data.init_args.batch_size=2",
+                     f"--data.init_args.predict={fasta}", "--trainer.enable_progress_bar=false",
+                     f"--output={output}"])
+    written = pd.read_csv(output)
+    classes = cli.datamodule.classes_.tolist()
+    assert list(written.columns) == ["id", "label", *[f"proba_{c}" for c in classes]]
+    assert list(written["id"]) == ["promoter_a", "promoter_b", "other_c"]
+    probabilities = np.concatenate([p.numpy() for p in cli.trainer.predict_loop.predictions])
+    np.testing.assert_allclose(written[[f"proba_{c}" for c in classes]].to_numpy(),
+                               probabilities, rtol=1e-5)
+    assert list(written["label"]) == [classes[i] for i in probabilities.argmax(1)]
+
+
+@pytest.mark.parametrize("output, message", [
+    ("forecasts.txt", r"must end in \.csv, \.csv\.gz, \.parquet"),
+    ("missing/forecasts.csv", "its folder 'missing' does not exist")])
+def test_predict_refuses_an_output_it_cannot_write(output, message, empty_folder):
+    with pytest.raises(ValueError, match=message):
+        build_cli(["predict", *TINY_FORECAST, f"--output={output}"])
+    assert os.listdir(empty_folder) == []
+
+
+def test_the_layout_is_set_once_on_the_datamodule(empty_folder):
+    """The datamodule's layout reaches the model (its config given or left to the defaults);
+    setting it on the model as well is refused, on the command line and in a file."""
+    cli = build_cli(["--config", str(CONFIGS / "forecast_etth1.yaml"),
+                     "--data.init_args.horizon=12", "--data.init_args.lookback=48"], run=False)
+    assert (cli.model.config.layout.horizon, cli.model.config.layout.lookback) == (12, 48)
+    assert cli.model.config.encoder.dim == 64  # the rest of the model's config kept
+    cli = build_cli(["--model=titans_seq.ForecastingModule",
+                     "--data=datamodules.TimeSeriesDataModule", "--data.init_args.data=etth1",
+                     "--data.init_args.mode=window", "--data.init_args.horizon=12"], run=False)
+    assert (cli.model.config.layout.mode, cli.model.config.layout.horizon) == ("window", 12)
+    with pytest.raises(ValueError, match="--data.init_args.horizon"):
+        build_cli(["--config", str(CONFIGS / "forecast_etth1.yaml"),
+                   "--model.init_args.config.layout.horizon=12"], run=False)
+    config = yaml.safe_load((CONFIGS / "forecast_etth1.yaml").read_text())
+    config["model"]["init_args"]["config"]["layout"] = {"lookback": 48}
+    repeated = empty_folder.parent / "repeated.yaml"
+    repeated.write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match="repeated.yaml.*--data.init_args.lookback"):
+        build_cli(["--config", str(repeated)], run=False)
+
+
+@pytest.mark.parametrize("subcommand", [[], ["fit"], ["predict"]])
+def test_help_names_the_models_datamodules_configs_and_examples(
+        subcommand, capsys, empty_folder):
+    with pytest.raises(SystemExit):
+        build_cli([*subcommand, "--help"])
+    text = capsys.readouterr().out
+    for name in ("titans_seq.ForecastingModule", "datamodules.TimeSeriesDataModule",
+                 "titans_seq.ClassificationModule", "titans_seq.PretrainingModule",
+                 "datamodules.DNADataModule", "titans-seq fit --config",
+                 "titans-seq predict --config", "--output forecasts.csv"):
+        assert name in text
+    assert [config.name for config in sorted(CONFIGS.glob("*.yaml"))
+            if config.name not in text] == []
+    if subcommand == ["predict"]:
+        assert "--output OUTPUT" in text
+
+
+def test_predict_under_ddp_writes_every_series_once(empty_folder):
+    """Two CPU processes each forecast one of the two series; rank 0 gathers the rows and
+    writes one file, equal to the one a single process writes."""
+    data = two_series(empty_folder.parent)
+    common = [*TINY_FORECAST, f"--data.init_args.data={data}", "--data.init_args.id_col=unique_id",
+              "--data.init_args.time_col=ds", "--data.init_args.target=[load, temp]",
+              "--trainer.accelerator=cpu"]
+    build_cli(["predict", *common, f"--output={empty_folder / 'one.csv'}"])
+    command = Path(sys.executable).with_name("titans-seq")
+    completed = subprocess.run([str(command), "predict", *common, "--trainer.devices=2",
+                                "--trainer.strategy=ddp", "--output=two.csv"],
+                               capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert sorted(os.listdir(empty_folder)) == ["one.csv", "two.csv"]
+    pd.testing.assert_frame_equal(pd.read_csv(empty_folder / "two.csv"),
+                                  pd.read_csv(empty_folder / "one.csv"))

@@ -198,6 +198,9 @@ class ClassificationModule(RandomStateInCheckpoints, pl.LightningModule):
         self._evaluate(batch, "test")
 
     def predict_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
+        """Class probabilities ``(B, n_classes)`` (:meth:`predict_proba`);
+        :class:`~titans_seq.writers.PredictionWriter` writes them with the sequences' names
+        and the predicted labels (``titans-seq predict --output FILE``)."""
         return self.predict_proba(batch["inputs"], batch["mask"])
 
     def configure_optimizers(self):

@@ -366,8 +366,13 @@ class ForecastingModule(RandomStateInCheckpoints, pl.LightningModule):
         self._evaluate(batch, "test")
 
     def predict_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
-        """The forecast from each window's origin (``mode="window"``), or from the end of
-        each series (``mode="stream"``: one series a batch, ``(1, H, C[, Q])``)."""
+        """The forecasts of a predict batch, scaled as the data are: from each window's
+        origin (``mode="window"``, ``(B, H, C[, Q])``), or from the end of a whole series
+        (``mode="stream"``: one series a batch, ``(1, H, C[, Q])``), by the network alone
+        (without the error memory, which :meth:`forecaster` adds).
+        ``TimeSeriesDataModule``'s predict stage forecasts from the end of each series;
+        :class:`~titans_seq.writers.PredictionWriter` writes the forecasts in the data's
+        units (``titans-seq predict --output FILE``)."""
         return self.net.predict_batch(batch)
 
     def configure_optimizers(self):

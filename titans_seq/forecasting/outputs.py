@@ -10,13 +10,15 @@ import pandas as pd
 from datamodules.timeseries import SeriesSet
 
 
-def _columns(series: SeriesSet, levels: Sequence[float] | None) -> list[str]:
+def forecast_columns(series: SeriesSet, levels: Sequence[float] | None) -> list[str]:
+    """The forecast's columns: the targets, or ``{target}_q{level}`` per quantile level."""
     if levels is None:
         return list(series.target_names)
     return [f"{name}_q{level:g}" for name in series.target_names for level in levels]
 
 
-def _to_container(frame: pd.DataFrame, container: str):
+def to_container(frame: pd.DataFrame, container: str):
+    """``frame`` as the caller's container (``"polars"``: a polars frame, else as is)."""
     if container == "polars":
         import polars as pl
         return pl.DataFrame({c: _polars_values(frame[c]) for c in frame.columns})
@@ -48,14 +50,15 @@ def forecast_output(series: SeriesSet, forecasts: list[np.ndarray],
             return forecast[:, 0] if series.one_dimensional else forecast
         length = series.first_position + series.lengths[0]  # an untimed table: positions
         frame = pd.DataFrame(forecast.reshape(forecast.shape[0], -1),
-                             columns=_columns(series, levels),
+                             columns=forecast_columns(series, levels),
                              index=pd.RangeIndex(length, length + forecast.shape[0]))
-        return _to_container(frame, series.container)
+        return to_container(frame, series.container)
     frames = []
     for index, forecast in enumerate(forecasts):
         horizon = forecast.shape[0]
         data = forecast.reshape(horizon, -1)  # (H, C·Q): channel-major, then level
-        frames.append(_keyed(series, index, pd.DataFrame(data, columns=_columns(series, levels)),
+        frame = pd.DataFrame(data, columns=forecast_columns(series, levels))
+        frames.append(_keyed(series, index, frame,
                              series.future_times(index, horizon)))
     return _stacked(series, frames)
 
@@ -96,7 +99,7 @@ def _stacked(series: SeriesSet, frames: list[pd.DataFrame]):
     if series.time_index and series.container == "pandas":
         frame = frame.set_index(frame.columns[0])
         frame.index.name = None
-    return _to_container(frame, series.container)
+    return to_container(frame, series.container)
 
 
 def backtest_frame(series: SeriesSet, results, actuals: list[np.ndarray], horizon: int):
@@ -117,7 +120,7 @@ def backtest_frame(series: SeriesSet, results, actuals: list[np.ndarray], horizo
                 if series.layout == "long":
                     frame.insert(0, series.id_col, [series.ids[index]] * horizon)
                 frames[key].append(frame)
-    return tuple(_to_container(pd.concat(frames[key], ignore_index=True), series.container)
+    return tuple(to_container(pd.concat(frames[key], ignore_index=True), series.container)
                  for key in ("forecasts", "actuals"))
 
 
@@ -177,7 +180,7 @@ def cv_frame(windows, name: str):
                 frame[f"{name}-hi-{label}"] = band[..., 1].reshape(-1)
             frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
-    return _to_container(frame, "polars" if series.container == "polars" else "pandas")
+    return to_container(frame, "polars" if series.container == "polars" else "pandas")
 
 
 def _series_label(series: SeriesSet, index: int, target: str):
