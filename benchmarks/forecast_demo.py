@@ -65,7 +65,7 @@ def plot(path: str, values: np.ndarray, mean: np.ndarray, std: np.ndarray,
     origin = TEST_END - horizon
     history = values[origin - 2 * horizon:origin, channel]
     actual = values[origin:TEST_END, channel]
-    figure, axis = plt.subplots(figsize=(10, 4))
+    figure, axis = plt.subplots(figsize=(11, 4), layout="constrained")
     past = np.arange(-len(history), 0)
     axis.plot(past, history, color="black", label="history")
     steps = np.arange(horizon)
@@ -78,8 +78,7 @@ def plot(path: str, values: np.ndarray, mean: np.ndarray, std: np.ndarray,
     axis.axvline(-0.5, color="grey", linestyle=":")
     axis.set(title=f"ETTh1 oil temperature: last test origin, {horizon}-hour forecast",
              xlabel="hours from the origin", ylabel="OT (°C)")
-    axis.legend()
-    figure.tight_layout()
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # off the data
     figure.savefig(path, dpi=120)
     plt.close(figure)
 

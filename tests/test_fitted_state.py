@@ -23,7 +23,8 @@ FORECASTER_CHANGES = dict(
     id_col="id", static_covariates=["size"], calibration_window=7, max_history=50,
     learn_errors=False,
     random_state=9,
-    verbose=True, accelerator="cpu", devices="auto", trainer_kwargs={"max_steps": 3})
+    verbose=True, device="cuda:3", accelerator="cpu", devices="auto",
+    trainer_kwargs={"max_steps": 3})
 CLASSIFIER_CHANGES = dict(
     variant="mag", dim=8, depth=2, heads=1, memory_depth=1, chunk_size=8, dropout=0.3,
     bidirectional=True, readout="last", stem_kernel=0, stem_stride=1, kmer_sizes=(2, 3),
@@ -31,7 +32,8 @@ CLASSIFIER_CHANGES = dict(
     max_length=12, crop="center", padding="max_length", ambiguity="error", rna=True,
     rc_augment=0.5, rc_average=True, pretrain=1, pretrained="elsewhere.ckpt", max_epochs=3,
     batch_size=5, lr=0.05, weight_decay=0.5, patience=1, val_fraction=0.3, random_state=9,
-    verbose=True, accelerator="gpu", devices="auto", trainer_kwargs={"max_steps": 3})
+    verbose=True, device="cuda:3", accelerator="gpu", devices="auto",
+    trainer_kwargs={"max_steps": 3})
 DETECTOR_CHANGES = dict(
     context=4, key_dim=4, memory_depth=1, memory_hidden=8, chunk_size=2, max_lr=0.1,
     short_window=7, long_window=50, novelty=False, refractory=0, contamination=0.1,

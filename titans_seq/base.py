@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from datamodules.checks import InvalidParameterError, boolean, fraction, integer, real, seed_from
 
+from .devices import check_device, placed_device, training_devices
 from .persistence import load_estimator, save_estimator
 from .training import train_module
 
@@ -75,6 +76,9 @@ class TitansEstimator(Persistent, BaseEstimator):
                                         f"got {self.accelerator!r}")
         devices = self.devices if isinstance(self.devices, str) \
             else integer("devices", self.devices, hint="or a str such as 'auto'")
+        device = check_device(getattr(self, "device", "auto"))
+        accelerator, devices, trained_on = training_devices(device, self.accelerator, devices,
+                                                            self.trainer_kwargs)
         rules = {"max_epochs": lambda v: integer("max_epochs", v),
                  "batch_size": lambda v: integer("batch_size", v),
                  "lr": lambda v: real("lr", v, 0.0, low_open=True),
@@ -86,7 +90,10 @@ class TitansEstimator(Persistent, BaseEstimator):
                    if name in self.get_params(deep=False)}
         checked.setdefault("batch_size", 1)
         checked.setdefault("patience", 0)
-        return {**checked, "seed": seed_from(self.random_state), "devices": devices}
+        return {**checked, "seed": seed_from(self.random_state), "devices": devices,
+                "accelerator": accelerator,
+                # where the fitted model runs: the device named, else the one it trains on
+                "device": trained_on if device == "auto" else device}
 
     def _fit_module(self, build: Callable[[], pl.LightningModule], train: Dataset,
                     val: Dataset | None, training: dict[str, Any], *, monitor: str,
@@ -104,13 +111,25 @@ class TitansEstimator(Persistent, BaseEstimator):
             train_module(module, train, val, max_epochs=training["max_epochs"],
                          batch_size=training["batch_size"], patience=training["patience"],
                          verbose=training["verbose"], seed=seed,
-                         trainer_kwargs={"accelerator": self.accelerator,
+                         trainer_kwargs={"accelerator": training["accelerator"],
                                          "devices": training["devices"],
                                          **(trainer_defaults or {}),
                                          **(self.trainer_kwargs or {})},
                          monitor=monitor, mode=mode, collate_fn=collate_fn)
         module.trainer = None  # let the Trainer and its data loaders go
         return module.cpu().eval()
+
+    def _placed(self) -> torch.device:
+        """The device the fitted model runs on (:func:`~titans_seq.devices.placed_device`),
+        with the model moved there (and what :meth:`_move_state` moves)."""
+        target = placed_device(getattr(self, "device_", "cpu"))
+        if self.module_.device != target:
+            self.module_.to(target)
+            self._move_state(target)
+        return target
+
+    def _move_state(self, device: torch.device) -> None:
+        """Move fitted tensors other than the model to ``device`` (none here)."""
 
     def _commit(self, fitted: dict[str, Any]) -> None:
         """Replace the fitted state (attributes ending in ``_``) by ``fitted``, at once."""

@@ -30,7 +30,8 @@ from datamodules.timeseries import split_borders
 
 from .base import Persistent
 from .forecasting import history
-from .forecasting.evaluation import (BacktestResult, Windows, backtest_result, conformal_width)
+from .forecasting.evaluation import (BacktestResult, Windows, backtest_result, conformal_width,
+                                    window_origins)
 from .forecasting.outputs import forecast_output, interval_output
 from .forecasting.ridge import automatic_lookback, ridge_fit, ridge_forecast
 
@@ -200,14 +201,9 @@ class BaselineForecaster(Persistent, BaseEstimator):
         horizon, n_windows = self.horizon_, integer("n_windows", n_windows)
         step = horizon if step is None else integer("step", step)
         width = None if coverage is None else self._width(coverage)
-        origins = [np.array([n - horizon - step * k for k in reversed(range(n_windows))])
-                   for n in series.lengths]
-        forecasts = self._forecasts_at(series, scaler, origins)
-        bands = None if width is None else [
-            np.stack([f - width * scaler.std[i], f + width * scaler.std[i]], -1)
-            for i, f in enumerate(forecasts)]
-        return Windows(series, [o.tolist() for o in origins], forecasts, bands,
-                       None if coverage is None else round(coverage * 100, 4))
+        origins = window_origins(series, horizon, step, n_windows, self.context_)
+        forecasts = self._forecasts_at(series, scaler, [np.array(o) for o in origins])
+        return Windows.of(series, origins, forecasts, width, scaler, coverage)
 
     def cross_validation(self, y: Any, X: Any = None, n_windows: int = 1,
                          step: int | None = None, refit: bool | int = False,

@@ -119,10 +119,17 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         state (CPU and GPUs) is left untouched.
     verbose : bool
         Progress bar during fit.
+    device : str
+        Where :meth:`predict_proba` runs, and, when not ``"auto"``, where training runs
+        (``"cpu"``, ``"cuda"``, ``"cuda:1"``): ``"auto"`` trains as ``accelerator``/
+        ``devices`` say and classifies where it trained. On the CPU the probabilities are
+        computed in float64 (a sequence's probabilities then do not depend on the other
+        sequences of the call); on a GPU in float32, batched. A model whose device is not
+        available (a GPU model loaded on a CPU-only machine) runs on the CPU.
     accelerator, devices, trainer_kwargs
-        Passed to the Lightning Trainer (``devices=1``: no surprise multi-GPU;
-        ``gradient_clip_val=1.0`` unless ``trainer_kwargs`` says otherwise). The fitted module
-        is moved to the CPU, where ``predict`` runs without a Trainer.
+        Passed to the Lightning Trainer (``devices=1``: one process on one device; several
+        are refused — the command line trains on them, then :meth:`from_checkpoint`;
+        ``gradient_clip_val=1.0`` unless ``trainer_kwargs`` says otherwise).
 
     Attributes
     ----------
@@ -142,6 +149,8 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         How the fit read and batched sequences (``tokenizer``, ``k``, ``max_length``,
         ``crop``, ``padding``, ``ambiguity``, ``rna``): what :meth:`predict_proba` reads new
         sequences with. Parameters set after ``fit`` take effect at the next ``fit``.
+    device_ : str
+        Where the fitted model runs (the CPU when that device is not available).
     """
 
     def __init__(self, variant: Variant = _ENCODER.variant, dim: int = _ENCODER.dim,
@@ -164,7 +173,7 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
                  batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-2,
                  patience: int = 3, val_fraction: float = 0.1,
                  random_state: int | None = None, verbose: bool = False,
-                 accelerator: str = "auto", devices: int | str = 1,
+                 device: str = "auto", accelerator: str = "auto", devices: int | str = 1,
                  trainer_kwargs: dict | None = None) -> None:
         self.variant, self.dim, self.depth, self.heads = variant, dim, depth, heads
         self.memory_depth, self.chunk_size, self.dropout = memory_depth, chunk_size, dropout
@@ -180,7 +189,8 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         self.max_epochs, self.batch_size, self.lr = max_epochs, batch_size, lr
         self.weight_decay, self.patience, self.val_fraction = weight_decay, patience, val_fraction
         self.random_state, self.verbose = random_state, verbose
-        self.accelerator, self.devices, self.trainer_kwargs = accelerator, devices, trainer_kwargs
+        self.device, self.accelerator, self.devices = device, accelerator, devices
+        self.trainer_kwargs = trainer_kwargs
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -273,7 +283,7 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
             build = lambda: _train_only(branch, "encoder")  # noqa: E731
         module = self._fit_module(build, train, val, params, monitor="val_loss", **options)
         self._commit({**fitted, "input_kind_": kind, "classes_": classes, "module_": module,
-                      "reading_": reading})
+                      "reading_": reading, "device_": params["device"]})
         return self
 
     @classmethod
@@ -294,10 +304,12 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         classes = checkpoints.classes_of(saved, checkpoint, data, classes)
         model = cls(**{**checkpoints.params_of(module), **checkpoints.params_of_saved(saved),
                        **checkpoints.params_of_data(data), **params})
-        reading = model._check_params()["reading"]
+        checked = model._check_params()
+        reading = checked["reading"]
         checkpoints.check_module(module, classes, reading, checkpoint)
         model._commit({"input_kind_": "dna", "classes_": classes,
-                       "module_": module.cpu().eval(), "reading_": reading})
+                       "module_": module.cpu().eval(), "reading_": reading,
+                       "device_": checked["device"]})
         return model
 
     def _pretrain(self, sequences: list[str], start: Any, params: dict[str, Any]) -> Any:
@@ -389,19 +401,24 @@ class TitansClassifier(ClassifierMixin, TitansEstimator):
         order = np.argsort(lengths, kind="stable")
         dataset = self._dataset(self.input_kind_, sequences, None, order, self.reading_, 0.0)
         collate = _collate(self.input_kind_, self.reading_)
-        # In float64: a float32 matrix product's rounding depends on how many rows it is
-        # given, so a sequence's probabilities would change in the last digits with the
-        # other sequences of the call; in float64 that stays far below any tolerance.
-        module = copy.deepcopy(self.module_).double()
+        device = self._placed()
+        if device.type == "cpu":
+            # In float64: a float32 matrix product's rounding depends on how many rows it is
+            # given, so a sequence's probabilities would change in the last digits with the
+            # other sequences of the call; in float64 that stays far below any tolerance.
+            module, dtype = copy.deepcopy(self.module_).double(), torch.float64
+        else:  # on an accelerator: the trained float32 weights, batched
+            module, dtype = self.module_, torch.float32
         probabilities = []
         with torch.inference_mode():
             for start in range(0, len(order), PREDICT_BATCH):
                 batch = collate([dataset[i] for i in
                                  range(start, min(start + PREDICT_BATCH, len(order)))])
-                inputs = batch["inputs"]
+                inputs = batch["inputs"].to(device)
                 if inputs.is_floating_point():
-                    inputs = inputs.double()
-                probabilities.append(module.predict_proba(inputs, batch["mask"]))
+                    inputs = inputs.to(dtype)
+                probabilities.append(module.predict_proba(inputs, batch["mask"].to(device))
+                                     .double().cpu())
         result = np.empty((len(order), len(self.classes_)), dtype=np.float64)
         result[order] = torch.cat(probabilities).double().numpy()
         return result

@@ -22,7 +22,7 @@ from ..training import load_module_checkpoint
 from . import checkpoints, history, tails
 from .config import ForecastConfig
 from .evaluation import (BacktestResult, Windows, backtest_result, conformal_width,
-                         last_errors)
+                         last_errors, rolling_forecasts, window_origins)
 from .interface import Forecaster, read_streams
 from .module import ForecastingModule
 from .network import ChannelMode
@@ -103,10 +103,16 @@ class TitansForecaster(TitansEstimator):
         GPUs) is left untouched.
     verbose : bool
         Progress bar during fit.
+    device : str
+        Where the fitted model forecasts, updates and backtests, and, when not ``"auto"``,
+        where it trains (``"cpu"``, ``"cuda"``, ``"cuda:1"``): ``"auto"`` trains as
+        ``accelerator``/``devices`` say and runs where it trained. A model whose device is
+        not available (a GPU model loaded on a CPU-only machine) runs on the CPU
+        (:mod:`titans_seq.devices`).
     accelerator, devices, trainer_kwargs
-        Passed to the Lightning Trainer (``devices=1`` by default: no surprise multi-GPU).
-        Training runs there; Lightning hands the module back on the CPU, where ``predict``,
-        ``update`` and ``backtest`` run (a single forecast is milliseconds).
+        Passed to the Lightning Trainer (``devices=1``: one process on one device; several
+        devices are refused, the command line trains on them and :meth:`from_checkpoint`
+        makes the estimator).
 
     Attributes
     ----------
@@ -131,6 +137,8 @@ class TitansForecaster(TitansEstimator):
         The calendar features, covariate columns, table reading options, rolling
         calibration window and history kept, as fitted.
     n_channels_, n_covariates_, target_names_ : as named
+    device_ : str
+        Where the fitted model runs (the CPU when that device is not available).
 
     Notes
     -----
@@ -161,8 +169,8 @@ class TitansForecaster(TitansEstimator):
                  calibration_window: int | None = None, max_history: int | None = 100_000,
                  learn_errors: bool = _DEFAULT.learn_errors,
                  random_state: int | None = None,
-                 verbose: bool = False, accelerator: str = "auto", devices: int | str = 1,
-                 trainer_kwargs: dict | None = None) -> None:
+                 verbose: bool = False, device: str = "auto", accelerator: str = "auto",
+                 devices: int | str = 1, trainer_kwargs: dict | None = None) -> None:
         self.horizon, self.mode, self.lookback, self.warmup = horizon, mode, lookback, warmup
         self.calibration_window, self.learn_errors = calibration_window, learn_errors
         self.max_history = max_history
@@ -178,7 +186,8 @@ class TitansForecaster(TitansEstimator):
         self.target, self.time_col, self.id_col = target, time_col, id_col
         self.static_covariates = static_covariates
         self.random_state, self.verbose = random_state, verbose
-        self.accelerator, self.devices, self.trainer_kwargs = accelerator, devices, trainer_kwargs
+        self.device, self.accelerator, self.devices = device, accelerator, devices
+        self.trainer_kwargs = trainer_kwargs
 
     # -- the network's settings --------------------------------------------------------------
     def config(self, train_rows: int | None = None) -> ForecastConfig:
@@ -264,7 +273,8 @@ class TitansForecaster(TitansEstimator):
                       linear_lookback_=module.config.layout.linear_lookback,
                       read_options_=params["read_options"],
                       calibration_window_=params["calibration_window"],
-                      max_history_=params["max_history"], error_memory_=module.error_memory)
+                      max_history_=params["max_history"], error_memory_=module.error_memory,
+                      device_=params["device"])
         net, calibration = module.forecaster(), None
         if params["calibration_window"] is not None:  # at the first uncounted origin
             calibration = read_streams(net, data.prepared,
@@ -303,8 +313,16 @@ class TitansForecaster(TitansEstimator):
     # -- fitted state ------------------------------------------------------------------------
     @property
     def _net(self) -> Forecaster:
-        """What forecasts: the network, with its error memory when fit chose one."""
+        """What forecasts: the network, with its error memory when fit chose one (on the
+        device the model runs on)."""
+        self._placed()
         return self.module_.forecaster()
+
+    def _move_state(self, device: Any) -> None:
+        """The memory streams go with the network."""
+        self.streams_ = [stream.to(device) for stream in self.streams_]
+        calibration = self.calibration_streams_
+        self.calibration_streams_ = calibration and [s.to(device) for s in calibration]
 
     def _read(self, y: Any, name: str = "y") -> SeriesSet:
         """``y`` read as the fit read its data, its columns in the fitted order."""
@@ -338,6 +356,7 @@ class TitansForecaster(TitansEstimator):
         new = history.with_covariates(new, X, 0, self.future_names_, "update")
         before = self.series_.lengths
         series = history.extended(self.series_, new, where)
+        self._placed()
         net = self.module_.forecaster(learn)
         streams, calibration = list(self.streams_), self.calibration_streams_
         calibration = None if calibration is None else list(calibration)
@@ -569,27 +588,11 @@ class TitansForecaster(TitansEstimator):
             self._read(y), X, 0, self.future_names_, "backtest")
         first_origins = [max(1, n - horizon - step * (n_windows - 1)) for n in series.lengths]
         scaler = self.scaler_ if y is None else self._scaler_for(series, first_origins)
-        windows = Windows(series, [], [], None if width is None else [],
-                          None if coverage is None else round(coverage * 100, 4))
-        for index, (item, length) in enumerate(zip(self._prepared(series, scaler),
-                                                   series.lengths)):
-            origins = [length - horizon - step * k for k in reversed(range(n_windows))]
-            if origins[0] < lookback:
-                raise ValueError(f"series {series.ids[index]!r} has {length} rows: "
-                                 f"{n_windows} windows of step {step} need at least "
-                                 f"{lookback + horizon + step * (n_windows - 1)}")
-            item, stream, forecasts = item.to(device), net.open_stream(series.n_channels), []
-            for origin in origins:
-                stream = net.read(stream, item, origin)
-                forecast = net.forecast_from(stream, item, origin).float().cpu().numpy()
-                forecasts.append(self._unscale(scaler, self._point(forecast), index))
-            windows.origins.append(origins)
-            windows.forecasts.append(np.stack(forecasts))  # (W, H, C)
-            if width is not None:
-                spread = width * scaler.std[index]  # (H, C)
-                windows.bands.append(np.stack([windows.forecasts[-1] - spread,
-                                               windows.forecasts[-1] + spread], -1))
-        return windows
+        origins = window_origins(series, horizon, step, n_windows, lookback)
+        forecasts = [scaler.inverse_transform(self._point(rolling_forecasts(
+            net, item.to(device), starts, series.n_channels)), index)  # (W, H, C)
+            for index, (item, starts) in enumerate(zip(self._prepared(series, scaler), origins))]
+        return Windows.of(series, origins, forecasts, width, scaler, coverage)
 
     # -- pickling: a fitted forecaster loads on a CPU-only machine ---------------------------
     def __getstate__(self) -> dict:

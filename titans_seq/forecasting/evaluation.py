@@ -29,6 +29,17 @@ class Windows:
     bands: list[np.ndarray] | None = None
     percent: float | None = None
 
+    @classmethod
+    def of(cls, series: SeriesSet, origins: list[list[int]], forecasts: list[np.ndarray],
+           width: np.ndarray | None, scaler: Any, coverage: float | None) -> "Windows":
+        """The windows, with conformal bands ± ``width (H, C)`` × each series' training
+        spread (``scaler.std``) when ``width`` is given (at ``coverage``)."""
+        bands = None if width is None else [
+            np.stack([f - width * scaler.std[i], f + width * scaler.std[i]], -1)
+            for i, f in enumerate(forecasts)]  # (W, H, C, 2)
+        return cls(series, [list(o) for o in origins], forecasts, bands,
+                   None if coverage is None else round(coverage * 100, 4))
+
     @property
     def horizon(self) -> int:
         return self.forecasts[0].shape[1]
@@ -55,6 +66,31 @@ class BacktestResult:
     actuals: Any
     metrics: dict[str, float]
     frame: Any = None
+
+
+def window_origins(series: SeriesSet, horizon: int, step: int, n_windows: int,
+                   context: int) -> list[list[int]]:
+    """Each series' ``n_windows`` origins, ``step`` apart, the last window ending at its last
+    row; each origin has at least ``context`` rows before it."""
+    origins = []
+    for key, length in zip(series.ids, series.lengths):
+        starts = [length - horizon - step * k for k in reversed(range(n_windows))]
+        if starts[0] < context:
+            raise ValueError(f"series {key!r} has {length} rows: {n_windows} windows of step "
+                             f"{step} need at least {context + horizon + step * (n_windows - 1)}")
+        origins.append(starts)
+    return origins
+
+
+def rolling_forecasts(net: Forecaster, item: Any, origins: Sequence[int], channels: int
+                      ) -> np.ndarray:
+    """``net``'s forecasts ``(W, H, C[, Q])`` from ``origins`` of a prepared series, its
+    memory reading the series once, in order (learning as it reads)."""
+    stream, forecasts = net.open_stream(channels), []
+    for origin in origins:
+        stream = net.read(stream, item, origin)
+        forecasts.append(net.forecast_from(stream, item, origin).float().cpu().numpy())
+    return np.stack(forecasts)
 
 
 def calibration_errors(net: Forecaster, prepared, starts: Sequence[int],
