@@ -43,7 +43,7 @@ class BlockConfig:
     rotary: bool = True
     attention_backend: str = "auto"
     compiled_memory: bool = False
-    memory_kernel: str = "auto"  # the memory scan's sequential pass: "auto", "native", "torch"
+    memory_kernel: str = "auto"  # the scan's sequential pass: auto, native, triton, torch
     max_surprise_norm: float | None = None  # None: the paper's update, unclipped
 
     def __post_init__(self) -> None:
@@ -129,9 +129,11 @@ class EncoderConfig(BlockConfig):
         elsewhere; both compute the same masks.
     compiled_memory : bool
         Run the memories' sequential chunk step through ``torch.compile`` (pure-PyTorch path).
-    memory_kernel : {"auto", "native", "torch"}
-        The memories' sequential pass: the native CPU kernel when it builds (``"auto"``),
-        always (``"native"``) or never (``"torch"``); see :func:`~titans_seq.memory.memory_scan`.
+    memory_kernel : {"auto", "native", "triton", "torch"}
+        The memories' sequential pass: ``"auto"`` takes the native CPU kernel on CPU tensors
+        when it builds and the Triton kernel on CUDA tensors when Triton imports;
+        ``"native"`` / ``"triton"`` insist on one; ``"torch"`` forces the pure-PyTorch path;
+        see :func:`~titans_seq.memory.memory_scan`.
     max_surprise_norm : float, optional
         Clip every memory write's surprise to this norm (see :class:`NeuralMemory`); None is
         the paper's update.

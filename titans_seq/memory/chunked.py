@@ -12,9 +12,10 @@ has seen. Per chunk (``W_c`` the weights at its start, the only sequential depen
 
 Only 1 and 3 are sequential (the recurrence across chunks is non-linear); 2 runs batched over
 blocks of chunks (:func:`_retrieve`). On the CPU the native kernel (:mod:`.native`,
-``kernel="auto"``) does 1-3 for a block in one C++ sweep per row instead; this module's path
-is its fallback and its reference. The gate coefficients ``B, G, E`` of all chunks come from
-:mod:`.coefficients` in one batched pass before the loop.
+``kernel="auto"``) does 1-3 for a block in one C++ sweep per row instead, on CUDA the Triton
+kernel (:mod:`.triton_scan`); this module's path is their fallback and their reference. The
+gate coefficients ``B, G, E`` of all chunks come from :mod:`.coefficients` in one batched pass
+before the loop.
 
 To change the update rule
 -------------------------
@@ -38,6 +39,9 @@ written in these places, and only these:
   writes the surprise (``surprise``, with its clip), the reads (``read_chunk``), the update
   and all their backward passes by hand; a changed rule changes there too, and
   ``tests/memory/test_native.py`` compares it with this module.
+- ``triton_scan.py``: the Triton kernel writes the surprise (``_linear_surprise``,
+  ``_deep_surprise``), the reads (``_read``) and the update (``_update``) by hand; its backward
+  recomputes through this module; ``tests/memory/test_triton.py`` compares it.
 - ``reference.py`` :func:`.memory_scan_reference`: the same rule per token, in float64
   (``_token_loss``, ``new_momentum``, ``new_weights``), the oracle the tests compare to.
 - ``state.py`` :class:`.MemoryState`: the state fields (``weights`` W, ``momentum`` S).
@@ -62,7 +66,7 @@ import torch.utils.checkpoint
 from torch import Tensor
 
 from .coefficients import ChunkCoefficients, chunk_coefficients
-from .native import check_kernel, native_block, uses_native
+from .native import check_kernel, native_block, select_kernel
 from .state import MemoryState
 from .validation import check_scan_inputs, compute_dtype
 
@@ -112,11 +116,14 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alp
         When training, keep only each block of chunks' inputs and recompute its forward during
         the backward pass (measured on a 64 K-token call of a small layer: about half the peak
         memory for 1.3-1.6x the time).
-    kernel : {"auto", "native", "torch"}
+    kernel : {"auto", "native", "triton", "torch"}
         The per-chunk sweep (every chunk's gradients, reads and update): ``"auto"`` runs the native
-        CPU kernel (:mod:`.native`, built on first use) on CPU tensors when it builds and the
-        pure-PyTorch path otherwise; ``"native"`` insists on the kernel; ``"torch"`` forces the
-        pure-PyTorch path. Both give the same results to rounding.
+        CPU kernel (:mod:`.native`, built on first use) on CPU tensors when it builds, the Triton
+        kernel (:mod:`.triton_scan`) on CUDA tensors when triton is installed and the memory has
+        1 or 2 layers, and the pure-PyTorch path otherwise; ``"native"`` insists on the native
+        kernel; ``"triton"`` on the Triton kernel (CUDA tensors, or CPU tensors under Triton's
+        interpreter, ``TRITON_INTERPRET=1``; its backward recomputes the forward in PyTorch);
+        ``"torch"`` forces the pure-PyTorch path. All give the same results to rounding.
 
     Returns
     -------
@@ -140,17 +147,17 @@ def chunked_memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Ten
                         ) -> tuple[Tensor, MemoryState]:
     """:func:`memory_scan` without input checks (the caller has done them)."""
     dtype = compute_dtype(q, k, v, theta, eta, alpha, *weights)
-    native = uses_native(kernel, q)
+    sweep = select_kernel(kernel, q, depth=len(weights))
     with torch.autocast(q.device.type, enabled=False):  # the recurrence stays in fp32 or fp64
         return _scan(*(t.to(dtype) for t in (q, k, v, theta, eta, alpha)),
-                     weights, chunk_size, state, mask, dtype, compiled and not native,
-                     checkpoint_blocks, max_surprise_norm, native)
+                     weights, chunk_size, state, mask, dtype, compiled and sweep == "torch",
+                     checkpoint_blocks, max_surprise_norm, sweep)
 
 
 def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Tensor,
           weights: Sequence[Tensor], chunk_size: int, state: MemoryState | None,
           mask: Tensor | None, dtype: torch.dtype, compiled: bool, checkpoint_blocks: bool,
-          max_surprise_norm: float | None, native: bool = False) -> tuple[Tensor, MemoryState]:
+          max_surprise_norm: float | None, sweep: str = "torch") -> tuple[Tensor, MemoryState]:
     """The scan in ``dtype``: lay the call out on chunks, run the blocks, assemble the state."""
     if state is None:
         state = MemoryState.initial(weights, k.shape[0], chunk_size, dtype)
@@ -161,7 +168,7 @@ def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Te
     memory, reads, open_chunk_start = _scan_blocks(
         queries, keys, values, coefficients, _pack_memory(state, dtype),
         _first_gradient_point(state, grid, dtype), grid.last_chunk, compiled,
-        checkpoint_blocks, max_surprise_norm, native)
+        checkpoint_blocks, max_surprise_norm, sweep)
     y = _from_chunks(reads, grid, mask)  # (B, H, T, D_v)
     return y, _final_state(state, memory, open_chunk_start, grid, mask)
 
@@ -281,13 +288,13 @@ _CHUNKS_PER_BLOCK = 8
 def _scan_blocks(queries: Tensor, keys: Tensor, values: Tensor,
                  coefficients: ChunkCoefficients, memory: list[Tensor],
                  first_gradient_point: list[Tensor], last_chunk: Tensor, compiled: bool,
-                 checkpoint_blocks: bool, max_surprise_norm: float | None, native: bool = False
+                 checkpoint_blocks: bool, max_surprise_norm: float | None, sweep: str = "torch"
                  ) -> tuple[list[Tensor], Tensor, list[Tensor]]:
     """All chunks, block by block: the memory after them, the reads, the open chunk's start.
 
     ``queries, keys, values (B, H, N, C, D)``; returns ``[W; S]`` per layer, the reads
     ``(B, H, N, C, D_v)`` and per layer the start weights of each row's last chunk
-    ``(B, H, D_in, D_out)``.
+    ``(B, H, D_in, D_out)``; ``sweep``: ``"torch"``, ``"native"`` or ``"triton"``.
     """
     open_chunk_start = first_gradient_point  # right for rows whose last chunk is chunk 0
     reads = []
@@ -298,7 +305,7 @@ def _scan_blocks(queries: Tensor, keys: Tensor, values: Tensor,
     for index, (block_queries, block_keys, block_values, block_coefficients) in enumerate(blocks):
         arguments = (block_queries, block_keys, block_values, block_coefficients, memory,
                      first_gradient_point if index == 0 else None, open_chunk_start,
-                     last_chunk, index * _CHUNKS_PER_BLOCK, compiled, max_surprise_norm, native)
+                     last_chunk, index * _CHUNKS_PER_BLOCK, compiled, max_surprise_norm, sweep)
         if recompute:  # keep only the block's inputs; redo its forward during backward
             memory, block_reads, open_chunk_start = torch.utils.checkpoint.checkpoint(
                 _process_block, *arguments, use_reentrant=False)
@@ -312,12 +319,16 @@ def _process_block(queries: Tensor, keys: Tensor, values: Tensor,
                    coefficients: ChunkCoefficients, memory: list[Tensor],
                    first_gradient_point: list[Tensor] | None, open_chunk_start: list[Tensor],
                    last_chunk: Tensor, block_start: int, compiled: bool,
-                   max_surprise_norm: float | None = None, native: bool = False
+                   max_surprise_norm: float | None = None, sweep: str = "torch"
                    ) -> tuple[list[Tensor], Tensor, list[Tensor]]:
     """One block of chunks: the sequential pass, the batched reads, the open chunk's start."""
     here, index = _open_chunk_in_block(last_chunk, block_start, queries.shape[2])
-    if native:  # both passes in one sweep in C++ (csrc/chunk_step.cpp)
-        memory, output, selected = native_block(
+    if sweep != "torch":  # both passes in one sweep: csrc/chunk_step.cpp or triton_scan.py
+        if sweep == "triton":
+            from .triton_scan import triton_block as block  # triton is imported on first use
+        else:
+            block = native_block
+        memory, output, selected = block(
             queries, keys, values, coefficients, memory, first_gradient_point,
             max_surprise_norm, torch.where(here, index, -1))
         return memory, output, [torch.where(here[:, None, None, None], new, previous)

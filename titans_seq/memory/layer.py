@@ -101,10 +101,12 @@ class NeuralMemory(nn.Module):
     checkpoint_blocks : bool
         Recompute the memory's blocks of chunks during backward instead of storing them: less
         memory for long training sequences (about half in one measurement), for more compute.
-    kernel : {"auto", "native", "torch"}
-        The scan's sequential pass: the native CPU kernel when it builds (``"auto"``, the
-        pure-PyTorch path otherwise), always (``"native"``) or never (``"torch"``); see
-        :func:`~titans_seq.memory.memory_scan`. Same results to rounding.
+    kernel : {"auto", "native", "triton", "torch"}
+        The scan's sequential pass: ``"auto"`` takes the native CPU kernel on the CPU when it
+        builds and the Triton kernel on CUDA when triton is installed (memory_depth 1 or 2),
+        the pure-PyTorch path otherwise; ``"native"`` and ``"triton"`` insist on that kernel,
+        ``"torch"`` on the pure-PyTorch path; see :func:`~titans_seq.memory.memory_scan`.
+        Same results to rounding.
     """
 
     def __init__(self, dim: int, heads: int = 4, head_dim: int | None = None,

@@ -1,10 +1,11 @@
 """The native CPU kernels of the memory layer, with their pure-PyTorch fallback.
 
-``csrc/chunk_step.cpp`` (with ``dense.h`` and ``chunk_math.h``) runs every chunk of a block for all batch × head rows at once (rows in
-parallel across cores, each row's memory kept in cache): per chunk the sequential step
-(gradients at the chunk's start weights, the update) and the chunk's reads, with a hand-written
-backward. It computes what :func:`.chunked._advance` and :func:`.chunked._retrieve` compute
-with PyTorch ops (the gate coefficients stay in PyTorch, batched over all chunks).
+``csrc/chunk_step.cpp`` (with ``dense.h`` and ``chunk_math.h``) runs every chunk of a block for
+all batch × head rows at once (rows in parallel across cores, each row's memory kept in cache):
+per chunk the sequential step (gradients at the chunk's start weights, the update) and the
+chunk's reads, with a hand-written backward. It computes what :func:`.chunked._advance` and
+:func:`.chunked._retrieve` compute with PyTorch ops (the gate coefficients stay in PyTorch,
+batched over all chunks).
 ``csrc/causal_conv.cpp`` is the layer's causal depthwise convolution (forward and backward),
 which the general convolution routines run slowly at these shapes. It is compiled with
 ``torch.utils.cpp_extension`` on first use (10-20 s) and cached under
@@ -13,13 +14,18 @@ flags and the CPU, so a shared home never loads a build made for another process
 
 Which path runs is the ``kernel`` option of :func:`.memory_scan` and ``NeuralMemory``:
 
-- ``"auto"`` (default): the native kernel for CPU tensors when it builds, otherwise (no
-  compiler, another device, inside ``torch.compile``) the pure-PyTorch path; a failed build
-  says so once, in one line, and never raises. The environment variable
-  ``TITANS_SEQ_KERNEL`` (``native`` or ``torch``) makes ``"auto"`` mean that kernel for a whole
-  process.
+- ``"auto"`` (default): the native kernel for CPU tensors when it builds, the Triton kernel
+  (:mod:`.triton_scan`) for CUDA tensors when triton imports and the memory has 1 or 2
+  layers, otherwise (no compiler, no triton, another device, inside ``torch.compile``) the
+  pure-PyTorch path; a failed build says so once, in one line, and never raises. The
+  environment variable ``TITANS_SEQ_KERNEL`` (``native``, ``triton`` or ``torch``) makes
+  ``"auto"`` mean that kernel for a whole process.
 - ``"native"``: the native kernel, or an error that says why it cannot run.
-- ``"torch"``: the pure-PyTorch path (the reference the native kernel is tested against).
+- ``"triton"``: the Triton kernel, on CUDA tensors or, under Triton's interpreter
+  (``TRITON_INTERPRET=1`` set before the first such call), on CPU tensors; or an error that says
+  why it cannot run. triton is optional (``pip install 'titans-seq[gpu]'``) and imported only
+  here, on first use.
+- ``"torch"``: the pure-PyTorch path (the reference both kernels are tested against).
 """
 
 from __future__ import annotations
@@ -42,8 +48,10 @@ from .checks import choice
 
 from .coefficients import ChunkCoefficients
 
-KERNELS = ("auto", "native", "torch")
+KERNELS = ("auto", "native", "torch", "triton")
 KERNEL_VARIABLE = "TITANS_SEQ_KERNEL"
+INTERPRET_VARIABLE = "TRITON_INTERPRET"  # Triton's own switch to its CPU interpreter
+TRITON_DEPTHS = (1, 2)  # the memory depths triton_scan.py writes out
 _SOURCES = [Path(__file__).with_name("csrc") / name
             for name in ("chunk_step.cpp", "causal_conv.cpp")]
 _HEADERS = [Path(__file__).with_name("csrc") / name for name in ("dense.h", "chunk_math.h")]
@@ -63,6 +71,13 @@ def check_kernel(kernel: str, name: str = "kernel") -> str:
 
 def uses_native(kernel: str, tensor: Tensor) -> bool:
     """Whether a call with option ``kernel`` on ``tensor``'s device runs the native kernel."""
+    return select_kernel(kernel, tensor) == "native"
+
+
+def select_kernel(kernel: str, tensor: Tensor, depth: int | None = None) -> str:
+    """The sweep a call with option ``kernel`` runs on ``tensor``'s device: ``"native"``,
+    ``"triton"`` or ``"torch"`` (``depth``: the memory's layers, when known); raises when a
+    forced kernel cannot run."""
     if kernel == "auto":
         kernel = os.environ.get(KERNEL_VARIABLE, "auto").strip().lower() or "auto"
         if kernel not in KERNELS:
@@ -70,21 +85,64 @@ def uses_native(kernel: str, tensor: Tensor) -> bool:
                              f"{', '.join(KERNELS)}, got {os.environ[KERNEL_VARIABLE]!r}; "
                              "unset it for the default")
     if kernel == "torch":
-        return False
+        return "torch"
     if kernel == "auto":
-        if tensor.device.type != "cpu" or torch.compiler.is_compiling():
-            return False
-        return native_available()
+        if torch.compiler.is_compiling():
+            return "torch"
+        if tensor.device.type == "cuda":
+            supported = depth is None or depth in TRITON_DEPTHS
+            return "triton" if supported and triton_available() else "torch"
+        return "native" if tensor.device.type == "cpu" and native_available() else "torch"
+    if kernel == "triton":
+        _check_triton(tensor, depth)
+        return "triton"
     if tensor.device.type != "cpu":
         raise ValueError(f"kernel='native' runs on the CPU, the inputs are on {tensor.device}; "
-                         "use kernel='auto' (the pure-PyTorch path on other devices)")
+                         "use kernel='auto' (the Triton kernel or the pure-PyTorch path on "
+                         "other devices)")
     if torch.compiler.is_compiling():
         raise ValueError("kernel='native' cannot be traced by torch.compile; use kernel='auto' "
                          "or 'torch' inside a compiled function")
     if not native_available():
         raise RuntimeError(f"kernel='native': the native memory kernel could not be built "
                            f"({_build['error']}); use kernel='auto' to fall back to PyTorch")
-    return True
+    return "native"
+
+
+def _check_triton(tensor: Tensor, depth: int | None) -> None:
+    """Raise, saying why and what to use instead, when ``kernel='triton'`` cannot run."""
+    interpreted = os.environ.get(INTERPRET_VARIABLE, "").strip().lower() in ("1", "true", "on")
+    if tensor.device.type != "cuda" and not (tensor.device.type == "cpu" and interpreted):
+        raise ValueError(f"kernel='triton' runs on CUDA tensors, the inputs are on "
+                         f"{tensor.device}; on the CPU set {INTERPRET_VARIABLE}=1 before the "
+                         "first kernel='triton' call (Triton's interpreter: slow, for tests), "
+                         "or use kernel='auto'")
+    if depth is not None and depth not in TRITON_DEPTHS:
+        raise ValueError(f"kernel='triton' implements a memory of depth 1 or 2 (linear, or one "
+                         f"hidden layer), this one has {depth} layers; use kernel='auto' (the "
+                         "pure-PyTorch path on the GPU) or 'torch'")
+    if torch.compiler.is_compiling():
+        raise ValueError("kernel='triton' cannot be traced by torch.compile; use kernel='auto' "
+                         "or 'torch' inside a compiled function")
+    if not triton_available():
+        raise RuntimeError(f"kernel='triton' needs the triton package ({_triton['error']}); "
+                           "install it with pip install 'titans-seq[gpu]' (triton>=3.2), or "
+                           "use kernel='auto'")
+
+
+_triton: dict = {"tried": False, "loaded": False, "error": None, "version": None}
+
+
+def triton_available() -> bool:
+    """True when triton imports (it is imported on the first call, never with the package)."""
+    if not _triton["tried"]:
+        try:
+            import triton  # optional: only the Triton kernel needs it
+            _triton["version"], _triton["loaded"] = triton.__version__, True
+        except Exception as error:  # not installed, or broken: the kernel cannot run
+            _triton["error"] = _short_reason(error)
+        _triton["tried"] = True
+    return _triton["loaded"]
 
 
 # ---- building and loading
