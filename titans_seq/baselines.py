@@ -30,8 +30,8 @@ from datamodules.timeseries import split_borders
 
 from .base import Persistent
 from .forecasting import history
-from .forecasting.evaluation import (BacktestResult, Windows, backtest_result, conformal_width,
-                                    window_origins)
+from .forecasting.evaluation import (BacktestResult, Windows, backtest_result,
+                                     conformal_width, window_origins)
 from .forecasting.outputs import forecast_output, interval_output
 from .forecasting.ridge import automatic_lookback, ridge_fit, ridge_forecast
 
@@ -196,7 +196,8 @@ class BaselineForecaster(Persistent, BaseEstimator):
                                type(self).__name__)
 
     def _windows(self, y: Any, X: Any, n_windows: int, step: int | None,
-                 coverage: float | None) -> Windows:
+                 coverage: float | None, quantiles: bool = False) -> Windows:
+        """Rolling-origin forecasts (a baseline forecasts no quantiles)."""
         series, scaler = self._data(y, X, "backtest")
         horizon, n_windows = self.horizon_, integer("n_windows", n_windows)
         step = horizon if step is None else integer("step", step)
@@ -207,12 +208,12 @@ class BaselineForecaster(Persistent, BaseEstimator):
 
     def cross_validation(self, y: Any, X: Any = None, n_windows: int = 1,
                          step: int | None = None, refit: bool | int = False,
-                         coverage: float | None = None) -> Any:
+                         coverage: float | None = None, quantiles: bool = False) -> Any:
         """Cross-validation in neuralforecast's layout, as
         :meth:`TitansForecaster.cross_validation`."""
         from .model_selection import cross_validation
         return cross_validation(self, y, X, n_windows=n_windows, step=step, refit=refit,
-                                coverage=coverage)
+                                coverage=coverage, quantiles=quantiles)
 
     def score(self, y: Any, X: Any = None) -> float:
         """Negative mean squared error of forecasts of the rows of ``y`` that continue the

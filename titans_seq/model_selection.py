@@ -23,7 +23,7 @@ KEYS = ["unique_id", "ds", "cutoff", "y"]
 
 def cross_validation(models: Any, y: Any, X: Any = None, *, n_windows: int = 1,
                      step: int | None = None, refit: bool | int = False,
-                     coverage: float | None = None) -> Any:
+                     coverage: float | None = None, quantiles: bool = False) -> Any:
     """Forecast the last ``n_windows`` windows of every series with each model, fitted on the
     rows before them, and return one long table.
 
@@ -48,6 +48,11 @@ def cross_validation(models: Any, y: Any, X: Any = None, *, n_windows: int = 1,
     coverage : float, optional
         Also give conformal intervals covering this fraction (``-lo-{p}`` / ``-hi-{p}``
         columns, ``p`` in percent).
+    quantiles : bool
+        Also give the quantiles of the models that forecast them (``loss="quantile"``):
+        ``{model}_q{level}`` columns for every trained level, which
+        :func:`titans_seq.metrics.evaluate` scores with ``pinball`` and ``crps``. Refused when
+        no model forecasts quantiles.
 
     Returns
     -------
@@ -64,9 +69,13 @@ def cross_validation(models: Any, y: Any, X: Any = None, *, n_windows: int = 1,
     if coverage is not None:
         coverage = fraction("coverage", coverage, hint="e.g. 0.9 for a 90 % interval")
     groups = _groups(n_windows, _refit_every(refit, n_windows))
+    if quantiles and not any(m.get_params().get("loss") == "quantile" for m in named.values()):
+        raise ValueError("quantiles=True, but no model forecasts quantiles; fit a "
+                         "TitansForecaster with loss='quantile'")
     frames = []
     for name, model in named.items():
-        windows = _model_windows(model, y, X, horizon, step, n_windows, groups, coverage)
+        windows = _model_windows(model, y, X, horizon, step, n_windows, groups, coverage,
+                                 quantiles)
         frames.append(cv_frame(windows, name))
     frame = _joined(frames, list(named))
     polars = type(y).__module__.split(".")[0] == "polars"
@@ -139,7 +148,8 @@ def _groups(n_windows: int, every: int) -> list[tuple[int, int]]:
 
 
 def _model_windows(model: Any, y: Any, X: Any, horizon: int, step: int, n_windows: int,
-                   groups: list[tuple[int, int]], coverage: float | None) -> Windows:
+                   groups: list[tuple[int, int]], coverage: float | None,
+                   quantiles: bool) -> Windows:
     """One model's windows: a clone fitted before each group, forecasting its windows."""
     params = model.get_params()
     reading = {"time_col": params.get("time_col"), "id_col": params.get("id_col")}
@@ -153,7 +163,7 @@ def _model_windows(model: Any, y: Any, X: Any, horizon: int, step: int, n_window
                                   covariates_without_last(covariates, before_first, rows))
         windows = fitted._windows(without_last(y, after_last, **reading),
                                   covariates_without_last(covariates, after_last, rows),
-                                  last - first + 1, step, coverage)
+                                  last - first + 1, step, coverage, quantiles)
         merged = windows if merged is None else _appended(merged, windows)
     return merged
 
@@ -171,9 +181,11 @@ def _appended(earlier: Windows, later: Windows) -> Windows:
     """The windows of two fits, the later fit's series (it holds the earlier's rows)."""
     bands = None if later.bands is None else [np.concatenate([a, b]) for a, b in
                                               zip(earlier.bands, later.bands)]
+    joined = None if later.quantiles is None else [np.concatenate([a, b]) for a, b in
+                                                   zip(earlier.quantiles, later.quantiles)]
     return Windows(later.series, [a + b for a, b in zip(earlier.origins, later.origins)],
                    [np.concatenate([a, b]) for a, b in zip(earlier.forecasts, later.forecasts)],
-                   bands, later.percent)
+                   bands, later.percent, joined, later.levels)
 
 
 def _joined(frames: Sequence[pd.DataFrame], names: list[str]) -> pd.DataFrame:

@@ -144,3 +144,27 @@ def test_bad_calls_are_refused():
         NaiveForecaster().cross_validation(data, coverage=1.5)
     with pytest.raises(ValueError, match="models is empty"):
         cross_validation([], data)
+
+
+def test_quantile_models_give_quantile_columns_that_metrics_score():
+    data = daily_cycle(360, 0.2, seed=7)
+    params = {**TINY_STREAM, "loss": "quantile", "quantiles": (0.1, 0.5, 0.9),
+              "learn_errors": False}
+    cv = cross_validation([TitansForecaster(**params), NaiveForecaster(horizon=H)], data,
+                          n_windows=2, quantiles=True)
+    levels = [f"TitansForecaster_q{q}" for q in (0.1, 0.5, 0.9)]
+    assert set(levels) <= set(cv.columns)
+    assert not any(c.startswith("NaiveForecaster_q") for c in cv.columns)
+    assert (cv[levels[0]] <= cv[levels[1]]).all() and (cv[levels[1]] <= cv[levels[2]]).all()
+    # the point forecast is the median
+    np.testing.assert_allclose(cv["TitansForecaster"], cv[levels[1]], rtol=1e-6)
+    # each window's quantiles are predict_quantiles on the series cut at its origin
+    fitted = TitansForecaster(**params).fit(_cut(data, 360 - 2 * H))
+    last = fitted.predict_quantiles(_cut(data, 360 - H), quantiles=(0.1, 0.9))
+    window = cv[cv["cutoff"] == data["ds"].iloc[360 - H - 1]]
+    np.testing.assert_allclose(window[levels[0]], last["load_q0.1"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(window[levels[2]], last["load_q0.9"], rtol=1e-5, atol=1e-6)
+    scores = evaluate(cv, metrics=["pinball", "crps"], models=["TitansForecaster"], per=None)
+    assert (scores["TitansForecaster"] > 0).all()
+    with pytest.raises(ValueError, match="no model forecasts quantiles"):
+        NaiveForecaster(horizon=H).cross_validation(data, quantiles=True)

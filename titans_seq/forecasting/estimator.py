@@ -27,7 +27,7 @@ from .interface import Forecaster, read_streams
 from .module import ForecastingModule
 from .network import ChannelMode
 from .ridge import automatic_lookback
-from .outputs import forecast_output, interval_output, rows_output
+from .outputs import forecast_output, interval_output, quantile_indices, rows_output
 
 _DEFAULT = ForecastConfig()  # the one set of defaults: the estimator's are its own
 _LAYOUT, _ENCODER = _DEFAULT.layout, _DEFAULT.encoder
@@ -401,16 +401,7 @@ class TitansForecaster(TitansEstimator):
         if not trained:
             raise ValueError("predict_quantiles needs a forecaster fitted with loss='quantile'")
         levels = [float(q) for q in np.atleast_1d(quantiles)]
-        if not levels:
-            raise ValueError("quantiles is empty; ask for at least one trained level "
-                             f"({trained})")
-        index = []
-        for level in levels:
-            match = [i for i, q in enumerate(trained) if abs(q - level) < 1e-9]
-            if not match:
-                raise ValueError(f"quantile {level} was not trained; trained levels are "
-                                 f"{trained} (set quantiles=… before fit)")
-            index.append(match[0])
+        index = quantile_indices(trained, levels)
         forecasts, series, _ = self._forecast(y, X)
         forecasts = [np.sort(f, axis=-1)[..., index] for f in forecasts]  # no crossing
         return forecast_output(series, forecasts, levels)
@@ -558,7 +549,7 @@ class TitansForecaster(TitansEstimator):
 
     def cross_validation(self, y: Any, X: Any = None, n_windows: int = 1,
                          step: int | None = None, refit: bool | int = False,
-                         coverage: float | None = None) -> Any:
+                         coverage: float | None = None, quantiles: bool = False) -> Any:
         """Time-series cross-validation in neuralforecast's layout (this forecaster is not
         changed: copies with its parameters are fitted).
 
@@ -568,16 +559,18 @@ class TitansForecaster(TitansEstimator):
         memory keeps learning at test time; the network's weights stay); ``True``: a copy
         is fitted before every window; an int ``k``: before every ``k``-th window. Returns a
         long table ``unique_id, ds, cutoff, y, TitansForecaster`` (and, with ``coverage``,
-        ``TitansForecaster-lo-90`` / ``-hi-90``); see
+        ``TitansForecaster-lo-90`` / ``-hi-90``; with ``quantiles`` and ``loss="quantile"``,
+        ``TitansForecaster_q0.1`` … for every trained level); see
         :func:`titans_seq.model_selection.cross_validation`, which compares several
         forecasters in one frame."""
         from ..model_selection import cross_validation  # the floor above the forecaster
         return cross_validation(self, y, X, n_windows=n_windows, step=step, refit=refit,
-                                coverage=coverage)
+                                coverage=coverage, quantiles=quantiles)
 
     def _windows(self, y: Any, X: Any, n_windows: int, step: int | None,
-                 coverage: float | None) -> Windows:
-        """The forecasts (and conformal bands) of ``n_windows`` rolling origins of ``y``."""
+                 coverage: float | None, quantiles: bool = False) -> Windows:
+        """The forecasts (and conformal bands; with ``quantiles``, a quantile model's
+        quantiles) of ``n_windows`` rolling origins of ``y``."""
         check_is_fitted(self)
         net, device = self._net, self.module_.device
         horizon, lookback = net.horizon, net.layout.lookback
@@ -589,10 +582,16 @@ class TitansForecaster(TitansEstimator):
         first_origins = [max(1, n - horizon - step * (n_windows - 1)) for n in series.lengths]
         scaler = self.scaler_ if y is None else self._scaler_for(series, first_origins)
         origins = window_origins(series, horizon, step, n_windows, lookback)
-        forecasts = [scaler.inverse_transform(self._point(rolling_forecasts(
-            net, item.to(device), starts, series.n_channels)), index)  # (W, H, C)
-            for index, (item, starts) in enumerate(zip(self._prepared(series, scaler), origins))]
-        return Windows.of(series, origins, forecasts, width, scaler, coverage)
+        raw = [rolling_forecasts(net, item.to(device), starts, series.n_channels)
+               for item, starts in zip(self._prepared(series, scaler), origins)]
+        forecasts = [scaler.inverse_transform(self._point(r), i)  # (W, H, C)
+                     for i, r in enumerate(raw)]
+        windows = Windows.of(series, origins, forecasts, width, scaler, coverage)
+        if quantiles and self.module_.quantiles:  # sorted: no crossing; (W, H, C, Q)
+            windows.levels = tuple(sorted(self.module_.quantiles))
+            windows.quantiles = [np.sort(r, -1) * scaler.std[i][:, None]
+                                 + scaler.mean[i][:, None] for i, r in enumerate(raw)]
+        return windows
 
     # -- pickling: a fitted forecaster loads on a CPU-only machine ---------------------------
     def __getstate__(self) -> dict:

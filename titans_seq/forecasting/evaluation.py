@@ -21,13 +21,16 @@ class Windows:
     """Forecasts from rolling origins, in the data's units: for series ``i``, ``origins[i]``
     (in time order; an origin is the first forecast row), ``forecasts[i]`` ``(W, H, C)`` and,
     when intervals were asked, ``bands[i]`` ``(W, H, C, 2)`` (lower, upper) covering
-    ``percent`` % of future values."""
+    ``percent`` % of future values, and, when quantiles were asked of a quantile model,
+    ``quantiles[i]`` ``(W, H, C, Q)`` at ``levels``."""
 
     series: SeriesSet
     origins: list[list[int]]
     forecasts: list[np.ndarray]
     bands: list[np.ndarray] | None = None
     percent: float | None = None
+    quantiles: list[np.ndarray] | None = None  # (W, H, C, Q) per series, sorted levels
+    levels: tuple[float, ...] = ()
 
     @classmethod
     def of(cls, series: SeriesSet, origins: list[list[int]], forecasts: list[np.ndarray],

@@ -17,6 +17,21 @@ def forecast_columns(series: SeriesSet, levels: Sequence[float] | None) -> list[
     return [f"{name}_q{level:g}" for name in series.target_names for level in levels]
 
 
+def quantile_indices(trained: Sequence[float], levels: Sequence[float]) -> list[int]:
+    """Where each of ``levels`` sits among the ``trained`` quantile levels (or an error naming
+    the level that was not trained)."""
+    if not levels:
+        raise ValueError(f"quantiles is empty; ask for at least one trained level ({trained})")
+    index = []
+    for level in levels:
+        match = [i for i, q in enumerate(trained) if abs(q - level) < 1e-9]
+        if not match:
+            raise ValueError(f"quantile {level} was not trained; trained levels are "
+                             f"{trained} (set quantiles=… before fit)")
+        index.append(match[0])
+    return index
+
+
 def to_container(frame: pd.DataFrame, container: str):
     """``frame`` as the caller's container (``"polars"``: a polars frame, else as is)."""
     if container == "polars":
@@ -150,8 +165,9 @@ def cv_frame(windows, name: str):
     ``unique_id`` (the series id; the target's name for a wide table or an array; ``id/target``
     for a long table of several targets), ``ds`` (the forecast time; a row position without
     timestamps), ``cutoff`` (the last row before the window), ``y`` (the actual value, NaN
-    when missing), the forecast ``name`` and, with intervals, ``name-lo-{p}`` /
-    ``name-hi-{p}``. A polars input gives a polars frame, any other a pandas one."""
+    when missing), the forecast ``name``, with intervals ``name-lo-{p}`` / ``name-hi-{p}``,
+    with quantiles ``name_q{level}``. A polars input gives a polars frame, any other a pandas
+    one."""
     series, horizon = windows.series, windows.horizon
     frames = []
     for index, origins in enumerate(windows.origins):
@@ -178,6 +194,9 @@ def cv_frame(windows, name: str):
                 band = windows.bands[index][:, :, channel]  # (W, H, 2)
                 frame[f"{name}-lo-{label}"] = band[..., 0].reshape(-1)
                 frame[f"{name}-hi-{label}"] = band[..., 1].reshape(-1)
+            for level_index, level in enumerate(windows.levels):
+                frame[f"{name}_q{level:g}"] = windows.quantiles[index][
+                    :, :, channel, level_index].reshape(-1)
             frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
     return to_container(frame, "polars" if series.container == "polars" else "pandas")
