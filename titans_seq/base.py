@@ -31,14 +31,22 @@ from .devices import check_device, placed_device, training_devices
 from .persistence import load_estimator, save_estimator
 from .training import train_module
 
-Estimator = TypeVar("Estimator", bound="Persistent")
+Estimator = TypeVar("Estimator", bound="FittedEstimator")
 
 _TRAINER_ARGUMENTS = tuple(inspect.signature(pl.Trainer.__init__).parameters)[1:]
 
 
-class Persistent:
-    """:meth:`save` / :meth:`load` without pickle, for every titans_seq estimator (the
-    baselines included)."""
+class FittedEstimator(BaseEstimator):
+    """What every titans_seq estimator (the baselines included) shares: the fitted state
+    committed at once, and :meth:`save` / :meth:`load` without pickle."""
+
+    def _commit(self, fitted: dict[str, Any]) -> None:
+        """Replace the fitted state (attributes ending in ``_``) by ``fitted``, at once."""
+        for name in [name for name in vars(self) if name.endswith("_")
+                     and not name.startswith("_")]:
+            delattr(self, name)
+        self.__dict__.update(fitted)
+
 
     def save(self, path: "str | Path") -> Path:
         """Write this estimator, fitted or not, to the directory ``path``: every tensor in
@@ -54,7 +62,7 @@ class Persistent:
         return load_estimator(cls, path)
 
 
-class TitansEstimator(Persistent, BaseEstimator):
+class TitansEstimator(FittedEstimator):
     """Base of :class:`~titans_seq.TitansForecaster` and :class:`~titans_seq.TitansClassifier`
     (subclasses store their ``__init__`` arguments and read top-down from ``fit``)."""
 
@@ -130,13 +138,6 @@ class TitansEstimator(Persistent, BaseEstimator):
 
     def _move_state(self, device: torch.device) -> None:
         """Move fitted tensors other than the model to ``device`` (none here)."""
-
-    def _commit(self, fitted: dict[str, Any]) -> None:
-        """Replace the fitted state (attributes ending in ``_``) by ``fitted``, at once."""
-        for name in [name for name in vars(self) if name.endswith("_")
-                     and not name.startswith("_")]:
-            delattr(self, name)
-        self.__dict__.update(fitted)
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()

@@ -21,14 +21,13 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 import torch
-from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from datamodules.checks import choice, fraction, integer
 from datamodules.timeseries import ForecastLayout, SeriesScaler, SeriesSet, read_series
 from datamodules.timeseries import split_borders
 
-from .base import Persistent
+from .base import FittedEstimator
 from .forecasting import history
 from .forecasting.evaluation import (BacktestResult, Windows, backtest_result,
                                      conformal_width, window_origins)
@@ -41,7 +40,7 @@ _LAYOUT = ForecastLayout()
 EXAMPLES = 200_000  # ridge examples at most, evenly thinned (as the network's linear path)
 
 
-class BaselineForecaster(Persistent, BaseEstimator):
+class BaselineForecaster(FittedEstimator):
     """What the baselines share; a subclass says how many rows a forecast reads
     (:meth:`_context`), what it learns (:meth:`_learn`) and how it forecasts
     (:meth:`_forecasts`), all in units of each series' training spread."""
@@ -97,9 +96,7 @@ class BaselineForecaster(Persistent, BaseEstimator):
         learner.__dict__.update(fitted)
         fitted["calibration_errors_"] = learner._errors(scaled, stops)
         fitted["series_"] = self._bounded(series, fitted["max_history_"], context)
-        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
-            delattr(self, name)
-        self.__dict__.update(fitted)
+        self._commit(fitted)
         return self
 
     def _errors(self, scaled: list[np.ndarray], stops: Sequence[int]) -> np.ndarray | None:
@@ -109,7 +106,8 @@ class BaselineForecaster(Persistent, BaseEstimator):
         for values, stop in zip(scaled, stops):
             origins = np.arange(max(stop, self.context_), len(values) - horizon + 1)
             if len(origins):
-                windows = np.stack([values[o:o + horizon] for o in origins])  # (O, H, C)
+                windows = sliding_window_view(values, horizon, 0)[origins]  # (O, C, H)
+                windows = windows.transpose(0, 2, 1)  # (O, H, C)
                 errors.append(np.abs(self._forecasts(_filled(values), origins, horizon)
                                      - windows).astype(np.float32))
         return np.concatenate(errors) if errors else None

@@ -4,6 +4,7 @@ one frame: ``cross_validation([TitansForecaster(), SeasonalNaiveForecaster()], y
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -12,7 +13,7 @@ from sklearn.base import clone
 
 from datamodules.checks import fraction, integer
 from datamodules.timeseries.cutting import covariates_without_last, without_last
-from datamodules.timeseries.frames import _to_pandas
+from datamodules.timeseries.frames import _to_pandas, read_table
 
 from .forecasting import history
 from .forecasting.evaluation import Windows
@@ -72,13 +73,15 @@ def cross_validation(models: Any, y: Any, X: Any = None, *, n_windows: int = 1,
     if quantiles and not any(m.get_params().get("loss") == "quantile" for m in named.values()):
         raise ValueError("quantiles=True, but no model forecasts quantiles; fit a "
                          "TitansForecaster with loss='quantile'")
+    polars = type(y).__module__.split(".")[0] == "polars"
+    # read (a path) and converted (polars) once: every fit below cuts this table
+    y, _ = _to_pandas(read_table(y) if isinstance(y, (str, Path)) else y, "y")
     frames = []
     for name, model in named.items():
         windows = _model_windows(model, y, X, horizon, step, n_windows, groups, coverage,
                                  quantiles)
         frames.append(cv_frame(windows, name))
     frame = _joined(frames, list(named))
-    polars = type(y).__module__.split(".")[0] == "polars"
     return to_container(frame, "polars") if polars else frame
 
 
@@ -154,27 +157,17 @@ def _model_windows(model: Any, y: Any, X: Any, horizon: int, step: int, n_window
     params = model.get_params()
     reading = {"time_col": params.get("time_col"), "id_col": params.get("id_col")}
     covariates = X if getattr(model, "uses_covariates", True) else None
-    rows = _rows(y)
     merged = None
     for first, last in groups:
         before_first = horizon + step * (n_windows - 1 - first)  # rows from its origin on
         after_last = step * (n_windows - 1 - last)
         fitted = clone(model).fit(without_last(y, before_first, **reading),
-                                  covariates_without_last(covariates, before_first, rows))
+                                  covariates_without_last(covariates, before_first, len(y)))
         windows = fitted._windows(without_last(y, after_last, **reading),
-                                  covariates_without_last(covariates, after_last, rows),
+                                  covariates_without_last(covariates, after_last, len(y)),
                                   last - first + 1, step, coverage, quantiles)
         merged = windows if merged is None else _appended(merged, windows)
     return merged
-
-
-def _rows(y: Any) -> int | None:
-    """Rows of ``y`` when it is one array or table (what covariates given as an array have)."""
-    try:
-        data, container = _to_pandas(y, "y")
-    except TypeError:
-        return None
-    return len(data)
 
 
 def _appended(earlier: Windows, later: Windows) -> Windows:

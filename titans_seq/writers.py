@@ -31,7 +31,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from datamodules import DNADataModule, TimeSeriesDataModule
 from datamodules.timeseries import SeriesSet
 
-from .forecasting.outputs import forecast_columns, to_container
+from .forecasting.outputs import forecast_columns, to_container, window_times
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
@@ -78,15 +78,9 @@ def _forecast_rows(data: TimeSeriesDataModule, source: SeriesSet, forecast: np.n
     else:
         values = data.inverse_transform(forecast, index)
     frame = pd.DataFrame(values.reshape(horizon, -1), columns=forecast_columns(source, levels))
-    time_col = source.time_col or "ds"
-    if source.times is None:  # row positions, continuing the data's
-        first = source.first_position + origin
-        frame.insert(0, time_col, np.arange(first, first + horizon))
-        frame.insert(0, "cutoff", np.full(horizon, first - 1))
-    else:
-        times = source.future_times(index, horizon, after=origin - 1)
-        frame.insert(0, time_col, source.output_times(times))
-        frame.insert(0, "cutoff", source.output_times([source.times[index][origin - 1]] * horizon))
+    stamps, cutoffs = window_times(source, index, [origin], horizon)
+    frame.insert(0, source.time_col or "ds", stamps)
+    frame.insert(0, "cutoff", cutoffs)
     if source.layout == "long":
         frame.insert(0, source.id_col, [source.ids[index]] * horizon)
     return frame

@@ -117,6 +117,21 @@ def _stacked(series: SeriesSet, frames: list[pd.DataFrame]):
     return to_container(frame, series.container)
 
 
+def window_times(series: SeriesSet, index: int, origins: Sequence[int], horizon: int):
+    """The forecast times and the cutoffs (the last row before each window), ``horizon`` per
+    window from ``origins`` of series ``index``: timestamps as the caller gave them, or row
+    positions continuing an untimed table's index."""
+    origins = np.asarray(origins)
+    if series.times is None:
+        first = series.first_position
+        stamps = (first + origins[:, None] + np.arange(horizon)[None]).reshape(-1)
+        return stamps, np.repeat(origins + first - 1, horizon)
+    parts = [series.output_times(series.future_times(index, horizon, after=int(o) - 1))
+             for o in origins]
+    stamps = parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
+    return stamps, series.output_times(np.repeat(series.times[index][origins - 1], horizon))
+
+
 def backtest_frame(series: SeriesSet, results, actuals: list[np.ndarray], horizon: int):
     """Backtest forecasts and actuals: arrays ``(W, H, C)`` for one untimed series, otherwise
     long tables with ``cutoff`` (the last row before the forecast), time and target columns."""
@@ -125,13 +140,12 @@ def backtest_frame(series: SeriesSet, results, actuals: list[np.ndarray], horizo
     frames = {"forecasts": [], "actuals": []}
     time_col = series.time_col or "ds"
     for index, ((origins, forecasts), actual) in enumerate(zip(results, actuals)):
-        times = series.times[index]
         for window, origin in enumerate(origins):
-            stamps = series.output_times(series.future_times(index, horizon, after=origin - 1))
+            stamps, cutoffs = window_times(series, index, [origin], horizon)
             for key, values in (("forecasts", forecasts[window]), ("actuals", actual[window])):
                 frame = pd.DataFrame(values, columns=list(series.target_names))
                 frame.insert(0, time_col, stamps)
-                frame.insert(0, "cutoff", series.output_times([times[origin - 1]] * horizon))
+                frame.insert(0, "cutoff", cutoffs)
                 if series.layout == "long":
                     frame.insert(0, series.id_col, [series.ids[index]] * horizon)
                 frames[key].append(frame)
@@ -172,16 +186,7 @@ def cv_frame(windows, name: str):
     frames = []
     for index, origins in enumerate(windows.origins):
         n_windows = len(origins)
-        if series.times is None:
-            first = series.first_position
-            stamps = np.asarray([first + o + h for o in origins for h in range(horizon)])
-            cutoffs = np.repeat(np.asarray(origins) + first - 1, horizon)
-        else:
-            times = series.times[index]
-            parts = [series.output_times(series.future_times(index, horizon, after=o - 1))
-                     for o in origins]
-            stamps = parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
-            cutoffs = series.output_times(np.repeat(times[np.asarray(origins) - 1], horizon))
+        stamps, cutoffs = window_times(series, index, origins, horizon)
         actual = windows.actuals(index)  # (W, H, C)
         for channel, target in enumerate(series.target_names):
             frame = pd.DataFrame({"unique_id": [_series_label(series, index, target)]
