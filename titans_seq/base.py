@@ -47,7 +47,6 @@ class FittedEstimator(BaseEstimator):
             delattr(self, name)
         self.__dict__.update(fitted)
 
-
     def save(self, path: "str | Path") -> Path:
         """Write this estimator, fitted or not, to the directory ``path``: every tensor in
         ``tensors.safetensors``, the parameters and the rest of the fitted state in
