@@ -13,7 +13,8 @@ run goes on):
   wheels may travel with the run: ``--peer-path``).
 - ``estimators``: the default ``TitansForecaster`` fitted on ETTm1's training rows and the
   default ``TitansClassifier`` on the promoter set, on the device, next to their 2-core CPU
-  figures (``benchmarks/results/fit_time_2026-12-01.txt``).
+  figures (``benchmarks/results/fit_time_2026-12-01.txt``); then, on the device, the
+  forecaster's 5-window backtest and the classifier's ``predict_proba`` of every sequence.
 - ``configs``: ``configs/dna_promoters_gpu.yaml`` and ``configs/dna_pretrain_gpu.yaml`` for a
   few hundred steps each (steps/s).
 
@@ -140,12 +141,14 @@ def estimator_section(device: str, smoke: bool, ettm1: Path | None) -> list[dict
         sequences, labels = sequences[:32] + sequences[-32:], [*labels[:32], *labels[-32:]]
     classifier_small = dict(max_epochs=1, dim=8, kmer_epochs=1, kmer_hidden=8) if smoke else {}
     records = []
-    for name, build, fit in (
+    for name, build, fit, use in (
             ("forecaster", lambda: TitansForecaster(random_state=0, device=device, **small),
-             lambda model: model.fit(frame.iloc[:rows])),
+             lambda model: model.fit(frame.iloc[:rows]),
+             lambda model: model.backtest(n_windows=5)),
             ("classifier", lambda: TitansClassifier(random_state=0, device=device,
                                                     **classifier_small),
-             lambda model: model.fit(sequences, np.asarray(labels)))):
+             lambda model: model.fit(sequences, np.asarray(labels)),
+             lambda model: model.predict_proba(sequences))):
         record = dict(section="estimators", estimator=name,
                       data=data if name == "forecaster" else "nontata_promoters")
         try:
@@ -153,6 +156,9 @@ def estimator_section(device: str, smoke: bool, ettm1: Path | None) -> list[dict
             start = time.perf_counter()
             fit(model)
             record["fit_seconds"] = time.perf_counter() - start
+            start = time.perf_counter()  # a backtest of 5 windows, or every sequence's classes
+            use(model)
+            record["use_seconds"] = time.perf_counter() - start
             record["runs_on"] = str(model._placed())
         except Exception as error:
             record["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"

@@ -362,15 +362,18 @@ class TitansForecaster(TitansEstimator):
         calibration = None if calibration is None else list(calibration)
         errors = [] if self.calibration_errors_ is None else [self.calibration_errors_]
         with contextlib.nullcontext() if learn else frozen_memory(self.module_.net):
-            for p in where:  # only the rows the streams still read are prepared
-                streams[p], cal, new_errors = tails.read_on(
-                    net, lambda part: self._prepared(part, self._scaler_for(part)), series, p,
-                    before[p], streams[p], None if calibration is None else calibration[p],
-                    self.module_.device)
-                if calibration is not None:
-                    calibration[p] = cal
-                if new_errors is not None:
-                    errors.append(new_errors)
+            # only the rows the streams still read are prepared
+            read, cal, new_errors = tails.read_on(
+                net, lambda part: self._prepared(part, self._scaler_for(part)), series, where,
+                [before[p] for p in where], [streams[p] for p in where],
+                None if calibration is None else [calibration[p] for p in where],
+                self.module_.device)
+        for j, p in enumerate(where):
+            streams[p] = read[j]
+            if calibration is not None:
+                calibration[p] = cal[j]
+        if new_errors is not None:
+            errors.append(new_errors)
         bounded = tails.bounded(net, series, streams, calibration, self.max_history_)
         if self.calibration_window_ is not None and errors:
             self.calibration_errors_ = last_errors(np.concatenate(errors),
@@ -432,10 +435,9 @@ class TitansForecaster(TitansEstimator):
         prepared = [item.to(device) for item in self._prepared(series, scaler, horizon)]
         if streams is None:
             streams = read_streams(net, prepared, series.lengths, device=device)
-        forecasts = [self._unscale(scaler, net.forecast_from(stream, item, length)
-                                   .float().cpu().numpy(), index)
-                     for index, (stream, item, length)
-                     in enumerate(zip(streams, prepared, series.lengths))]
+        forecasts = [self._unscale(scaler, forecast.float().cpu().numpy(), index)
+                     for index, forecast
+                     in enumerate(net.forecast_many(streams, prepared, series.lengths))]
         return forecasts, series, scaler
 
     @staticmethod
@@ -582,8 +584,8 @@ class TitansForecaster(TitansEstimator):
         first_origins = [max(1, n - horizon - step * (n_windows - 1)) for n in series.lengths]
         scaler = self.scaler_ if y is None else self._scaler_for(series, first_origins)
         origins = window_origins(series, horizon, step, n_windows, lookback)
-        raw = [rolling_forecasts(net, item.to(device), starts, series.n_channels)
-               for item, starts in zip(self._prepared(series, scaler), origins)]
+        raw = rolling_forecasts(net, [item.to(device) for item in self._prepared(series, scaler)],
+                                origins)
         forecasts = [scaler.inverse_transform(self._point(r), i)  # (W, H, C)
                      for i, r in enumerate(raw)]
         windows = Windows.of(series, origins, forecasts, width, scaler, coverage)

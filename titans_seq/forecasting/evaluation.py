@@ -85,15 +85,18 @@ def window_origins(series: SeriesSet, horizon: int, step: int, n_windows: int,
     return origins
 
 
-def rolling_forecasts(net: Forecaster, item: Any, origins: Sequence[int], channels: int
-                      ) -> np.ndarray:
-    """``net``'s forecasts ``(W, H, C[, Q])`` from ``origins`` of a prepared series, its
-    memory reading the series once, in order (learning as it reads)."""
-    stream, forecasts = net.open_stream(channels), []
-    for origin in origins:
-        stream = net.read(stream, item, origin)
-        forecasts.append(net.forecast_from(stream, item, origin).float().cpu().numpy())
-    return np.stack(forecasts)
+def rolling_forecasts(net: Forecaster, prepared: Sequence[Any], origins: Sequence[Sequence[int]]
+                      ) -> list[np.ndarray]:
+    """``net``'s forecasts ``(W, H, C[, Q])`` of each prepared series from its ``origins``
+    (the same number per series), each series' memory reading it once, in order (learning as
+    it reads); the series are read and forecast together, window by window."""
+    streams = [net.open_stream(item.values.shape[1]) for item in prepared]
+    forecasts: list[list[np.ndarray]] = [[] for _ in prepared]
+    for window in zip(*origins):  # the w-th origin of every series
+        streams = net.read_many(streams, prepared, window)
+        for mine, forecast in zip(forecasts, net.forecast_many(streams, prepared, window)):
+            mine.append(forecast.float().cpu().numpy())
+    return [np.stack(mine) for mine in forecasts]
 
 
 def calibration_errors(net: Forecaster, prepared, starts: Sequence[int],

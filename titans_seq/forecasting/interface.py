@@ -50,6 +50,39 @@ def map_state(state: Any, function: Callable[[Tensor], Tensor]) -> Any:
     return state
 
 
+def concat_states(states: Sequence[Any]) -> Any:
+    """One network state holding the rows of ``states`` one after the other (the first axis
+    of every tensor); their other fields (counters such as a chunk offset) must agree."""
+    first = states[0]
+    if isinstance(first, Tensor):
+        return torch.cat(list(states))
+    if isinstance(first, tuple):
+        return tuple(concat_states(items) for items in zip(*states))
+    if dataclasses.is_dataclass(first) and not isinstance(first, type):
+        return dataclasses.replace(first, **{
+            field.name: concat_states([getattr(state, field.name) for state in states])
+            for field in dataclasses.fields(first)})
+    if any(state != first for state in states[1:]):
+        raise ValueError(f"states that differ in {first!r} cannot share a batch")
+    return first
+
+
+def split_state(state: Any, sizes: Sequence[int]) -> list[Any]:
+    """The inverse of :func:`concat_states`: ``state``'s rows as ``len(sizes)`` states of
+    ``sizes[i]`` rows."""
+    if isinstance(state, Tensor):
+        return list(state.split(list(sizes)))
+    if isinstance(state, tuple):
+        return [tuple(parts) for parts in zip(*(split_state(item, sizes) for item in state))] \
+            if state else [() for _ in sizes]
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        fields = {field.name: split_state(getattr(state, field.name), sizes)
+                  for field in dataclasses.fields(state)}
+        return [dataclasses.replace(state, **{name: parts[i] for name, parts in fields.items()})
+                for i in range(len(sizes))]
+    return [state] * len(sizes)
+
+
 def move_state(state: Any, device: torch.device | str) -> Any:
     """A copy of a network state on ``device``."""
     return map_state(state, lambda tensor: tensor.to(device))
@@ -143,6 +176,19 @@ class Forecaster(ABC):
         to ``origin``: ``(H, C[, Q])``. ``series.covariates`` must reach ``horizon`` rows past
         ``origin``."""
 
+    def read_many(self, streams: Sequence[ForecastStream], series: Sequence[PreparedSeries],
+                  upto: Sequence[int]) -> list[ForecastStream]:
+        """:meth:`read` for several series at once (``streams[i]`` reads the first
+        ``upto[i]`` rows of ``series[i]``); a network that can batch them overrides this."""
+        return [self.read(stream, item, rows) for stream, item, rows in zip(streams, series, upto)]
+
+    def forecast_many(self, streams: Sequence[ForecastStream], series: Sequence[PreparedSeries],
+                      origins: Sequence[int]) -> list[Tensor]:
+        """:meth:`forecast_from` for several series at once; a network that can batch them
+        overrides this."""
+        return [self.forecast_from(stream, item, origin)
+                for stream, item, origin in zip(streams, series, origins)]
+
     @abstractmethod
     def origin_forecasts(self, series: PreparedSeries, first: int, stop: int | None = None,
                          steps: int | None = None, frozen_from: int | None = None,
@@ -195,5 +241,4 @@ def read_streams(net: Forecaster, prepared: Sequence[PreparedSeries],
     """Each series' stream after reading its first ``lengths[i]`` rows (continuing
     ``streams``, which are not changed)."""
     streams = streams or [net.open_stream(item.values.shape[1]) for item in prepared]
-    return [net.read(stream, item.to(device), length)
-            for stream, item, length in zip(streams, prepared, lengths)]
+    return net.read_many(streams, [item.to(device) for item in prepared], lengths)

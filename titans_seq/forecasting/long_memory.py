@@ -36,13 +36,16 @@ from datamodules.timeseries import ForecastLayout, LaneSegments, PreparedSeries,
 
 from ..blocks import EncoderConfig, EncoderState, TitansEncoder
 from ..memory import frozen_memory
-from .interface import BatchForecast, ForecastNetwork, ForecastStream
+from .interface import (BatchForecast, ForecastNetwork, ForecastStream, concat_states,
+                        split_state)
 from .ridge import ridge_fit
 
 if TYPE_CHECKING:
     from .config import ForecastConfig
 
 MEMORY_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)  # shares of the memory path tried after training
+# Lane rows one batched call reads (series read or forecast together): bounds its memory
+LANE_ROWS = 1 << 22
 
 
 @dataclass
@@ -283,12 +286,54 @@ class LongMemoryForecastNet(ForecastNetwork):
         return self.write_patches(*_lanes(series, start, stop), state)
 
     @torch.inference_mode()
+    def read_many(self, streams: Sequence[ForecastStream], series: Sequence[PreparedSeries],
+                  upto: Sequence[int]) -> list[ForecastStream]:
+        """:meth:`read` for several series at once: the lanes of the series whose streams read
+        the same rows (series of one length, read from one origin) go through the encoder in
+        one batch, at most about ``LANE_ROWS`` lane rows a call."""
+        stops = [rows - rows % self.patch_len for rows in upto]
+        if not self.memory:
+            return [ForecastStream(None, stop) for stop in stops]
+        result, groups = list(streams), {}
+        for index, (stream, stop) in enumerate(zip(streams, stops)):
+            if stop > stream.rows_read:
+                groups.setdefault((stream.rows_read, stop), []).append(index)
+        for (start, stop), members in groups.items():
+            lanes = [series[i].values.shape[1] for i in members]
+            for batch in _batches([n * (stop - start) for n in lanes], LANE_ROWS):
+                chosen = [members[b] for b in batch]
+                inputs = [torch.cat(parts) for parts in  # (ΣC, rows[, F]), (ΣC, S)
+                          zip(*(_lanes(series[i], start, stop) for i in chosen))]
+                state = concat_states([streams[i].state for i in chosen])
+                _, state = self.write_patches(*inputs, state)
+                parts = split_state(state, [lanes[b] for b in batch])
+                for index, part in zip(chosen, parts):
+                    result[index] = ForecastStream(part, stop)
+        return result
+
+    @torch.inference_mode()
     def forecast_from(self, stream: ForecastStream, series: PreparedSeries, origin: int
                       ) -> Tensor:
-        if stream.rows_read != origin - origin % self.patch_len:
-            raise RuntimeError("the memory has not read the rows before this origin")
-        recent = stream.state.recent.flatten(1) if self.memory else None  # (C, K·dim)
-        return self.forecast_at(series, origin, recent)
+        return self.forecast_many([stream], [series], [origin])[0]
+
+    @torch.inference_mode()
+    def forecast_many(self, streams: Sequence[ForecastStream], series: Sequence[PreparedSeries],
+                      origins: Sequence[int]) -> list[Tensor]:
+        """:meth:`forecast_from` for several series in one evaluation of the head (at most
+        about ``LANE_ROWS`` window rows a call)."""
+        for stream, origin in zip(streams, origins):
+            if stream.rows_read != origin - origin % self.patch_len:
+                raise RuntimeError("the memory has not read the rows before this origin")
+        lanes = [item.values.shape[1] for item in series]
+        forecasts = []
+        for batch in _batches([n * self.context for n in lanes], LANE_ROWS):
+            recent = torch.cat([streams[b].state.recent.flatten(1) for b in batch]) \
+                if self.memory else None  # (ΣC, K·dim)
+            inputs = [torch.cat(parts) for parts in
+                      zip(*(self._origin_inputs(series[b], origins[b]) for b in batch))]
+            forecast = self._forecast_lanes(*inputs, recent)  # (H, ΣC[, Q])
+            forecasts += forecast.split([lanes[b] for b in batch], 1)
+        return forecasts
 
     def forecast_at(self, series: PreparedSeries, origin: int, recent: Tensor | None
                     ) -> Tensor:
@@ -296,6 +341,13 @@ class LongMemoryForecastNet(ForecastNetwork):
         ``recent (C, K·dim)`` (those after the last whole patch before ``origin``, oldest
         first; None without memory): ``(H, C[, Q])``, differentiable (:meth:`forecast_from`
         is this under inference mode)."""
+        return self._forecast_lanes(*self._origin_inputs(series, origin), recent)
+
+    def _origin_inputs(self, series: PreparedSeries, origin: int
+                       ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """What a forecast from ``origin`` reads besides the memory, per lane: the window
+        and its mask ``(C, context)`` (zeros and False before the first row), the horizon's
+        covariates ``(C, H, F)`` and the static covariates ``(C, S)``."""
         values, observed = series.values, series.observed
         channels, context = values.shape[1], self.context
         start = origin - context
@@ -304,12 +356,18 @@ class LongMemoryForecastNet(ForecastNetwork):
         low = max(start, 0)
         window[:, low - start:] = values[low:origin].T
         window_observed[:, low - start:] = observed[low:origin].T
-        future = series.covariates[origin:origin + self.horizon][None, None]
-        future = future.expand(channels, 1, -1, -1)  # (C, 1, H, F)
+        future = series.covariates[origin:origin + self.horizon][None]
+        return (window, window_observed, future.expand(channels, -1, -1),  # (C, H, F)
+                series.static[None].expand(channels, -1))
+
+    def _forecast_lanes(self, window: Tensor, window_observed: Tensor, future: Tensor,
+                        static: Tensor, recent: Tensor | None) -> Tensor:
+        """One forecast per lane from :meth:`_origin_inputs`' tensors and the memory's
+        ``recent (C, K·dim)``: ``(H, C[, Q])``."""
         memory = recent[:, None] if recent is not None else None  # (C, 1, K·dim)
         forecast = self.forecast(window[:, None], window_observed[:, None], memory,
-                                 future if self.n_covariates else None,
-                                 series.static[None].expand(channels, -1))[:, 0]  # (C, H[, Q])
+                                 future[:, None] if self.n_covariates else None,
+                                 static)[:, 0]  # (C, H[, Q])
         return forecast.transpose(0, 1)
 
     @torch.inference_mode()
@@ -464,3 +522,17 @@ def _lanes(series: PreparedSeries, start: int, stop: int
     return (series.values[start:stop].T, series.observed[start:stop].T,
             series.covariates[None, start:stop].expand(channels, -1, -1),
             series.static[None].expand(channels, -1))
+
+
+def _batches(sizes: Sequence[int], budget: int) -> list[list[int]]:
+    """Consecutive groups of the indices of ``sizes`` whose sizes sum to at most ``budget``
+    (an item larger than the budget alone)."""
+    groups: list[list[int]] = [[]]
+    total = 0
+    for index, size in enumerate(sizes):
+        if groups[-1] and total + size > budget:
+            groups.append([])
+            total = 0
+        groups[-1].append(index)
+        total += size
+    return groups if groups[0] else []

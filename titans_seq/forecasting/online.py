@@ -171,56 +171,101 @@ class ErrorMemory(Forecaster):
         among the first ``upto`` rows (origins ``s`` with ``s + H ≤ upto``), in order. The
         network's forecasts at those origins come in one pass when there are many (equal to
         the forecasts one at a time to rounding)."""
-        state = stream.state
-        lead = self.network.read(state.lead, series, upto)
-        pairs = range(state.next_pair, max(state.next_pair, upto - self.horizon + 1))
-        if not self.learn or not len(pairs):  # passed over, never learned
-            lag = self.network.read(state.lag, series, pairs.stop) if len(pairs) else state.lag
-            return ForecastStream(replace(state, lead=lead, lag=lag, next_pair=pairs.stop), upto)
-        if len(pairs) >= BATCHED:
-            forecasts = self.network.origin_forecasts(series, pairs.start, pairs.stop,
-                                                      stream=state.lag)
-            lag = self.network.read(state.lag, series, pairs.stop)
-        else:
-            lag, forecasts = state.lag, []
-            for origin in pairs:
-                lag = self.network.read(lag, series, origin)
-                forecasts.append(self.network.forecast_from(lag, series, origin))
-            forecasts = torch.stack(forecasts)
-        memory = self._learn(series, pairs, self._point(forecasts),
-                             (state.weights, state.momentum, state.precision))
-        return ForecastStream(replace(state, lead=lead, lag=lag, next_pair=pairs.stop,
-                                      weights=memory[0], momentum=memory[1],
-                                      precision=memory[2]), upto)
+        return self.read_many([stream], [series], [upto])[0]
 
-    def _learn(self, series: PreparedSeries, pairs: range, forecasts: Tensor,
-               memory: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """Write the pairs of the origins ``pairs``, in order, given the network's point
-        forecasts there ``(O, H, C)`` (rows without an observed value add no error)."""
-        if not len(pairs):
-            return memory
-        origins = torch.arange(pairs.start, pairs.stop, device=forecasts.device)
-        keys = self._keys(series, origins, forecasts)  # (O, C, d)
-        residuals, seen = self._residuals(series, origins, forecasts)
-        for key, residual, mask in zip(keys, residuals, seen):
-            memory = self._write(key, residual, mask, memory)
-        return memory
+    @torch.inference_mode()
+    def read_many(self, streams: Sequence[ForecastStream], series: Sequence[PreparedSeries],
+                  upto: Sequence[int]) -> list[ForecastStream]:
+        """:meth:`read` for several series: the network reads them, and forecasts their
+        pairs' origins, together (:meth:`_pair_forecasts`); each memory writes its own."""
+        states = [stream.state for stream in streams]
+        leads = self.network.read_many([state.lead for state in states], series, upto)
+        pairs = [range(state.next_pair, max(state.next_pair, rows - self.horizon + 1))
+                 for state, rows in zip(states, upto)]
+        lags, forecasts = self._pair_forecasts(states, series, pairs)
+        memories = self._learn(series, pairs, forecasts, [
+            (state.weights, state.momentum, state.precision) for state in states])
+        return [ForecastStream(replace(state, lead=lead, lag=lag, next_pair=mine.stop,
+                                       weights=memory[0], momentum=memory[1],
+                                       precision=memory[2]), rows)
+                for state, mine, lead, lag, memory, rows
+                in zip(states, pairs, leads, lags, memories, upto)]
+
+    def _pair_forecasts(self, states: Sequence[ErrorMemoryState],
+                        series: Sequence[PreparedSeries], pairs: Sequence[range]
+                        ) -> tuple[list[ForecastStream], list[Tensor | None]]:
+        """Each series' lag stream after its ``pairs``' origins and, when learning, the
+        network's forecasts there ``(O, H, C[, Q])`` (None without pairs): in one pass for a
+        series of many pairs, else origin by origin with the series in step together."""
+        lags, forecasts = [state.lag for state in states], [None] * len(states)
+        many = [i for i, mine in enumerate(pairs) if len(mine) >= BATCHED or
+                (len(mine) and not self.learn)]  # passed over: read, never learned
+        few = [i for i, mine in enumerate(pairs) if 0 < len(mine) < BATCHED and self.learn]
+        if self.learn:
+            for i in many:
+                forecasts[i] = self.network.origin_forecasts(
+                    series[i], pairs[i].start, pairs[i].stop, stream=lags[i])
+        made: dict[int, list[Tensor]] = {i: [] for i in few}
+        for step in range(max((len(pairs[i]) for i in few), default=0)):
+            active = [i for i in few if step < len(pairs[i])]
+            origins = [pairs[i].start + step for i in active]
+            items = [series[i] for i in active]
+            read = self.network.read_many([lags[i] for i in active], items, origins)
+            for i, lag, forecast in zip(active, read,
+                                        self.network.forecast_many(read, items, origins)):
+                lags[i] = lag
+                made[i].append(forecast)
+        for i in few:
+            forecasts[i] = torch.stack(made[i])
+        read = self.network.read_many([lags[i] for i in many], [series[i] for i in many],
+                                      [pairs[i].stop for i in many])
+        for i, lag in zip(many, read):
+            lags[i] = lag
+        return lags, forecasts
+
+    def _learn(self, series: Sequence[PreparedSeries], pairs: Sequence[range],
+               forecasts: Sequence[Tensor | None], memories: Sequence[tuple[Tensor, ...]]
+               ) -> list[tuple[Tensor, ...]]:
+        """Each memory after writing its series' pairs (the origins ``pairs[i]``), in order,
+        given the network's forecasts there ``(O, H, C[, Q])`` (None: nothing to write; rows
+        without an observed value add no error). Series of as many channels and pairs write
+        in step, as one batch."""
+        result, groups = list(memories), {}
+        for i, made in enumerate(forecasts):
+            if made is not None and len(pairs[i]):
+                groups.setdefault((series[i].values.shape[1], len(pairs[i])), []).append(i)
+        for members in groups.values():
+            parts = []
+            for i in members:
+                origins = torch.arange(pairs[i].start, pairs[i].stop,
+                                       device=forecasts[i].device)
+                point = self._point(forecasts[i])  # (O, H, C)
+                parts.append((self._keys(series[i], origins, point),  # (O, C, d)
+                              *self._residuals(series[i], origins, point)))  # (O, C, H) × 2
+            keys, residuals, seen = (torch.stack(found, 1) for found in zip(*parts))  # (O, S…)
+            memory = tuple(torch.stack(found) for found in zip(*(memories[i] for i in members)))
+            for key, residual, mask in zip(keys, residuals, seen):
+                memory = self._write(key, residual, mask, memory)
+            for j, i in enumerate(members):
+                result[i] = tuple(tensor[j] for tensor in memory)
+        return result
 
     def _write(self, key: Tensor, residual: Tensor, seen: Tensor,
-               memory: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """One Titans write of the channels' pairs (``key (C, d)``, ``residual (C, H)``, rows
-        not ``seen`` adding no error), its step preconditioned by the keys' precision."""
-        weights, momentum, precision = memory
+               memory: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor]:
+        """One Titans write of the channels' pairs (``key (…, C, d)``, ``residual (…, C, H)``,
+        rows not ``seen`` adding no error), its step preconditioned by the keys' precision;
+        leading axes are series writing in step."""
+        weights, momentum, precision = memory  # (…, H, d), (…, H, d), (…, d, d)
         forgetting, s = self.settings.forgetting, self.settings
-        error = (key @ weights.T - residual) * seen  # (C, H): the surprise
-        spread = precision @ key.T  # (d, C)
-        inner = forgetting * torch.eye(key.shape[0], dtype=key.dtype, device=key.device) \
+        error = (key @ weights.mT - residual) * seen  # (…, C, H): the surprise
+        spread = precision @ key.mT  # (…, d, C)
+        inner = forgetting * torch.eye(key.shape[-2], dtype=key.dtype, device=key.device) \
             + key @ spread
-        gain = torch.linalg.solve(inner, spread.T).T  # (d, C): P k (λ + kᵀ P k)⁻¹
-        momentum = s.momentum * momentum - error.T @ gain.T  # (H, d)
+        gain = torch.linalg.solve(inner, spread.mT).mT  # (…, d, C): P k (λ + kᵀ P k)⁻¹
+        momentum = s.momentum * momentum - error.mT @ gain.mT  # (…, H, d)
         weights = (1 - s.decay) * weights + momentum
-        precision = (precision - gain @ spread.T) / forgetting
-        return weights, momentum, (precision + precision.T) / 2
+        precision = (precision - gain @ spread.mT) / forgetting
+        return weights, momentum, (precision + precision.mT) / 2
 
     def rows_needed(self, stream: ForecastStream) -> int:
         """The network's needs at both its streams, and the window of the next pair's key."""
@@ -238,10 +283,17 @@ class ErrorMemory(Forecaster):
     @torch.inference_mode()
     def forecast_from(self, stream: ForecastStream, series: PreparedSeries, origin: int
                       ) -> Tensor:
-        state = stream.state
-        forecast = self.network.forecast_from(state.lead, series, origin)  # (H, C[, Q])
-        return self._corrected(series, torch.tensor([origin], device=forecast.device),
-                               forecast[None], state.weights)[0]
+        return self.forecast_many([stream], [series], [origin])[0]
+
+    @torch.inference_mode()
+    def forecast_many(self, streams: Sequence[ForecastStream], series: Sequence[PreparedSeries],
+                      origins: Sequence[int]) -> list[Tensor]:
+        """The network's forecasts of the series together, each corrected by its memory."""
+        made = self.network.forecast_many([stream.state.lead for stream in streams], series,
+                                          origins)  # (H, C[, Q]) each
+        return [self._corrected(item, torch.tensor([origin], device=forecast.device),
+                                forecast[None], stream.state.weights)[0]
+                for stream, item, origin, forecast in zip(streams, series, origins, made)]
 
     def _corrected(self, series: PreparedSeries, origins: Tensor, forecasts: Tensor,
                    weights: Tensor) -> Tensor:

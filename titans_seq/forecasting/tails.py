@@ -32,28 +32,40 @@ def tail_start(net: Forecaster, streams: Sequence[ForecastStream | None]) -> int
     return max(0, needed) // net.read_unit * net.read_unit
 
 
-def read_on(net: Forecaster, prepare: Prepare, series: SeriesSet, index: int, before: int,
-            stream: ForecastStream, calibration: ForecastStream | None, device: Any
-            ) -> tuple[ForecastStream, ForecastStream | None, np.ndarray | None]:
-    """Series ``index`` (of which the streams have read the first ``before`` rows) read to
-    its end by its ``stream`` and, with rolling conformal, by its ``calibration`` stream: at
-    the first origin whose error is not yet counted (``before − horizon + 1``), it forecasts
-    every origin whose rows are now complete. Returns both streams and the absolute scaled
-    errors ``(n, H, C)`` of those forecasts (None when none completes)."""
-    start = tail_start(net, [stream, calibration])
-    part = history.dropped(history.subset(series, [index]), [start])
-    tail = prepare(part)[0].to(device)
-    rows = part.lengths[0]
-    stream = net.rebased(net.read(net.rebased(stream, start), tail, rows), -start)
+def read_on(net: Forecaster, prepare: Prepare, series: SeriesSet, indices: Sequence[int],
+            before: Sequence[int], streams: Sequence[ForecastStream],
+            calibration: Sequence[ForecastStream] | None, device: Any
+            ) -> tuple[list[ForecastStream], list[ForecastStream] | None, np.ndarray | None]:
+    """Series ``indices[j]`` (of which the streams have read the first ``before[j]`` rows)
+    read to their ends by their ``streams[j]`` and, with rolling conformal, by their
+    ``calibration[j]`` streams: at the first origin whose error is not yet counted
+    (``before − horizon + 1``), each forecasts every origin whose rows are now complete.
+    Returns both lists of streams and the absolute scaled errors ``(n, H, C)`` of those
+    forecasts (None when none completes). The series are read together
+    (:meth:`~titans_seq.forecasting.interface.Forecaster.read_many`)."""
+    own = calibration if calibration is not None else [None] * len(indices)
+    starts = [tail_start(net, [stream, cal]) for stream, cal in zip(streams, own)]
+    part = history.dropped(history.subset(series, list(indices)), starts)
+    tails = [item.to(device) for item in prepare(part)]
+    rows = part.lengths
+    read = net.read_many([net.rebased(s, start) for s, start in zip(streams, starts)],
+                         tails, rows)
+    streams = [net.rebased(stream, -start) for stream, start in zip(read, starts)]
+    if calibration is None:
+        return streams, None, None
+    calibration = [net.rebased(cal, start) for cal, start in zip(calibration, starts)]
+    origins = [b - start - net.horizon + 1 for b, start in zip(before, starts)]
+    stops = [n - net.horizon + 1 for n in rows]
+    live = [j for j in range(len(indices)) if stops[j] > origins[j]]
     errors = None
-    if calibration is not None:
-        calibration = net.rebased(calibration, start)
-        origin, stop = before - start - net.horizon + 1, rows - net.horizon + 1
-        if stop > origin:
-            errors = calibration_errors(net, [tail], [origin], device, [calibration])
-            calibration = net.read(calibration, tail, stop)
-        calibration = net.rebased(calibration, -start)
-    return stream, calibration, errors
+    if live:
+        errors = calibration_errors(net, [tails[j] for j in live], [origins[j] for j in live],
+                                    device, [calibration[j] for j in live])
+        read = net.read_many([calibration[j] for j in live], [tails[j] for j in live],
+                             [stops[j] for j in live])
+        for j, cal in zip(live, read):
+            calibration[j] = cal
+    return streams, [net.rebased(cal, -start) for cal, start in zip(calibration, starts)], errors
 
 
 def bounded(net: Forecaster, series: SeriesSet, streams: list[ForecastStream],
