@@ -25,7 +25,8 @@ written in these places, and only these:
 
 - ``coefficients.py`` :func:`.chunk_coefficients`: the ``η, θ, α`` recurrence unrolled over a
   chunk (``E, B, G``, their ``[W; S]`` pairs) and padding as an identity step. A rule that stays
-  linear in ``[W; S]`` given the ``u_i`` changes here only, in the fast path.
+  linear in ``[W; S]`` given the ``u_i`` changes here and in ``csrc/gates.h`` (the native
+  kernel builds the same coefficients per chunk from the gates, by their recurrences).
 - here, :func:`_surprise_factors`: the inner loss's gradient ``u_t`` (``2 (ŷ − v)`` through
   the MLP) as rank-1 factors; a different inner loss changes its ``output_grad`` line.
 - here, :func:`_clip_surprise` and :func:`clip_factor` (shared with the reference): the
@@ -66,7 +67,7 @@ import torch.utils.checkpoint
 from torch import Tensor
 
 from .coefficients import ChunkCoefficients, chunk_coefficients
-from .native import check_kernel, native_block, select_kernel
+from .native import check_kernel, native_block, native_scan, select_kernel
 from .state import MemoryState
 from .validation import check_scan_inputs, compute_dtype
 
@@ -162,13 +163,18 @@ def _scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alpha: Te
     if state is None:
         state = MemoryState.initial(weights, k.shape[0], chunk_size, dtype)
     grid = _chunk_grid(state, mask, k.shape[2], chunk_size, k.device)
-    queries, keys, values = (_to_chunks(x, grid) for x in (q, k, v))  # (B, H, N, C, D)
-    coefficients = chunk_coefficients(*(_to_chunks(gate, grid) for gate in (theta, eta, alpha)),
-                                      grid.valid)
-    memory, reads, open_chunk_start = _scan_blocks(
-        queries, keys, values, coefficients, _pack_memory(state, dtype),
-        _first_gradient_point(state, grid, dtype), grid.last_chunk, compiled,
-        checkpoint_blocks, max_surprise_norm, sweep)
+    # The native kernel reads inputs already on the grid in place; the other paths get copies.
+    in_place = sweep == "native"
+    queries, keys, values = (_to_chunks(x, grid, in_place) for x in (q, k, v))  # (B, H, N, C, D)
+    gates = tuple(_to_chunks(gate, grid, in_place) for gate in (theta, eta, alpha))  # (B, H, N, C)
+    memory, first_point = _pack_memory(state, dtype), _first_gradient_point(state, grid, dtype)
+    if sweep == "native" and not (checkpoint_blocks and torch.is_grad_enabled()):
+        memory, reads, open_chunk_start = _scan_native(queries, keys, values, gates, grid,
+                                                       memory, first_point, max_surprise_norm)
+    else:
+        memory, reads, open_chunk_start = _scan_blocks(
+            queries, keys, values, chunk_coefficients(*gates, grid.valid), memory, first_point,
+            grid.last_chunk, compiled, checkpoint_blocks, max_surprise_norm, sweep)
     y = _from_chunks(reads, grid, mask)  # (B, H, T, D_v)
     return y, _final_state(state, memory, open_chunk_start, grid, mask)
 
@@ -213,9 +219,11 @@ def _chunk_grid(state: MemoryState, mask: Tensor | None, length: int, chunk_size
                       num_chunks=num_chunks)
 
 
-def _to_chunks(x: Tensor, grid: _ChunkGrid) -> Tensor:
-    """``x`` (B, H, T, ...) placed on the grid and cut into chunks (B, H, N, C, ...)."""
-    x = _to_grid(x, grid.grid_offsets, grid.grid_length)  # (B, H, T_grid, ...)
+def _to_chunks(x: Tensor, grid: _ChunkGrid, in_place: bool = False) -> Tensor:
+    """``x`` (B, H, T, ...) placed on the grid and cut into chunks (B, H, N, C, ...);
+    ``in_place``: a view of ``x`` when it already fills the grid (no copy)."""
+    if not (in_place and grid.grid_offsets is None and grid.grid_length == x.shape[2]):
+        x = _to_grid(x, grid.grid_offsets, grid.grid_length)  # (B, H, T_grid, ...)
     return x.reshape(x.shape[0], x.shape[1], grid.num_chunks, grid.chunk_size,
                      *x.shape[3:])  # (B, H, N, C, ...)
 
@@ -313,6 +321,20 @@ def _scan_blocks(queries: Tensor, keys: Tensor, values: Tensor,
             memory, block_reads, open_chunk_start = _process_block(*arguments)
         reads.append(block_reads)
     return memory, torch.cat(reads, dim=2), open_chunk_start  # reads (B, H, N, C, D_v)
+
+
+def _scan_native(queries: Tensor, keys: Tensor, values: Tensor,
+                 gates: tuple[Tensor, Tensor, Tensor], grid: _ChunkGrid, memory: list[Tensor],
+                 first_gradient_point: list[Tensor], max_surprise_norm: float | None
+                 ) -> tuple[list[Tensor], Tensor, list[Tensor]]:
+    """:func:`_scan_blocks` for the native kernel: all chunks in one call, the coefficients
+    computed inside it from the gates (:func:`.native.native_scan`)."""
+    here, index = _open_chunk_in_block(grid.last_chunk, 0, grid.num_chunks)
+    memory, reads, selected = native_scan(queries, keys, values, gates, grid.valid, memory,
+                                          first_gradient_point, max_surprise_norm,
+                                          torch.where(here, index, -1))
+    return memory, reads, [torch.where(here[:, None, None, None], new, previous)
+                           for new, previous in zip(selected, first_gradient_point)]
 
 
 def _process_block(queries: Tensor, keys: Tensor, values: Tensor,

@@ -15,9 +15,19 @@ from .checks import integer, real
 from .chunked import chunked_memory_scan
 from .conv import CausalDepthwiseConv1d
 from .mlp import memory_mlp
-from .native import check_kernel, uses_native
+from .native import check_kernel, native_gated_output, native_qkv_activation, uses_native
 from .state import MemoryState
 from .validation import check_max_surprise_norm, check_scan_inputs, check_sequence
+
+
+_L2_EPS = 1e-20  # q and k: x / sqrt(‖x‖² + D·ε)
+_NORM_EPS = 1e-6  # the reads' RMSNorm
+
+
+def _fused(kernel: str, tensor: Tensor) -> bool:
+    """Whether the layer's elementwise stages run through the native ops (csrc/layer_ops.cpp):
+    with the native kernel, on float32 and float64."""
+    return tensor.dtype in (torch.float32, torch.float64) and uses_native(kernel, tensor)
 
 
 @dataclass
@@ -201,11 +211,8 @@ class NeuralMemory(nn.Module):
         if self.conv is not None:
             projected, conv_tail = self.conv(projected, state.conv_tail, mask,
                                              native=uses_native(kernel, projected))
-        projected = F.silu(projected).view(batch, length, 3, self.heads, self.head_dim)
-        # ℓ2-normalise q and k while each head's features are contiguous.
-        query_key = self._l2_normalise(projected[:, :, :2])  # (B, T, 2, H, D)
-        q, k = query_key.permute(2, 0, 3, 1, 4)  # each (B, H, T, D)
-        v = projected[:, :, 2].transpose(1, 2)  # (B, H, T, D)
+        q, k, v = self._activate(projected.view(batch, length, 3, self.heads, self.head_dim),
+                                 kernel)  # each (B, H, T, D)
 
         gates = torch.sigmoid(self.gates(x).to(torch.promote_types(x.dtype, torch.float32))).view(
             batch, length, self.num_gates, self.heads).permute(2, 0, 3, 1)  # (G, B, H, T)
@@ -222,7 +229,7 @@ class NeuralMemory(nn.Module):
             compiled=self.compiled,
             checkpoint_blocks=self.checkpoint_blocks, kernel=kernel)  # (B, H, T, D)
 
-        y = self._output(read, x)
+        y = self._output(read, x, kernel)
         if mask is not None:
             y = y * mask[:, :, None]
         return y, NeuralMemoryState(memory_state, conv_tail)
@@ -252,18 +259,33 @@ class NeuralMemory(nn.Module):
             read = memory_mlp(q.to(weights[0].dtype), weights)  # (B, H, N, D)
         return self._output(read, x)
 
+    def _activate(self, projected: Tensor, kernel: str) -> tuple[Tensor, Tensor, Tensor]:
+        """``projected (B, T, 3, H, D)`` → q, k, v (B, H, T, D): SiLU, q and k ℓ2-normalised."""
+        if _fused(kernel, projected):
+            return native_qkv_activation(projected, _L2_EPS)
+        projected = F.silu(projected)
+        # ℓ2-normalise q and k while each head's features are contiguous.
+        query_key = self._l2_normalise(projected[:, :, :2])  # (B, T, 2, H, D)
+        q, k = query_key.permute(2, 0, 3, 1, 4)  # each (B, H, T, D)
+        return q, k, projected[:, :, 2].transpose(1, 2)
+
     def _l2_normalise(self, x: Tensor) -> Tensor:
         """ℓ2 norm over the last (head) dimension in one fused op:
         ``rms_norm(x) / sqrt(D) = x / sqrt(‖x‖² + D·ε)``."""
-        return F.rms_norm(x, (self.head_dim,), eps=1e-20) * self.head_dim ** -0.5
+        return F.rms_norm(x, (self.head_dim,), eps=_L2_EPS) * self.head_dim ** -0.5
 
-    def _output(self, read: Tensor, x: Tensor) -> Tensor:
+    def _output(self, read: Tensor, x: Tensor, kernel: str | None = None) -> Tensor:
         """Per-head RMSNorm, then the output gate and projection (§4.4 "Gating")."""
+        kernel = kernel if kernel is not None else getattr(self, "kernel", "auto")
+        gate = self.output_gate(x)
+        if read.dtype == gate.dtype and _fused(kernel, read):
+            return self.output(native_gated_output(read, self.output_norm_weight.to(read.dtype),
+                                                   gate, _NORM_EPS))
         batch, _, length, _ = read.shape
         read = read.transpose(1, 2)  # (B, T, H, D)
-        read = F.rms_norm(read, (self.head_dim,), eps=1e-6) * self.output_norm_weight
+        read = F.rms_norm(read, (self.head_dim,), eps=_NORM_EPS) * self.output_norm_weight
         read = read.reshape(batch, length, -1)  # (B, T, H · D)
-        return self.output(read.to(x.dtype) * F.silu(self.output_gate(x)))
+        return self.output(read.to(x.dtype) * F.silu(gate))
 
     def _check_input(self, x: Tensor, state: NeuralMemoryState | None,
                      mask: Tensor | None) -> None:

@@ -53,8 +53,9 @@ KERNEL_VARIABLE = "TITANS_SEQ_KERNEL"
 INTERPRET_VARIABLE = "TRITON_INTERPRET"  # Triton's own switch to its CPU interpreter
 TRITON_DEPTHS = (1, 2)  # the memory depths triton_scan.py writes out
 _SOURCES = [Path(__file__).with_name("csrc") / name
-            for name in ("chunk_step.cpp", "causal_conv.cpp")]
-_HEADERS = [Path(__file__).with_name("csrc") / name for name in ("dense.h", "chunk_math.h")]
+            for name in ("chunk_step.cpp", "causal_conv.cpp", "layer_ops.cpp")]
+_HEADERS = [Path(__file__).with_name("csrc") / name
+            for name in ("dense.h", "gates.h", "chunk_math.h")]
 # Tried in order: the fast flags, then plain ones for a compiler without OpenMP or -march.
 _FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3"])
 _logger = logging.getLogger(__name__)
@@ -296,6 +297,81 @@ def native_block(queries: Tensor, keys: Tensor, values: Tensor,
     return memory_after, reads, selected
 
 
+class _NativeScan(torch.autograd.Function):
+    """Autograd wrapper of the gated ops: the coefficients come from the gates inside them."""
+
+    @staticmethod
+    def forward(ctx, max_norm: float, depth: int, select: Tensor, valid: Tensor,
+                queries: Tensor, keys: Tensor, values: Tensor, theta: Tensor, eta: Tensor,
+                alpha: Tensor, *memory_and_point: Tensor):
+        memory, point = list(memory_and_point[:depth]), list(memory_and_point[depth:])
+        after, reads, selected, starts = torch.ops.titans_seq.gated_scan_forward(
+            queries, keys, values, theta, eta, alpha, valid, memory, point, select, max_norm,
+            True)
+        ctx.save_for_backward(queries, keys, values, theta, eta, alpha, valid, select, *starts,
+                              *point)
+        ctx.max_norm, ctx.depth, ctx.has_point = max_norm, depth, bool(point)
+        return (*after, reads, *selected)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *grads: Tensor):
+        depth, saved = ctx.depth, ctx.saved_tensors  # unpacked once (checkpointing asks so)
+        inputs, select = saved[:7], saved[7]
+        starts, point = saved[8:8 + depth], saved[8 + depth:]
+        grads = [g.contiguous() for g in grads]
+        grad_after, grad_reads, grad_selected = grads[:depth], grads[depth], grads[depth + 1:]
+        *grad_inputs, grad_memory, grad_point = torch.ops.titans_seq.gated_scan_backward(
+            *inputs, list(starts), list(point), select, ctx.max_norm, grad_after, grad_reads,
+            grad_selected)
+        return (None, None, None, None, *grad_inputs, *grad_memory,
+                *(grad_point if ctx.has_point else ()))
+
+
+def native_scan(queries: Tensor, keys: Tensor, values: Tensor,
+                gates: tuple[Tensor, Tensor, Tensor], valid: Tensor, memory: Sequence[Tensor],
+                first_gradient_point: Sequence[Tensor] | None,
+                max_surprise_norm: float | None, select: Tensor
+                ) -> tuple[list[Tensor], Tensor, list[Tensor]]:
+    """:func:`native_block` with the gate coefficients computed inside the kernel, from the
+    gates ``θ, η, α`` ``(B, H, N, C)`` and ``valid`` ``(B, 1, N, C)`` (bool) as
+    :func:`.coefficients.chunk_coefficients` takes them, rather than passed in.
+
+    Why: the coefficients in PyTorch are many small ops forward and backward (C × C per chunk);
+    the kernel builds them per chunk in cache (``csrc/gates.h``), and the whole call is one
+    sweep (no blocks, so no splits, copies and concatenations between them).
+    """
+    batch, heads, chunks, chunk_size, _ = keys.shape
+    rows = batch * heads
+    depth = len(memory)
+
+    def flat(x: Tensor, *shape: int) -> Tensor:
+        return x.reshape(rows, *shape).contiguous()
+    operands = [flat(queries, chunks, chunk_size, -1),  # (B·H, N, C, D_k)
+                flat(keys, chunks, chunk_size, -1),  # (B·H, N, C, D_k)
+                flat(values, chunks, chunk_size, -1)]  # (B·H, N, C, D_v)
+    operands += [flat(gate, chunks, chunk_size) for gate in gates]  # (B·H, N, C)
+    operands += [flat(m, 2, *m.shape[-2:]) for m in memory]  # (B·H, 2, D_in, D_out)
+    if first_gradient_point:
+        operands += [flat(p, *p.shape[-2:]) for p in first_gradient_point]  # (B·H, D_in, D_out)
+    valid = valid.reshape(batch, chunks, chunk_size).to(keys.dtype)  # (B, N, C), 1 or 0
+    select = select.repeat_interleave(heads).contiguous()  # (B·H,)
+    max_norm = float(max_surprise_norm) if max_surprise_norm is not None else 0.0
+    if torch.is_grad_enabled() and any(t.requires_grad for t in operands):
+        outputs = _NativeScan.apply(max_norm, depth, select, valid, *operands)
+    else:  # no gradients: the chunk starts are not kept
+        after, reads, selected, _ = torch.ops.titans_seq.gated_scan_forward(
+            *operands[:6], valid, operands[6:6 + depth], operands[6 + depth:], select, max_norm,
+            False)
+        outputs = (*after, reads, *selected)
+    memory_after = [m.view(batch, heads, *m.shape[1:])  # (B, H, 2, D_in, D_out)
+                    for m in outputs[:depth]]
+    reads = outputs[depth].view(batch, heads, chunks, chunk_size, -1)  # (B, H, N, C, D_v)
+    selected = [s.view(batch, heads, *s.shape[1:])  # (B, H, D_in, D_out)
+                for s in outputs[depth + 1:]]
+    return memory_after, reads, selected
+
+
 class _NativeCausalConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, extended: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -318,3 +394,54 @@ def native_causal_conv(extended: Tensor, weight: Tensor, bias: Tensor) -> Tensor
     if torch.is_grad_enabled() and any(t.requires_grad for t in operands):
         return _NativeCausalConv.apply(*operands)
     return torch.ops.titans_seq.causal_conv_forward(*operands)
+
+
+class _NativeQKV(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, projected: Tensor, eps: float):
+        ctx.save_for_backward(projected)
+        ctx.eps = eps
+        return tuple(torch.ops.titans_seq.qkv_activation_forward(projected, eps))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *grads: Tensor):
+        projected, = ctx.saved_tensors
+        return torch.ops.titans_seq.qkv_activation_backward(
+            projected, [g.contiguous() for g in grads], ctx.eps), None
+
+
+def native_qkv_activation(projected: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """``projected (B, T, 3, H, D)`` → ``q, k, v`` each ``(B, H, T, D)`` contiguous: SiLU, and
+    for q and k the ℓ2 norm ``s / sqrt(‖s‖² + D·eps)`` (``csrc/layer_ops.cpp``): one pass instead
+    of the layer's SiLU, RMSNorm, slices and permutes (and their backward)."""
+    projected = projected.contiguous()
+    if torch.is_grad_enabled() and projected.requires_grad:
+        return _NativeQKV.apply(projected, eps)
+    return tuple(torch.ops.titans_seq.qkv_activation_forward(projected, eps))
+
+
+class _NativeGatedOutput(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, reads: Tensor, weight: Tensor, gate: Tensor, eps: float) -> Tensor:
+        ctx.save_for_backward(reads, weight, gate)
+        ctx.eps = eps
+        return torch.ops.titans_seq.gated_output_forward(reads, weight, gate, eps)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y: Tensor):
+        reads, weight, gate = ctx.saved_tensors
+        grads = torch.ops.titans_seq.gated_output_backward(reads, weight, gate,
+                                                           grad_y.contiguous(), ctx.eps)
+        return (*grads, None)
+
+
+def native_gated_output(reads: Tensor, weight: Tensor, gate: Tensor, eps: float) -> Tensor:
+    """``reads (B, H, T, D)``, ``weight (H, D)``, ``gate (B, T, H·D)`` → ``(B, T, H·D)``:
+    ``rms_norm(reads) · weight``, heads side by side, times ``SiLU(gate)``
+    (``csrc/layer_ops.cpp``): one pass instead of a transpose, the norm and the gating."""
+    operands = [reads.contiguous(), weight.contiguous(), gate.contiguous()]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in operands):
+        return _NativeGatedOutput.apply(*operands, eps)
+    return torch.ops.titans_seq.gated_output_forward(*operands, eps)

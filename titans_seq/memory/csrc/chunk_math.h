@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dense.h"
+#include "gates.h"
 
 namespace titans_seq_native {
 
@@ -29,8 +30,8 @@ struct Layout {
   }
 };
 
-inline Layout check_inputs(const Tensor& keys, const Tensor& values, const Tensor& transition,
-                    const Tensor& update_weights, TensorList memory, TensorList gradient_point) {
+inline Layout check_inputs(const Tensor& keys, const Tensor& values, TensorList memory,
+                           TensorList gradient_point) {
   TORCH_CHECK(keys.device().is_cpu(), "chunk_step: CPU tensors only");
   TORCH_CHECK(keys.dim() == 4 && values.dim() == 4, "chunk_step: keys and values (R, N, C, D)");
   TORCH_CHECK(!memory.empty(), "chunk_step: at least one memory layer");
@@ -54,8 +55,6 @@ inline Layout check_inputs(const Tensor& keys, const Tensor& values, const Tenso
   const int64_t R = layout.rows, N = layout.chunks, C = layout.chunk;
   same(keys, {R, N, C, layout.d_in[0]}, "keys");
   same(values, {R, N, C, layout.d_out[layout.depth - 1]}, "values");
-  same(transition, {R, N, 2, 2}, "transition");
-  same(update_weights, {R, N, 2, C}, "update_weights");
   for (int64_t l = 0; l < layout.depth; ++l) {
     if (l > 0) TORCH_CHECK(layout.d_in[l] == layout.d_out[l - 1], "chunk_step: layer widths");
     same(memory[l], {R, 2, layout.d_in[l], layout.d_out[l]}, "memory");

@@ -32,8 +32,12 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <tuple>
 #include <vector>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "chunk_math.h"
 
@@ -43,13 +47,9 @@ using namespace titans_seq_native;
 
 // ---- forward
 
-struct ReadInputs {
-  const at::Tensor& queries;
-  const at::Tensor& token_weights;
-  const at::Tensor& read_weights;
-};
-
-void check_reads(const Layout& layout, const Tensor& keys, const ReadInputs& reads) {
+// The coefficient tensors' shapes (given), or the gates' (computed per chunk, gates.h).
+void check_coefficients(const Layout& layout, const Tensor& keys,
+                        const CoefficientInputs& coefficients) {
   const int64_t R = layout.rows, N = layout.chunks, C = layout.chunk;
   auto same = [&](const Tensor& t, std::vector<int64_t> shape, const char* name) {
     TORCH_CHECK(t.scalar_type() == keys.scalar_type() && t.is_contiguous() &&
@@ -57,15 +57,31 @@ void check_reads(const Layout& layout, const Tensor& keys, const ReadInputs& rea
                 "chunk_step: ", name, " must be a contiguous CPU tensor of ", keys.scalar_type(),
                 " and shape ", c10::IntArrayRef(shape), ", got ", t.sizes());
   };
-  same(reads.queries, {R, N, C, layout.d_in[0]}, "queries");
-  same(reads.token_weights, {R, N, C, C}, "token_weights");
-  same(reads.read_weights, {R, N, C, 2}, "read_weights");
+  if (coefficients.gated()) {
+    same(coefficients.theta, {R, N, C}, "theta");
+    same(coefficients.eta, {R, N, C}, "eta");
+    same(coefficients.alpha, {R, N, C}, "alpha");
+    const int64_t batch = coefficients.valid.dim() == 3 ? coefficients.valid.size(0) : 0;
+    TORCH_CHECK(batch > 0 && R % batch == 0, "chunk_step: valid must be (B, N, C), R = B * H");
+    same(coefficients.valid, {batch, N, C}, "valid");
+    return;
+  }
+  same(coefficients.transition, {R, N, 2, 2}, "transition");
+  same(coefficients.update_weights, {R, N, 2, C}, "update_weights");
+  same(coefficients.token_weights, {R, N, C, C}, "token_weights");
+  same(coefficients.read_weights, {R, N, C, 2}, "read_weights");
+}
+
+void check_queries(const Layout& layout, const Tensor& keys, const Tensor& queries) {
+  TORCH_CHECK(queries.scalar_type() == keys.scalar_type() && queries.is_contiguous() &&
+                  queries.sizes() == keys.sizes(),
+              "chunk_step: queries must be contiguous, of the keys' shape and dtype");
 }
 
 template <typename T>
-void scan_forward_kernel(const Layout& layout, const Tensor& keys, const Tensor& values,
-                         const Tensor& transition, const Tensor& update_weights,
-                         const ReadInputs& read_inputs, TensorList memory,
+void scan_forward_kernel(const Layout& layout, const Tensor& queries, const Tensor& keys,
+                         const Tensor& values, const CoefficientInputs& coefficient_inputs,
+                         TensorList memory,
                          TensorList gradient_point, const Tensor& select, double max_norm,
                          std::vector<Tensor>& memory_after, Tensor& output,
                          std::vector<Tensor>& selected, std::vector<Tensor>& starts) {
@@ -75,16 +91,13 @@ void scan_forward_kernel(const Layout& layout, const Tensor& keys, const Tensor&
   const int64_t* select_data = select.const_data_ptr<int64_t>();
   const T* keys_data = keys.const_data_ptr<T>();
   const T* values_data = values.const_data_ptr<T>();
-  const T* queries_data = read_inputs.queries.const_data_ptr<T>();
-  const T* token_data = read_inputs.token_weights.const_data_ptr<T>();
-  const T* read_data = read_inputs.read_weights.const_data_ptr<T>();
-  const T* transition_data = transition.const_data_ptr<T>();
-  const T* update_data = update_weights.const_data_ptr<T>();
+  const T* queries_data = queries.const_data_ptr<T>();
   T* output_data = output.mutable_data_ptr<T>();
   at::parallel_for(0, layout.rows, 1, [&](int64_t begin, int64_t end) {
     FlushSubnormals flush;
     ChunkActivations<T> act(layout);
     ReadActivations<T> reads(layout);
+    CoefficientSource<T> source(coefficient_inputs, layout.rows, N, C);
     std::vector<T> weighted(C * layout.max_width());
     std::vector<const T*> point(L), start(L);
     std::vector<T*> inputs(L);
@@ -114,13 +127,14 @@ void scan_forward_kernel(const Layout& layout, const Tensor& keys, const Tensor&
           inputs[l] = l == 0 ? const_cast<T*>(keys_data + chunk_index * C * layout.d_in[0])
                              : act.inputs[l].data();
         }
+        const ChunkCoefficients<T> chunk = source.at(r, n);
         surprise(layout, values_data + chunk_index * C * layout.d_out[L - 1], point, inputs,
                  act, max_norm);
         read_chunk(layout, queries_data + chunk_index * C * layout.d_in[0], start, inputs, act,
-                   token_data + chunk_index * C * C, read_data + chunk_index * 2 * C, reads,
+                   chunk.token, chunk.read, reads,
                    output_data + chunk_index * C * layout.d_out[L - 1]);
-        const T* coefficients = transition_data + chunk_index * 4;
-        const T* update = update_data + chunk_index * 2 * C;
+        const T* coefficients = chunk.transition;
+        const T* update = chunk.update;
         for (int64_t l = 0; l < L; ++l) {
           const int64_t d_in = layout.d_in[l], d_out = layout.d_out[l], size = layout.size(l);
           T* next = n + 1 < N ? memory_at(l, r, n + 1)
@@ -154,15 +168,34 @@ void check_select(const Layout& layout, const Tensor& select) {
 // The scan of one block: the memory after it, the reads, the start weights of chunk
 // select[r] of each row r (zeros where select[r] is outside the block) and, with keep_starts,
 // the memory at every chunk start (for the backward pass).
-std::tuple<std::vector<Tensor>, Tensor, std::vector<Tensor>, std::vector<Tensor>> scan_forward(
-    const Tensor& queries, const Tensor& keys, const Tensor& values, const Tensor& transition,
-    const Tensor& update_weights, const Tensor& token_weights, const Tensor& read_weights,
-    TensorList memory, TensorList gradient_point, const Tensor& select, double max_norm,
-    bool keep_starts) {
-  const Layout layout =
-      check_inputs(keys, values, transition, update_weights, memory, gradient_point);
-  const ReadInputs read_inputs{queries, token_weights, read_weights};
-  check_reads(layout, keys, read_inputs);
+// A fresh tensor backed by huge pages where the system offers them on request: the chunk
+// starts kept for the backward are large (128 MiB at 32 K tokens of config S) and written once,
+// and on 4 KiB pages their first-touch page faults cost about a third of the forward pass.
+Tensor huge_empty(at::IntArrayRef shape, const at::TensorOptions& options) {
+  Tensor t = at::empty(shape, options);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t page = 4096;
+  const uintptr_t first = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t begin = (first + page - 1) & ~(page - 1);
+  const uintptr_t end = (first + t.nbytes()) & ~(page - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#endif
+  return t;
+}
+
+using ForwardResult =
+    std::tuple<std::vector<Tensor>, Tensor, std::vector<Tensor>, std::vector<Tensor>>;
+
+// The scan of one block: the memory after it, the reads, the start weights of chunk
+// select[r] of each row r (zeros where select[r] is outside the block) and, with keep_starts,
+// the memory at every chunk start (for the backward pass).
+ForwardResult forward(const Tensor& queries, const Tensor& keys, const Tensor& values,
+                      const CoefficientInputs& coefficients, TensorList memory,
+                      TensorList gradient_point, const Tensor& select, double max_norm,
+                      bool keep_starts) {
+  const Layout layout = check_inputs(keys, values, memory, gradient_point);
+  check_coefficients(layout, keys, coefficients);
+  check_queries(layout, keys, queries);
   check_select(layout, select);
   const int64_t R = layout.rows, N = layout.chunks, C = layout.chunk;
   std::vector<Tensor> memory_after, selected, starts;
@@ -170,14 +203,14 @@ std::tuple<std::vector<Tensor>, Tensor, std::vector<Tensor>, std::vector<Tensor>
     memory_after.push_back(at::empty({R, 2, layout.d_in[l], layout.d_out[l]}, keys.options()));
     selected.push_back(at::zeros({R, layout.d_in[l], layout.d_out[l]}, keys.options()));
     if (keep_starts)
-      starts.push_back(at::empty({R, N, 2, layout.d_in[l], layout.d_out[l]}, keys.options()));
+      starts.push_back(huge_empty({R, N, 2, layout.d_in[l], layout.d_out[l]}, keys.options()));
   }
   Tensor output = at::empty({R, N, C, layout.d_out[layout.depth - 1]}, keys.options());
   if (N > 0) {
     AT_DISPATCH_FLOATING_TYPES(keys.scalar_type(), "scan_forward", [&] {
-      scan_forward_kernel<scalar_t>(layout, keys, values, transition, update_weights,
-                                    read_inputs, memory, gradient_point, select, max_norm,
-                                    memory_after, output, selected, starts);
+      scan_forward_kernel<scalar_t>(layout, queries, keys, values, coefficients, memory,
+                                    gradient_point, select, max_norm, memory_after, output,
+                                    selected, starts);
     });
   } else {
     for (int64_t l = 0; l < layout.depth; ++l) memory_after[l].copy_(memory[l]);
@@ -185,17 +218,47 @@ std::tuple<std::vector<Tensor>, Tensor, std::vector<Tensor>, std::vector<Tensor>
   return {memory_after, output, selected, starts};
 }
 
+ForwardResult scan_forward(const Tensor& queries, const Tensor& keys, const Tensor& values,
+                           const Tensor& transition, const Tensor& update_weights,
+                           const Tensor& token_weights, const Tensor& read_weights,
+                           TensorList memory, TensorList gradient_point, const Tensor& select,
+                           double max_norm, bool keep_starts) {
+  const CoefficientInputs coefficients{transition, update_weights, token_weights, read_weights,
+                                       {}, {}, {}, {}};
+  return forward(queries, keys, values, coefficients, memory, gradient_point, select, max_norm,
+                 keep_starts);
+}
+
+// The same scan with the coefficients computed from the gates inside (gates.h).
+ForwardResult gated_scan_forward(const Tensor& queries, const Tensor& keys, const Tensor& values,
+                                 const Tensor& theta, const Tensor& eta, const Tensor& alpha,
+                                 const Tensor& valid, TensorList memory,
+                                 TensorList gradient_point, const Tensor& select,
+                                 double max_norm, bool keep_starts) {
+  const CoefficientInputs coefficients{{}, {}, {}, {}, theta, eta, alpha, valid};
+  return forward(queries, keys, values, coefficients, memory, gradient_point, select, max_norm,
+                 keep_starts);
+}
+
 // ---- backward
 
+// The coefficients' gradients go to transition ... read_weights (given coefficients) or to
+// theta, eta, alpha (gates); the other four stay undefined.
 struct Gradients {
   Tensor queries, keys, values, transition, update_weights, token_weights, read_weights;
+  Tensor theta, eta, alpha;
   std::vector<Tensor> memory, point;
 };
 
 template <typename T>
-void scan_backward_kernel(const Layout& layout, const Tensor& keys, const Tensor& values,
-                          const Tensor& transition, const Tensor& update_weights,
-                          const ReadInputs& read_inputs, TensorList starts,
+T* data_or_null(const Tensor& t) {
+  return t.defined() ? t.mutable_data_ptr<T>() : nullptr;
+}
+
+template <typename T>
+void scan_backward_kernel(const Layout& layout, const Tensor& queries, const Tensor& keys,
+                          const Tensor& values, const CoefficientInputs& coefficient_inputs,
+                          TensorList starts,
                           TensorList gradient_point, const Tensor& select, double max_norm,
                           TensorList grad_memory_after, const Tensor& grad_output,
                           TensorList grad_selected, Gradients& grads) {
@@ -208,6 +271,10 @@ void scan_backward_kernel(const Layout& layout, const Tensor& keys, const Tensor
     FlushSubnormals flush;
     ChunkActivations<T> act(layout);
     ReadActivations<T> reads(layout);
+    CoefficientSource<T> source(coefficient_inputs, layout.rows, N, C);
+    const ChunkCoefficientGradients<T> given{
+        data_or_null<T>(grads.transition), data_or_null<T>(grads.update_weights),
+        data_or_null<T>(grads.token_weights), data_or_null<T>(grads.read_weights)};
     const int64_t width = layout.max_width();
     std::vector<std::vector<T>> carry(L), grad_start(L), grad_in(L), grad_d(L), grad_z(L),
         grad_p(L);
@@ -233,9 +300,11 @@ void scan_backward_kernel(const Layout& layout, const Tensor& keys, const Tensor
         const int64_t chunk_index = r * N + n;
         const bool at_point = n == 0 && has_point;
         const T* key = keys.const_data_ptr<T>() + chunk_index * C * layout.d_in[0];
-        const T* query = read_inputs.queries.const_data_ptr<T>() + chunk_index * C * layout.d_in[0];
-        const T* token_weights = read_inputs.token_weights.const_data_ptr<T>() + chunk_index * C * C;
-        const T* read_weights = read_inputs.read_weights.const_data_ptr<T>() + chunk_index * 2 * C;
+        const T* query = queries.const_data_ptr<T>() + chunk_index * C * layout.d_in[0];
+        const ChunkCoefficients<T> chunk = source.at(r, n);
+        const ChunkCoefficientGradients<T> grad_chunk = source.gradients(r, n, given);
+        const T* token_weights = chunk.token;
+        const T* read_weights = chunk.read;
         for (int64_t l = 0; l < L; ++l) {
           start[l] = starts[l].const_data_ptr<T>() + chunk_index * 2 * layout.size(l);
           point[l] = at_point ? gradient_point[l].const_data_ptr<T>() + r * layout.size(l)
@@ -260,14 +329,13 @@ void scan_backward_kernel(const Layout& layout, const Tensor& keys, const Tensor
             grad_output.const_data_ptr<T>() + chunk_index * C * layout.d_out[L - 1], grad_in,
             grad_d, grad_start,
             grads.queries.mutable_data_ptr<T>() + chunk_index * C * layout.d_in[0],
-            grads.token_weights.mutable_data_ptr<T>() + chunk_index * C * C,
-            grads.read_weights.mutable_data_ptr<T>() + chunk_index * 2 * C, grad_out,
+            grad_chunk.token, grad_chunk.read, grad_out,
             grad_hidden, scaled_w, scaled_s, grad_scores);
 
-        const T* coefficients = transition.const_data_ptr<T>() + chunk_index * 4;
-        const T* update = update_weights.const_data_ptr<T>() + chunk_index * 2 * C;
-        T* grad_coefficients = grads.transition.mutable_data_ptr<T>() + chunk_index * 4;
-        T* grad_u = grads.update_weights.mutable_data_ptr<T>() + chunk_index * 2 * C;
+        const T* coefficients = chunk.transition;
+        const T* update = chunk.update;
+        T* grad_coefficients = grad_chunk.transition;
+        T* grad_u = grad_chunk.update;
         std::fill(grad_coefficients, grad_coefficients + 4, T(0));
         std::fill(grad_u, grad_u + 2 * C, T(0));
 
@@ -302,6 +370,8 @@ void scan_backward_kernel(const Layout& layout, const Tensor& keys, const Tensor
             grad_s[e] = coefficients[1] * w + coefficients[3] * s + grad_start[l][size + e];
           }
         }
+        source.finish(r, n, data_or_null<T>(grads.theta), data_or_null<T>(grads.eta),
+                      data_or_null<T>(grads.alpha));  // gates: from the coefficients' gradients
 
         // through the clip: d'_l = f d_l, f = tau / sqrt(||u||^2) once ||u|| > tau
         if (clip) {
@@ -393,19 +463,9 @@ void scan_backward_kernel(const Layout& layout, const Tensor& keys, const Tensor
   });
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>,
-           std::vector<Tensor>>
-scan_backward(const Tensor& queries, const Tensor& keys, const Tensor& values,
-              const Tensor& transition, const Tensor& update_weights, const Tensor& token_weights,
-              const Tensor& read_weights, TensorList starts, TensorList gradient_point,
-              const Tensor& select, double max_norm, TensorList grad_memory_after,
-              const Tensor& grad_output, TensorList grad_selected) {
-  const Layout layout =
-      check_inputs(keys, values, transition, update_weights, grad_memory_after, gradient_point);
-  const ReadInputs read_inputs{queries, token_weights, read_weights};
-  check_reads(layout, keys, read_inputs);
+void check_backward(const Layout& layout, const Tensor& keys, TensorList starts,
+                    TensorList grad_selected, const Tensor& grad_output) {
   const int64_t R = layout.rows, N = layout.chunks, C = layout.chunk, L = layout.depth;
-  check_select(layout, select);
   TORCH_CHECK(static_cast<int64_t>(starts.size()) == L &&
                   static_cast<int64_t>(grad_selected.size()) == L,
               "scan_backward: one start and one selected tensor per layer");
@@ -426,27 +486,71 @@ scan_backward(const Tensor& queries, const Tensor& keys, const Tensor& values,
                       std::vector<int64_t>({R, N, C, layout.d_out[L - 1]}) &&
                   grad_output.scalar_type() == keys.scalar_type(),
               "scan_backward: the reads' gradient (R, N, C, D_v), contiguous");
-  Gradients grads{at::empty_like(queries),        at::empty_like(keys),
-                  at::empty_like(values),         at::empty_like(transition),
-                  at::empty_like(update_weights), at::empty_like(token_weights),
-                  at::empty_like(read_weights),   {},
-                  {}};
-  for (int64_t l = 0; l < L; ++l) {
+}
+
+Gradients backward(const Tensor& queries, const Tensor& keys, const Tensor& values,
+                   const CoefficientInputs& coefficients, TensorList starts,
+                   TensorList gradient_point, const Tensor& select, double max_norm,
+                   TensorList grad_memory_after, const Tensor& grad_output,
+                   TensorList grad_selected) {
+  const Layout layout = check_inputs(keys, values, grad_memory_after, gradient_point);
+  check_coefficients(layout, keys, coefficients);
+  check_queries(layout, keys, queries);
+  check_select(layout, select);
+  check_backward(layout, keys, starts, grad_selected, grad_output);
+  Gradients grads{at::empty_like(queries), at::empty_like(keys), at::empty_like(values)};
+  if (coefficients.gated()) {
+    grads.theta = at::empty_like(coefficients.theta);
+    grads.eta = at::empty_like(coefficients.eta);
+    grads.alpha = at::empty_like(coefficients.alpha);
+  } else {
+    grads.transition = at::empty_like(coefficients.transition);
+    grads.update_weights = at::empty_like(coefficients.update_weights);
+    grads.token_weights = at::empty_like(coefficients.token_weights);
+    grads.read_weights = at::empty_like(coefficients.read_weights);
+  }
+  for (int64_t l = 0; l < layout.depth; ++l) {
     grads.memory.push_back(at::empty_like(grad_memory_after[l]));
     if (!gradient_point.empty()) grads.point.push_back(at::zeros_like(gradient_point[l]));
   }
-  if (N > 0) {
+  if (layout.chunks > 0) {
     AT_DISPATCH_FLOATING_TYPES(keys.scalar_type(), "scan_backward", [&] {
-      scan_backward_kernel<scalar_t>(layout, keys, values, transition, update_weights,
-                                     read_inputs, starts, gradient_point, select, max_norm,
-                                     grad_memory_after, grad_output, grad_selected, grads);
+      scan_backward_kernel<scalar_t>(layout, queries, keys, values, coefficients, starts,
+                                     gradient_point, select, max_norm, grad_memory_after,
+                                     grad_output, grad_selected, grads);
     });
   } else {
-    for (int64_t l = 0; l < L; ++l) grads.memory[l].copy_(grad_memory_after[l]);
+    for (int64_t l = 0; l < layout.depth; ++l) grads.memory[l].copy_(grad_memory_after[l]);
   }
-  return {grads.queries,       grads.keys,          grads.values,
-          grads.transition,    grads.update_weights, grads.token_weights,
-          grads.read_weights,  grads.memory,        grads.point};
+  return grads;
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>,
+           std::vector<Tensor>>
+scan_backward(const Tensor& queries, const Tensor& keys, const Tensor& values,
+              const Tensor& transition, const Tensor& update_weights, const Tensor& token_weights,
+              const Tensor& read_weights, TensorList starts, TensorList gradient_point,
+              const Tensor& select, double max_norm, TensorList grad_memory_after,
+              const Tensor& grad_output, TensorList grad_selected) {
+  const CoefficientInputs coefficients{transition, update_weights, token_weights, read_weights,
+                                       {}, {}, {}, {}};
+  Gradients g = backward(queries, keys, values, coefficients, starts, gradient_point, select,
+                         max_norm, grad_memory_after, grad_output, grad_selected);
+  return {g.queries, g.keys, g.values, g.transition, g.update_weights, g.token_weights,
+          g.read_weights, g.memory, g.point};
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, std::vector<Tensor>,
+           std::vector<Tensor>>
+gated_scan_backward(const Tensor& queries, const Tensor& keys, const Tensor& values,
+                    const Tensor& theta, const Tensor& eta, const Tensor& alpha,
+                    const Tensor& valid, TensorList starts, TensorList gradient_point,
+                    const Tensor& select, double max_norm, TensorList grad_memory_after,
+                    const Tensor& grad_output, TensorList grad_selected) {
+  const CoefficientInputs coefficients{{}, {}, {}, {}, theta, eta, alpha, valid};
+  Gradients g = backward(queries, keys, values, coefficients, starts, gradient_point, select,
+                         max_norm, grad_memory_after, grad_output, grad_selected);
+  return {g.queries, g.keys, g.values, g.theta, g.eta, g.alpha, g.memory, g.point};
 }
 
 }  // namespace
@@ -463,9 +567,22 @@ TORCH_LIBRARY(titans_seq, m) {
       "Tensor[] gradient_point, Tensor select, float max_norm, Tensor[] grad_memory_after, "
       "Tensor grad_output, Tensor[] grad_selected) "
       "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor[], Tensor[])");
+  m.def(
+      "gated_scan_forward(Tensor queries, Tensor keys, Tensor values, Tensor theta, "
+      "Tensor eta, Tensor alpha, Tensor valid, Tensor[] memory, Tensor[] gradient_point, "
+      "Tensor select, float max_norm, bool keep_starts) "
+      "-> (Tensor[], Tensor, Tensor[], Tensor[])");
+  m.def(
+      "gated_scan_backward(Tensor queries, Tensor keys, Tensor values, Tensor theta, "
+      "Tensor eta, Tensor alpha, Tensor valid, Tensor[] starts, Tensor[] gradient_point, "
+      "Tensor select, float max_norm, Tensor[] grad_memory_after, Tensor grad_output, "
+      "Tensor[] grad_selected) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor[], "
+      "Tensor[])");
 }
 
 TORCH_LIBRARY_IMPL(titans_seq, CPU, m) {
   m.impl("scan_forward", TORCH_FN(scan_forward));
   m.impl("scan_backward", TORCH_FN(scan_backward));
+  m.impl("gated_scan_forward", TORCH_FN(gated_scan_forward));
+  m.impl("gated_scan_backward", TORCH_FN(gated_scan_backward));
 }
