@@ -41,8 +41,9 @@ written in these places, and only these:
   and all their backward passes by hand; a changed rule changes there too, and
   ``tests/memory/test_native.py`` compares it with this module.
 - ``triton_scan.py``: the Triton kernel writes the surprise (``_linear_surprise``,
-  ``_deep_surprise``), the reads (``_read``) and the update (``_update``) by hand; its backward
-  recomputes through this module; ``tests/memory/test_triton.py`` compares it.
+  ``_deep_surprise``), the reads (``_read``) and the update (``_update``) by hand, and
+  ``triton_backward.py`` their backward passes; ``tests/memory/test_triton.py`` compares them
+  with this module.
 - ``reference.py`` :func:`.memory_scan_reference`: the same rule per token, in float64
   (``_token_loss``, ``new_momentum``, ``new_weights``), the oracle the tests compare to.
 - ``state.py`` :class:`.MemoryState`: the state fields (``weights`` W, ``momentum`` S).
@@ -123,7 +124,7 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor, alp
         kernel (:mod:`.triton_scan`) on CUDA tensors when triton is installed and the memory has
         1 or 2 layers, and the pure-PyTorch path otherwise; ``"native"`` insists on the native
         kernel; ``"triton"`` on the Triton kernel (CUDA tensors, or CPU tensors under Triton's
-        interpreter, ``TRITON_INTERPRET=1``; its backward recomputes the forward in PyTorch);
+        interpreter, ``TRITON_INTERPRET=1``; its backward is a Triton kernel too);
         ``"torch"`` forces the pure-PyTorch path. All give the same results to rounding.
 
     Returns
