@@ -53,3 +53,26 @@ def run_in_pieces(scan, inputs, cuts, chunk_size, state=None):
         y, state = scan(*piece, weights, chunk_size=chunk_size, state=state)
         outputs.append(y)
     return torch.cat(outputs, dim=2), state
+
+
+def scan_with_gradients(scan, chunk_size, hidden, clip, valid=(23, 17, 9), prefix_valid=(5, 2, 0),
+                        heads=2, **options):
+    """A padded call that starts mid-chunk from the state of an earlier padded call of the
+    same weights (``valid`` / ``prefix_valid``: each of the 3 rows' valid tokens, the first
+    row's the call's length); returns the outputs, the final state and the gradients of every
+    input of both calls (the earlier call's reach the loss through the state)."""
+    length, prefix_length = valid[0], prefix_valid[0]
+    *tensors, weights = scan_inputs(batch=3, heads=heads, length=length, hidden=hidden,
+                                    requires_grad=True)
+    *prefix, _ = scan_inputs(batch=3, heads=heads, length=prefix_length, hidden=hidden, seed=3,
+                             requires_grad=True)
+    prefix_mask = torch.arange(prefix_length)[None, :] < torch.tensor(prefix_valid)[:, None]
+    mask = torch.arange(length)[None, :] < torch.tensor(valid)[:, None]
+    _, start = scan(*prefix, weights, chunk_size=chunk_size, mask=prefix_mask,
+                    max_surprise_norm=clip, **options)
+    y, state = scan(*tensors, weights, chunk_size=chunk_size, state=start, mask=mask,
+                    max_surprise_norm=clip, **options)
+    readout = torch.randn(y.shape, generator=torch.Generator().manual_seed(5), dtype=y.dtype)
+    loss = (y * readout).sum() + sum((t ** 2).sum() for t in state_tensors(state))
+    leaves = [*tensors, *prefix[1:], *weights]  # the prefix's queries reach no output
+    return y, state, torch.autograd.grad(loss, leaves)

@@ -17,50 +17,32 @@ from datamodules.checks import InvalidParameterError
 from titans_seq.memory import NeuralMemory, memory_scan, memory_scan_reference
 from titans_seq.memory.native import native_available, uses_native
 
-from .helpers import assert_states_close, scan_inputs, state_tensors
+from .helpers import assert_states_close, scan_inputs, scan_with_gradients
 
 TOLERANCE = dict(rtol=1e-9, atol=1e-10)
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _scan_with_gradients(scan, chunk_size, hidden, clip, **options):
-    """A call that starts mid-chunk from a state built by an earlier call of the same weights,
-    with padded rows; returns the outputs, the final state and the gradients of every input of
-    both calls (the earlier call's reach the loss through the state)."""
-    *tensors, weights = scan_inputs(batch=3, length=23, hidden=hidden, requires_grad=True)
-    *prefix, _ = scan_inputs(batch=3, length=5, hidden=hidden, seed=3, requires_grad=True)
-    prefix_mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0]]).bool()
-    mask = torch.arange(23)[None, :] < torch.tensor([23, 17, 9])[:, None]
-    _, start = scan(*prefix, weights, chunk_size=chunk_size, mask=prefix_mask,
-                    max_surprise_norm=clip, **options)
-    y, state = scan(*tensors, weights, chunk_size=chunk_size, state=start, mask=mask,
-                    max_surprise_norm=clip, **options)
-    readout = torch.randn(y.shape, generator=torch.Generator().manual_seed(5), dtype=y.dtype)
-    loss = (y * readout).sum() + sum((t ** 2).sum() for t in state_tensors(state))
-    leaves = [*tensors, *prefix[1:], *weights]  # the prefix's queries reach no output
-    return y, state, torch.autograd.grad(loss, leaves)
 
 
 @pytest.mark.parametrize("clip", [None, 0.3], ids=["paper", "clipped"])
 @pytest.mark.parametrize("hidden", [(), (6,), (6, 7)], ids=["linear", "depth2", "depth3"])
 @pytest.mark.parametrize("chunk_size", [1, 3, 16])
 def test_native_equals_pure_pytorch_with_gradients(chunk_size, hidden, clip):
-    native = _scan_with_gradients(memory_scan, chunk_size, hidden, clip, kernel="native")
-    torch_path = _scan_with_gradients(memory_scan, chunk_size, hidden, clip, kernel="torch")
+    native = scan_with_gradients(memory_scan, chunk_size, hidden, clip, kernel="native")
+    torch_path = scan_with_gradients(memory_scan, chunk_size, hidden, clip, kernel="torch")
     torch.testing.assert_close(native[0], torch_path[0], **TOLERANCE)
     assert_states_close(native[1], torch_path[1], **TOLERANCE)
     for got, want in zip(native[2], torch_path[2]):
         torch.testing.assert_close(got, want, **TOLERANCE)
     if clip is not None:  # the clip was active, so its backward was exercised
-        unclipped = _scan_with_gradients(memory_scan, chunk_size, hidden, None, kernel="native")
+        unclipped = scan_with_gradients(memory_scan, chunk_size, hidden, None, kernel="native")
         assert not torch.allclose(unclipped[0], native[0])
 
 
 @pytest.mark.parametrize("clip", [None, 0.3], ids=["paper", "clipped"])
 @pytest.mark.parametrize("hidden", [(), (6, 7)], ids=["linear", "depth3"])
 def test_native_gradients_equal_the_per_token_reference(hidden, clip):
-    native = _scan_with_gradients(memory_scan, 4, hidden, clip, kernel="native")
-    reference = _scan_with_gradients(memory_scan_reference, 4, hidden, clip)
+    native = scan_with_gradients(memory_scan, 4, hidden, clip, kernel="native")
+    reference = scan_with_gradients(memory_scan_reference, 4, hidden, clip)
     torch.testing.assert_close(native[0], reference[0], **TOLERANCE)
     assert_states_close(native[1], reference[1], **TOLERANCE)
     for got, want in zip(native[2], reference[2]):

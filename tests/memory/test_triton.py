@@ -27,7 +27,7 @@ from titans_seq.memory import native  # noqa: E402
 from titans_seq.memory.coefficients import chunk_coefficients  # noqa: E402
 from titans_seq.memory.native import select_kernel  # noqa: E402
 
-from .helpers import assert_states_close, scan_inputs, state_tensors  # noqa: E402
+from .helpers import assert_states_close, scan_inputs, scan_with_gradients  # noqa: E402
 from .test_native import ROOT, TOLERANCE  # noqa: E402
 
 DEPTHS = pytest.mark.parametrize("hidden", [(), (6,)], ids=["depth1", "depth2"])
@@ -36,24 +36,9 @@ CLIPS = pytest.mark.parametrize("clip", [None, 0.3], ids=["paper", "clipped"])
 
 def _scan_with_gradients(scan, chunk_size, hidden, clip, heads=1, **options):
     """``test_native``'s scenario on fewer rows and tokens (the interpreter's time grows with
-    both): a padded call of 10 tokens that starts mid-chunk from the state of an earlier padded
-    call of 3 (one row all padding), with the same weights; returns the outputs, the final
-    state and the gradients of every input of both calls (the earlier call's reach the loss
-    through the state)."""
-    *tensors, weights = scan_inputs(batch=3, heads=heads, length=10, hidden=hidden,
-                                    requires_grad=True)
-    *prefix, _ = scan_inputs(batch=3, heads=heads, length=3, hidden=hidden, seed=3,
-                             requires_grad=True)
-    prefix_mask = torch.tensor([[1, 1, 1], [1, 0, 0], [0, 0, 0]]).bool()
-    mask = torch.arange(10)[None, :] < torch.tensor([10, 7, 4])[:, None]
-    _, start = scan(*prefix, weights, chunk_size=chunk_size, mask=prefix_mask,
-                    max_surprise_norm=clip, **options)
-    y, state = scan(*tensors, weights, chunk_size=chunk_size, state=start, mask=mask,
-                    max_surprise_norm=clip, **options)
-    readout = torch.randn(y.shape, generator=torch.Generator().manual_seed(5), dtype=y.dtype)
-    loss = (y * readout).sum() + sum((t ** 2).sum() for t in state_tensors(state))
-    leaves = [*tensors, *prefix[1:], *weights]  # the prefix's queries reach no output
-    return y, state, torch.autograd.grad(loss, leaves)
+    both): 10 tokens from the state of an earlier call of 3 (one row all padding)."""
+    return scan_with_gradients(scan, chunk_size, hidden, clip, valid=(10, 7, 4),
+                               prefix_valid=(3, 1, 0), heads=heads, **options)
 
 
 def _assert_same(got, want, **tolerance):

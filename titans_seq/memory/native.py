@@ -220,6 +220,21 @@ def _load() -> None:
 
 # ---- the op with its hand-written backward
 
+def _backward(ctx, grads: Sequence[Tensor], op) -> tuple[Tensor | None, ...]:
+    """Both native scans' backward: ``op`` on what their forward saved (seven inputs, the
+    selection, the chunk starts and the gradient point): the gradients of the seven inputs,
+    the memory and, when the call had one, the gradient point."""
+    depth, saved = ctx.depth, ctx.saved_tensors  # unpacked once (checkpointing asks so)
+    inputs, select = saved[:7], saved[7]
+    starts, point = saved[8:8 + depth], saved[8 + depth:]
+    grads = [g.contiguous() for g in grads]
+    grad_after, grad_reads, grad_selected = grads[:depth], grads[depth], grads[depth + 1:]
+    *grad_inputs, grad_memory, grad_point = op(
+        *inputs, list(starts), list(point), select, ctx.max_norm, grad_after, grad_reads,
+        grad_selected)
+    return (*grad_inputs, *grad_memory, *(grad_point if ctx.has_point else ()))
+
+
 class _NativeBlock(torch.autograd.Function):
     """Autograd wrapper: ``forward`` and ``backward`` are the two native ops."""
 
@@ -239,16 +254,7 @@ class _NativeBlock(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, *grads: Tensor):
-        depth, saved = ctx.depth, ctx.saved_tensors  # unpacked once (checkpointing asks so)
-        inputs, select = saved[:7], saved[7]
-        starts, point = saved[8:8 + depth], saved[8 + depth:]
-        grads = [g.contiguous() for g in grads]
-        grad_after, grad_reads, grad_selected = grads[:depth], grads[depth], grads[depth + 1:]
-        *grad_inputs, grad_memory, grad_point = torch.ops.titans_seq.scan_backward(
-            *inputs, list(starts), list(point), select, ctx.max_norm, grad_after, grad_reads,
-            grad_selected)
-        return (None, None, None, *grad_inputs, *grad_memory,
-                *(grad_point if ctx.has_point else ()))
+        return (None, None, None, *_backward(ctx, grads, torch.ops.titans_seq.scan_backward))
 
 
 def native_block(queries: Tensor, keys: Tensor, values: Tensor,
@@ -316,16 +322,8 @@ class _NativeScan(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, *grads: Tensor):
-        depth, saved = ctx.depth, ctx.saved_tensors  # unpacked once (checkpointing asks so)
-        inputs, select = saved[:7], saved[7]
-        starts, point = saved[8:8 + depth], saved[8 + depth:]
-        grads = [g.contiguous() for g in grads]
-        grad_after, grad_reads, grad_selected = grads[:depth], grads[depth], grads[depth + 1:]
-        *grad_inputs, grad_memory, grad_point = torch.ops.titans_seq.gated_scan_backward(
-            *inputs, list(starts), list(point), select, ctx.max_norm, grad_after, grad_reads,
-            grad_selected)
-        return (None, None, None, None, *grad_inputs, *grad_memory,
-                *(grad_point if ctx.has_point else ()))
+        return (None, None, None, None,
+                *_backward(ctx, grads, torch.ops.titans_seq.gated_scan_backward))
 
 
 def native_scan(queries: Tensor, keys: Tensor, values: Tensor,
