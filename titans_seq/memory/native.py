@@ -257,6 +257,32 @@ class _NativeBlock(torch.autograd.Function):
         return (None, None, None, *_backward(ctx, grads, torch.ops.titans_seq.scan_backward))
 
 
+def _sequence_operands(queries: Tensor, keys: Tensor, values: Tensor, rows: int
+                       ) -> list[Tensor]:
+    """q, k, v ``(B, H, N, C, D)`` as the kernels take them: ``(B·H, N, C, D)``, contiguous."""
+    return [x.reshape(rows, *x.shape[2:]).contiguous() for x in (queries, keys, values)]
+
+
+def _state_operands(memory: Sequence[Tensor], point: Sequence[Tensor] | None, rows: int
+                    ) -> list[Tensor]:
+    """Per layer ``[W; S]`` ``(B·H, 2, D_in, D_out)``, then the gradient point's weights
+    ``(B·H, D_in, D_out)`` when there is one, contiguous."""
+    return [m.reshape(rows, *m.shape[2:]).contiguous() for m in memory] + \
+        [p.reshape(rows, *p.shape[2:]).contiguous() for p in point or ()]
+
+
+def _unflat(outputs: Sequence[Tensor], depth: int, shape: torch.Size
+            ) -> tuple[list[Tensor], Tensor, list[Tensor]]:
+    """The kernels' outputs with the batch and head axes of ``shape`` ``(B, H, N, C, D)`` back:
+    the memory ``(B, H, 2, D_in, D_out)`` per layer, the reads ``(B, H, N, C, D_v)``, the
+    selected weights ``(B, H, D_in, D_out)`` per layer."""
+    batch, heads, chunks, chunk_size, _ = shape
+    memory_after = [m.view(batch, heads, *m.shape[1:]) for m in outputs[:depth]]
+    reads = outputs[depth].view(batch, heads, chunks, chunk_size, -1)
+    selected = [s.view(batch, heads, *s.shape[1:]) for s in outputs[depth + 1:]]
+    return memory_after, reads, selected
+
+
 def native_block(queries: Tensor, keys: Tensor, values: Tensor,
                  coefficients: ChunkCoefficients, memory: Sequence[Tensor],
                  first_gradient_point: Sequence[Tensor] | None,
@@ -277,16 +303,12 @@ def native_block(queries: Tensor, keys: Tensor, values: Tensor,
 
     def flat(x: Tensor, *shape: int) -> Tensor:
         return x.reshape(rows, *shape).contiguous()
-    operands = [flat(queries, chunks, chunk_size, -1),  # (B·H, N, C, D_k)
-                flat(keys, chunks, chunk_size, -1),  # (B·H, N, C, D_k)
-                flat(values, chunks, chunk_size, -1),  # (B·H, N, C, D_v)
-                flat(coefficients.transition, chunks, 2, 2),  # (B·H, N, 2, 2)
-                flat(coefficients.update_weights, chunks, 2, chunk_size),  # (B·H, N, 2, C)
-                flat(coefficients.token_weights, chunks, chunk_size, chunk_size),  # (B·H, N, C, C)
-                flat(coefficients.read_weights, chunks, chunk_size, 2)]  # (B·H, N, C, 2)
-    operands += [flat(m, 2, *m.shape[-2:]) for m in memory]  # (B·H, 2, D_in, D_out)
-    if first_gradient_point:
-        operands += [flat(p, *p.shape[-2:]) for p in first_gradient_point]  # (B·H, D_in, D_out)
+    operands = _sequence_operands(queries, keys, values, rows)  # (B·H, N, C, D) each
+    operands += [flat(coefficients.transition, chunks, 2, 2),  # (B·H, N, 2, 2)
+                 flat(coefficients.update_weights, chunks, 2, chunk_size),  # (B·H, N, 2, C)
+                 flat(coefficients.token_weights, chunks, chunk_size, chunk_size),  # (·, C, C)
+                 flat(coefficients.read_weights, chunks, chunk_size, 2)]  # (B·H, N, C, 2)
+    operands += _state_operands(memory, first_gradient_point, rows)
     select = select.repeat_interleave(heads).contiguous()  # (B·H,)
     max_norm = float(max_surprise_norm) if max_surprise_norm is not None else 0.0
     if torch.is_grad_enabled() and any(t.requires_grad for t in operands):
@@ -295,12 +317,7 @@ def native_block(queries: Tensor, keys: Tensor, values: Tensor,
         after, reads, selected, _ = torch.ops.titans_seq.scan_forward(
             *operands[:7], operands[7:7 + depth], operands[7 + depth:], select, max_norm, False)
         outputs = (*after, reads, *selected)
-    memory_after = [m.view(batch, heads, *m.shape[1:])  # (B, H, 2, D_in, D_out)
-                    for m in outputs[:depth]]
-    reads = outputs[depth].view(batch, heads, chunks, chunk_size, -1)  # (B, H, N, C, D_v)
-    selected = [s.view(batch, heads, *s.shape[1:])  # (B, H, D_in, D_out)
-                for s in outputs[depth + 1:]]
-    return memory_after, reads, selected
+    return _unflat(outputs, depth, keys.shape)
 
 
 class _NativeScan(torch.autograd.Function):
@@ -342,16 +359,10 @@ def native_scan(queries: Tensor, keys: Tensor, values: Tensor,
     batch, heads, chunks, chunk_size, _ = keys.shape
     rows = batch * heads
     depth = len(memory)
-
-    def flat(x: Tensor, *shape: int) -> Tensor:
-        return x.reshape(rows, *shape).contiguous()
-    operands = [flat(queries, chunks, chunk_size, -1),  # (B·H, N, C, D_k)
-                flat(keys, chunks, chunk_size, -1),  # (B·H, N, C, D_k)
-                flat(values, chunks, chunk_size, -1)]  # (B·H, N, C, D_v)
-    operands += [flat(gate, chunks, chunk_size) for gate in gates]  # (B·H, N, C)
-    operands += [flat(m, 2, *m.shape[-2:]) for m in memory]  # (B·H, 2, D_in, D_out)
-    if first_gradient_point:
-        operands += [flat(p, *p.shape[-2:]) for p in first_gradient_point]  # (B·H, D_in, D_out)
+    operands = _sequence_operands(queries, keys, values, rows)
+    operands += [gate.reshape(rows, chunks, chunk_size).contiguous()  # (B·H, N, C)
+                 for gate in gates]
+    operands += _state_operands(memory, first_gradient_point, rows)
     valid = valid.reshape(batch, chunks, chunk_size).to(keys.dtype)  # (B, N, C), 1 or 0
     select = select.repeat_interleave(heads).contiguous()  # (B·H,)
     max_norm = float(max_surprise_norm) if max_surprise_norm is not None else 0.0
@@ -362,12 +373,7 @@ def native_scan(queries: Tensor, keys: Tensor, values: Tensor,
             *operands[:6], valid, operands[6:6 + depth], operands[6 + depth:], select, max_norm,
             False)
         outputs = (*after, reads, *selected)
-    memory_after = [m.view(batch, heads, *m.shape[1:])  # (B, H, 2, D_in, D_out)
-                    for m in outputs[:depth]]
-    reads = outputs[depth].view(batch, heads, chunks, chunk_size, -1)  # (B, H, N, C, D_v)
-    selected = [s.view(batch, heads, *s.shape[1:])  # (B, H, D_in, D_out)
-                for s in outputs[depth + 1:]]
-    return memory_after, reads, selected
+    return _unflat(outputs, depth, keys.shape)
 
 
 class _NativeCausalConv(torch.autograd.Function):
@@ -386,8 +392,8 @@ class _NativeCausalConv(torch.autograd.Function):
 def native_causal_conv(extended: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """The depthwise causal convolution of :class:`.CausalDepthwiseConv1d` through the native
     kernel (``csrc/causal_conv.cpp``): ``extended (B, K − 1 + T, channels)`` (the previous
-    inputs, then the call's), ``weight (channels, K)``, ``bias (channels,)`` → ``(B, T, channels)``.
-    """
+    inputs, then the call's), ``weight (channels, K)``, ``bias (channels,)`` →
+    ``(B, T, channels)``."""
     operands = [extended.contiguous(), weight.contiguous(), bias.contiguous()]
     if torch.is_grad_enabled() and any(t.requires_grad for t in operands):
         return _NativeCausalConv.apply(*operands)
