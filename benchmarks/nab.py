@@ -1,7 +1,9 @@
 """The Numenta Anomaly Benchmark (``shared/PROTOCOLS.md`` §4) on the labelled files of
-``shared/data/anomaly/``: the Titans detector next to baselines run here (rolling z-score, a
-windowed Gaussian, the residual of a ridge forecaster) and the published detectors rescored
-from their per-row outputs (Numenta HTM, ARTime, NAB's windowed Gaussian).
+``shared/data/anomaly/``: the two Titans detectors (``TitansAnomalyDetector``, and
+``StreamAnomalyDetector`` with its seasonal and value memories, and its ablations) next to
+baselines run here (rolling z-score, a windowed Gaussian, the residual of a ridge forecaster)
+and the published detectors rescored from their per-row outputs (Numenta HTM, ARTime, NAB's
+windowed Gaussian).
 
 Every detector reads each file once, in row order, and gives one score in [0, 1] per row; the
 first ``min(floor(0.15 N), 750)`` rows are its probationary period (the Titans detector fits on
@@ -72,7 +74,7 @@ def ridge_residual(values: np.ndarray, probation: int, lags: int = 16) -> np.nda
     from sklearn.linear_model import Ridge
 
     from titans_seq.anomaly import SurpriseLikelihood
-    from titans_seq.anomaly.detector import _Events
+    from titans_seq.anomaly.calibration import EventRules
 
     mean, std = values[:probation].mean(), values[:probation].std()
     scale = std if std > 1e-8 * max(abs(mean), 1.0) else max(abs(mean), 1.0)
@@ -83,7 +85,7 @@ def ridge_residual(values: np.ndarray, probation: int, lags: int = 16) -> np.nda
     model = Ridge(alpha=1.0).fit(inputs[lags:probation], targets[lags:probation])
     residual = np.abs(targets - model.predict(inputs))
     scores = SurpriseLikelihood().update(residual)[None]  # (1, N)
-    events = _Events(True, 30, values[:1].copy(), values[:1].copy())
+    events = EventRules(True, 30, values[:1].copy(), values[:1].copy())
     return events.update(values[:, None], scores)
 
 
@@ -95,6 +97,19 @@ def titans(frame, probation: int, seed: int = 0, **params) -> np.ndarray:
     detector = TitansAnomalyDetector(random_state=seed, **params).fit(frame.iloc[:probation])
     return np.concatenate([np.zeros(probation),
                            detector.anomaly_score(frame.iloc[probation:])])
+
+
+def stream_memories(frame, probation: int, **params) -> np.ndarray:
+    """``StreamAnomalyDetector`` fitted on the probationary rows (the table: its seasonal
+    memory reads the time of day), then scoring the rest as one stream. The ablations are its
+    own options: ``freeze=True`` (the memories stop writing after probation),
+    ``predictor="ridge", freeze=True`` (the seasonal memory replaced by a ridge regression on
+    the same keys fitted on the probationary rows, the value memories frozen: everything
+    fitted once, nothing learnt while scoring) and ``rules=False``."""
+    from titans_seq import StreamAnomalyDetector
+
+    detector = StreamAnomalyDetector(**params).fit(frame.iloc[:probation])
+    return np.concatenate([np.zeros(probation), detector.anomaly_score(frame.iloc[probation:])])
 
 
 def values_of(frame) -> np.ndarray:
@@ -127,6 +142,13 @@ def main(argv: list[str] | None = None) -> dict:
         "Titans, calibrated surprise only (novelty=False, refractory=0)":
             lambda f, p: titans(f, p, args.seed, novelty=False, refractory=0,
                                 **json.loads(args.titans)),
+        "StreamAnomalyDetector (seasonal + value memories)": stream_memories,
+        "StreamAnomalyDetector, memories frozen after probation (freeze=True)":
+            lambda f, p: stream_memories(f, p, freeze=True),
+        "StreamAnomalyDetector, seasonal memory -> ridge on probation, value memories frozen":
+            lambda f, p: stream_memories(f, p, predictor="ridge", freeze=True),
+        "StreamAnomalyDetector, calibrated surprise only (rules=False)":
+            lambda f, p: stream_memories(f, p, rules=False),
         "ridge residual + the same calibration and rules": lambda f, p: ridge_residual(
             values_of(f), p),
         "rolling z-score (100)": lambda f, p: rolling_zscore(values_of(f)),
@@ -147,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
         scored = [ScoredFile(key, scores[key], corpus[key][1]) for key in corpus]
         rows[f"{detector} (published thresholds)"] = {
             profile: corpus_score(scored, profile, thresholds[profile]) for profile in PROFILES}
-    print(f"\n| detector | standard | reward low FP | reward low FN |\n|---|---|---|---|")
+    print("\n| detector | standard | reward low FP | reward low FN |\n|---|---|---|---|")
     for name, row in rows.items():
         print(f"| {name} | " + " | ".join(f"{row[p]:.1f}" for p in PROFILES) + " |")
     if args.out:

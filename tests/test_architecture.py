@@ -21,7 +21,7 @@ FLOORS = {
     "titans_seq.metrics": 3,
     "titans_seq.base": 4, "titans_seq.baselines": 4, "titans_seq.model_selection": 4,
     "titans_seq.forecasting.estimator": 4, "titans_seq.classification.estimator": 4,
-    "titans_seq.anomaly.detector": 4,
+    "titans_seq.anomaly.detector": 4, "titans_seq.anomaly.stream_detector": 4,
     "titans_seq.plotting": 5, "titans_seq.demo": 5, "titans_seq.cli": 5, "titans_seq": 5,
     "titans_seq.writers": 5,
 }

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "TitansAnomalyDetector": ".anomaly",
+    "TitansAnomalyDetector": ".anomaly", "StreamAnomalyDetector": ".anomaly",
     "PersistentMemory": ".attention", "SlidingWindowAttention": ".attention",
     "EncoderConfig": ".blocks", "EncoderState": ".blocks", "TitansEncoder": ".blocks",
     "ClassificationModule": ".classification", "PretrainingModule": ".classification",

@@ -55,3 +55,42 @@ class SurpriseLikelihood:
             scores[enough] = decades / (decades + 5.0)
         self.history = every[-(long + short):]
         return scores
+
+
+NOVELTY_SCORE = 0.95  # the least score of a value beyond the channel's range so far
+
+
+@dataclass
+class EventRules:
+    """The rules on top of the calibrated scores, streaming. ``novelty``: a value beyond its
+    channel's running maximum (``high``) or minimum (``low``, the first stretch included) by
+    more than ``tolerance`` times their range scores at least 0.95. ``refractory``: a row
+    score not above the largest of the previous ``refractory`` row scores before this rule
+    (``recent``) is reported as 0 (0: off)."""
+
+    novelty: bool
+    refractory: int
+    low: np.ndarray
+    high: np.ndarray
+    tolerance: float = 0.0
+    recent: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def update(self, values: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """``values (N, C)``, per-channel ``scores (C, N)`` → one score per row ``(N,)``."""
+        if self.novelty:
+            high = np.maximum.accumulate(np.vstack([self.high, values]), 0)[:-1]  # before
+            low = np.minimum.accumulate(np.vstack([self.low, values]), 0)[:-1]
+            span = high - low
+            new = (values > high + self.tolerance * span) | (values < low - self.tolerance * span)
+            scores = np.maximum(scores, np.where(new.T, NOVELTY_SCORE, 0.0))
+            self.high = np.maximum(self.high, values.max(0))
+            self.low = np.minimum(self.low, values.min(0))
+        row_scores = scores.max(0)
+        if not self.refractory:
+            return row_scores
+        every = np.concatenate([self.recent, row_scores])
+        padded = np.concatenate([np.zeros(self.refractory - len(self.recent)), every])
+        windows = sliding_window_view(padded, self.refractory)
+        previous = windows[:-1].max(1)[-len(row_scores):]
+        self.recent = every[-self.refractory:]
+        return np.where(row_scores > previous, row_scores, 0.0)

@@ -4,19 +4,17 @@ it scores (scikit-learn API, IsolationForest's conventions)."""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.utils.validation import check_is_fitted
 
 from datamodules.checks import boolean, fraction, integer, real
 from datamodules.timeseries import Stream, moments, read_stream, varies
 
 from ..base import TitansEstimator
-from .calibration import SurpriseLikelihood
+from .calibration import EventRules, SurpriseLikelihood
 from .module import FirstStretch, SurpriseModule
 
 
@@ -123,8 +121,8 @@ class TitansAnomalyDetector(TitansEstimator):
         fitted["calibrations_"] = [SurpriseLikelihood(params["short_window"],
                                                       params["long_window"])
                                    for _ in range(values.shape[0])]
-        fitted["events_"] = _Events(params["novelty"], params["refractory"],
-                                    stream.values[0].copy(), stream.values[0].copy())
+        fitted["events_"] = EventRules(params["novelty"], params["refractory"],
+                                       stream.values[0].copy(), stream.values[0].copy())
         first = _read(fitted, stream)  # the memory reads the first stretch
         fitted["offset_"] = (-float(np.quantile(first, 1 - params["contamination"]))
                              if params["contamination"] is not None else -params["threshold"])
@@ -217,34 +215,5 @@ def _read(fitted: dict, stream: Stream) -> np.ndarray:
     return fitted["events_"].update(stream.values, scores)
 
 
-NOVELTY_SCORE = 0.95
-
-
-@dataclass
-class _Events:
-    """The rules on top of the calibrated surprise, streaming: new extremes (``low``, ``high``
-    per channel so far) and the refractory period (``recent``: the last scores before it)."""
-
-    novelty: bool
-    refractory: int
-    low: np.ndarray
-    high: np.ndarray
-    recent: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-    def update(self, values: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """``values (N, C)``, per-channel ``scores (C, N)`` → one score per row ``(N,)``."""
-        if self.novelty:
-            above = np.maximum.accumulate(np.vstack([self.high, values]), 0)[:-1]  # before
-            below = np.minimum.accumulate(np.vstack([self.low, values]), 0)[:-1]
-            new = (values > above) | (values < below)  # (N, C)
-            scores = np.maximum(scores, np.where(new.T, NOVELTY_SCORE, 0.0))
-            self.high = np.maximum(self.high, values.max(0))
-            self.low = np.minimum(self.low, values.min(0))
-        row_scores = scores.max(0)
-        if not self.refractory:
-            return row_scores
-        every = np.concatenate([self.recent, row_scores])
-        padded = np.concatenate([np.zeros(self.refractory - len(self.recent)), every])
-        previous = sliding_window_view(padded, self.refractory)[:-1].max(1)[-len(row_scores):]
-        self.recent = every[-self.refractory:]
-        return np.where(row_scores > previous, row_scores, 0.0)
+# The rules' class under the name files saved by earlier versions give it.
+_Events = EventRules
