@@ -9,8 +9,11 @@ Every detector reads each file once, in row order, and gives one score in [0, 1]
 first ``min(floor(0.15 N), 750)`` rows are its probationary period (the Titans detector fits on
 them; they are not scored). One threshold per detector and profile is tuned over all the scored
 files, as NAB does; the published detectors are also scored at their published thresholds.
+Last, the streaming cost of ``StreamAnomalyDetector`` over 1,000,000 synthetic rows (rows/s,
+peak RSS and the state's size after 100,000 rows and at the end).
 
     python benchmarks/nab.py [--data ../shared/data/anomaly] [--files 6] [--out results.json]
+                             [--stream-rows 1000000]
 """
 
 from __future__ import annotations
@@ -112,6 +115,36 @@ def stream_memories(frame, probation: int, **params) -> np.ndarray:
     return np.concatenate([np.zeros(probation), detector.anomaly_score(frame.iloc[probation:])])
 
 
+def stream_cost(rows: int, piece: int = 10_000) -> dict[str, float]:
+    """``StreamAnomalyDetector`` on one long synthetic 5-minute stream (a daily wave, noise),
+    ``rows`` rows scored in pieces of ``piece``: rows/s, peak RSS and the pickled state's size
+    after 100,000 rows (its windows are full by then) and at the end (flat when the state is
+    bounded)."""
+    import pickle
+    import resource
+
+    import pandas as pd
+
+    from titans_seq import StreamAnomalyDetector
+
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2024-01-01", periods=rows + 750, freq="5min")
+    phase = 2 * np.pi * np.arange(rows + 750) / 288
+    frame = pd.DataFrame({"timestamp": times,
+                          "value": 10 + np.sin(phase) + 0.1 * rng.normal(size=rows + 750)})
+    detector = StreamAnomalyDetector().fit(frame.iloc[:750])
+    figures, start = {}, time.perf_counter()
+    for low in range(750, rows + 750, piece):
+        detector.anomaly_score(frame.iloc[low:low + piece])
+        if low - 750 + piece == 100_000:
+            figures["rss_mib_100k"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            figures["state_bytes_100k"] = len(pickle.dumps(detector.state_))
+    figures["rows_per_s"] = rows / (time.perf_counter() - start)
+    figures["rss_mib_end"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures["state_bytes_end"] = len(pickle.dumps(detector.state_))
+    return figures
+
+
 def values_of(frame) -> np.ndarray:
     return frame["value"].to_numpy(np.float64)
 
@@ -129,6 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the figures as JSON")
     parser.add_argument("--titans", default="{}", help="TitansAnomalyDetector params (JSON)")
+    parser.add_argument("--stream-rows", type=int, default=1_000_000,
+                        help="rows of the streaming-cost run (0: skip it)")
     args = parser.parse_args(argv)
     corpus = load_corpus(args.data)
     keys = sorted(corpus)[:args.files] if args.files else sorted(corpus)
@@ -172,8 +207,16 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n| detector | standard | reward low FP | reward low FN |\n|---|---|---|---|")
     for name, row in rows.items():
         print(f"| {name} | " + " | ".join(f"{row[p]:.1f}" for p in PROFILES) + " |")
+    stream = stream_cost(args.stream_rows) if args.stream_rows else {}
+    if stream:
+        print(f"\nStreamAnomalyDetector, {args.stream_rows:,} rows in pieces of 10,000: "
+              f"{stream['rows_per_s']:,.0f} rows/s; peak RSS {stream['rss_mib_100k']:.0f} MiB "
+              f"after 100,000 rows, {stream['rss_mib_end']:.0f} MiB at the end; state "
+              f"{stream['state_bytes_100k'] / 2**20:.2f} MiB, then "
+              f"{stream['state_bytes_end'] / 2**20:.2f} MiB")
     if args.out:
-        Path(args.out).write_text(json.dumps({"rows": rows, "seconds": seconds}, indent=2))
+        Path(args.out).write_text(json.dumps({"rows": rows, "seconds": seconds,
+                                              "stream": stream}, indent=2))
     return rows
 
 
