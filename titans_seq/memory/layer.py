@@ -207,7 +207,7 @@ class NeuralMemory(nn.Module):
 
         projected = self.qkv(x)  # (B, T, 3 · H · D)
         conv_tail = None
-        kernel = getattr(self, "kernel", "auto")  # layers pickled before the option: auto
+        kernel = self._kernel
         if self.conv is not None:
             projected, conv_tail = self.conv(projected, state.conv_tail, mask,
                                              native=uses_native(kernel, projected))
@@ -257,7 +257,12 @@ class NeuralMemory(nn.Module):
         weights = state.memory.weights  # each (B, H, D_in, D_out)
         with torch.autocast(x.device.type, enabled=False):
             read = memory_mlp(q.to(weights[0].dtype), weights)  # (B, H, N, D)
-        return self._output(read, x)
+        return self._output(read, x, self._kernel)
+
+    @property
+    def _kernel(self) -> str:
+        """The kernel option (layers pickled before it existed: ``"auto"``)."""
+        return getattr(self, "kernel", "auto")
 
     def _activate(self, projected: Tensor, kernel: str) -> tuple[Tensor, Tensor, Tensor]:
         """``projected (B, T, 3, H, D)`` → q, k, v (B, H, T, D): SiLU, q and k ℓ2-normalised."""
@@ -274,9 +279,8 @@ class NeuralMemory(nn.Module):
         ``rms_norm(x) / sqrt(D) = x / sqrt(‖x‖² + D·ε)``."""
         return F.rms_norm(x, (self.head_dim,), eps=_L2_EPS) * self.head_dim ** -0.5
 
-    def _output(self, read: Tensor, x: Tensor, kernel: str | None = None) -> Tensor:
+    def _output(self, read: Tensor, x: Tensor, kernel: str) -> Tensor:
         """Per-head RMSNorm, then the output gate and projection (§4.4 "Gating")."""
-        kernel = kernel if kernel is not None else getattr(self, "kernel", "auto")
         gate = self.output_gate(x)
         if read.dtype == gate.dtype and _fused(kernel, read):
             return self.output(native_gated_output(read, self.output_norm_weight.to(read.dtype),
